@@ -1,0 +1,37 @@
+# The README's two commands: `make run` and `make test`. Both set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test setup model lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+model/eclo/metadata.json: | $(STAMP)
+	$(PY) -m backend.ml.train eclo --out model/eclo
+
+model: model/eclo/metadata.json
+
+run: setup model
+	$(PY) -m backend.launcher
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: setup model
+	$(PY) bench/bench_predict.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

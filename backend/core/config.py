@@ -1,0 +1,59 @@
+"""All settings of the service in one class; every field has a laptop-safe default, env vars override."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", protected_namespaces=("settings_",)
+    )
+
+    environment: str = "local"
+
+    # Storage and models
+    model_dir: Path = PROJECT_ROOT / "model"
+    data_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'traffic.db'}"
+
+    # Redis: broker, result backend and cache unless overridden
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_broker_url: str | None = None
+    celery_result_backend: str | None = None
+    cache_url: str | None = None
+
+    # Batches
+    batch_max_rows: int = Field(default=100, ge=1)
+    max_pending_batches: int = Field(default=100, ge=1)
+    batch_result_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+
+    # HTTP
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    cors_origins: list[str] = ["http://localhost:8501", "http://127.0.0.1:8501"]
+
+    # Dashboard
+    api_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def result_backend_url(self) -> str:
+        return self.celery_result_backend or self.redis_url
+
+    @property
+    def cache_redis_url(self) -> str:
+        return self.cache_url or self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

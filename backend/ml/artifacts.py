@@ -1,0 +1,34 @@
+"""Model artifacts on disk: LightGBM's own text model file plus `metadata.json` (never pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.txt"
+METADATA_FILE = "metadata.json"
+
+
+def file_version(path: Path) -> str:
+    """The version of a model is the hash of its file: the same bytes, the same version."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    return json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+
+
+def model_dirs(root: Path) -> list[Path]:
+    """Every folder under `root` that holds a model (a metadata file beside a model file)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / METADATA_FILE).is_file() and (p / MODEL_FILE).is_file())

@@ -1,0 +1,143 @@
+"""Reading the Dacon Daegu `train.csv` layout into parsed rows and ECLO targets."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.ml.errors import DataFileError, InvalidRow
+from backend.ml.features import ParsedRow, parse_row
+
+FEATURE_COLUMNS = ("사고일시", "요일", "기상상태", "시군구", "도로형태", "노면상태", "사고유형")
+# API field <- Dacon column, for the text fields (the date fields come from 사고일시).
+FIELD_COLUMNS = {
+    "weather": "기상상태",
+    "road_surface": "노면상태",
+    "road_type": "도로형태",
+    "accident_type": "사고유형",
+    "district": "시군구",
+    "day_of_week": "요일",
+}
+INJURY_COLUMNS = ("사망자수", "중상자수", "경상자수", "부상자수")
+ECLO_WEIGHTS = (10, 5, 3, 1)
+TEXT_ENCODINGS = ("utf-8-sig", "cp949")  # utf-8-sig also reads plain UTF-8
+
+
+def eclo_from_injuries(
+    deaths: np.ndarray, serious: np.ndarray, minor: np.ndarray, reported: np.ndarray
+) -> np.ndarray:
+    return 10 * deaths + 5 * serious + 3 * minor + 1 * reported
+
+
+@dataclass
+class ParseReport:
+    """Rows of a training file that could not be used: how many, why, and where (file line numbers)."""
+
+    total_rows: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    first_lines: list[int] = field(default_factory=list)
+    max_examples: int = 10
+
+    def add(self, line: int, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] += 1
+        if len(self.first_lines) < self.max_examples:
+            self.first_lines.append(line)
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return f"all {self.total_rows} rows parsed"
+        reasons = "; ".join(f"{reason}: {count}" for reason, count in self.reasons.most_common())
+        lines = ", ".join(map(str, self.first_lines))
+        return f"{self.skipped} of {self.total_rows} rows skipped ({reasons}); first at file lines {lines}"
+
+    def to_dict(self) -> dict:
+        return {
+            "total_rows": self.total_rows,
+            "skipped": self.skipped,
+            "reasons": dict(self.reasons),
+            "first_lines": self.first_lines,
+        }
+
+
+def read_text_csv(path: Path | str) -> pd.DataFrame:
+    """Read a CSV written as UTF-8 (with or without BOM) or CP949 (Korean Windows)."""
+    raw = Path(path).read_bytes()
+    for encoding in TEXT_ENCODINGS:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    raise DataFileError(f"{path}: not UTF-8 or CP949 text")
+
+
+def check_columns(columns: list[str]) -> None:
+    present = {c.strip() for c in columns}
+    missing = [c for c in FEATURE_COLUMNS if c not in present]
+    if "ECLO" not in present and not all(c in present for c in INJURY_COLUMNS):
+        missing.append("ECLO")
+        missing.extend(c for c in INJURY_COLUMNS if c not in present)
+    if missing:
+        raise DataFileError(
+            f"the file lacks {len(missing)} required column(s): {', '.join(missing)} "
+            f"(needs {', '.join(FEATURE_COLUMNS)} and ECLO or {', '.join(INJURY_COLUMNS)})",
+            missing_columns=missing,
+        )
+
+
+def _targets(frame: pd.DataFrame) -> pd.Series:
+    if "ECLO" in frame.columns:
+        return pd.to_numeric(frame["ECLO"].str.strip(), errors="coerce")
+    counts = [pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in INJURY_COLUMNS]
+    return eclo_from_injuries(*counts)
+
+
+def api_rows(frame: pd.DataFrame) -> list[dict[str, Any] | None]:
+    """Dacon rows as API rows (field names of the prediction API); None where 사고일시 does not parse."""
+    when = pd.to_datetime(frame["사고일시"].astype(str).str.strip(), format="%Y-%m-%d %H", errors="coerce")
+    columns = {field: frame[column].tolist() for field, column in FIELD_COLUMNS.items()}
+    rows: list[dict[str, Any] | None] = []
+    for i, ts in enumerate(when.tolist()):
+        if pd.isna(ts):
+            rows.append(None)
+            continue
+        row: dict[str, Any] = {field: values[i] for field, values in columns.items()}
+        row.update(accident_year=ts.year, accident_month=ts.month, accident_day=ts.day, accident_hour=ts.hour)
+        rows.append(row)
+    return rows
+
+
+def parse_dacon_frame(frame: pd.DataFrame) -> tuple[list[ParsedRow], np.ndarray, ParseReport]:
+    """Dacon columns -> parsed rows (the shared feature parser) and ECLO; bad rows are reported."""
+    frame = frame.rename(columns=lambda c: c.strip())
+    check_columns(list(frame.columns))
+    report = ParseReport(total_rows=len(frame))
+    rows: list[ParsedRow] = []
+    targets: list[float] = []
+    for i, (raw, target) in enumerate(zip(api_rows(frame), _targets(frame).tolist(), strict=True)):
+        line = i + 2  # header is line 1
+        if raw is None:
+            report.add(line, "사고일시 is not 'YYYY-MM-DD HH'")
+            continue
+        if pd.isna(target) or target < 0:
+            report.add(line, "ECLO is missing or negative")
+            continue
+        try:
+            rows.append(parse_row(raw))
+        except InvalidRow as exc:
+            report.add(line, "; ".join(f"{e.field}: {e.message}" for e in exc.errors))
+            continue
+        targets.append(float(target))
+    return rows, np.asarray(targets, dtype=np.float64), report
+
+
+def load_dacon_csv(path: Path | str) -> tuple[list[ParsedRow], np.ndarray, ParseReport]:
+    return parse_dacon_frame(read_text_csv(path))

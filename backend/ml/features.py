@@ -1,0 +1,419 @@
+"""The one ECLO feature encoding, shared by training, the API and the workers.
+
+A raw row (API field names) is first *parsed* (types, ranges, the coarse/fine split of district and road
+type, the time band) and then *vectorized* against a model's learned vocabularies into one float64 row of
+the model's feature matrix. Training, single predictions and batches all go through these two functions.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import holidays
+import numpy as np
+
+from backend.ml.errors import FieldError, InvalidRow
+
+API_FIELDS: tuple[str, ...] = (
+    "weather",
+    "road_surface",
+    "road_type",
+    "accident_type",
+    "time_period",
+    "district",
+    "day_of_week",
+    "accident_hour",
+    "accident_year",
+    "accident_month",
+    "accident_day",
+)
+REQUIRED_FIELDS = tuple(f for f in API_FIELDS if f != "time_period")
+
+# Dacon train.csv column each API field comes from.
+API_FIELD_TO_COLUMN: dict[str, str] = {
+    "weather": "기상상태",
+    "road_surface": "노면상태",
+    "road_type": "도로형태",
+    "accident_type": "사고유형",
+    "time_period": "시간대",
+    "district": "시군구",
+    "day_of_week": "요일",
+    "accident_hour": "사고일시 (hour)",
+    "accident_year": "사고일시 (year)",
+    "accident_month": "사고일시 (month)",
+    "accident_day": "사고일시 (day)",
+}
+
+MORNING_RUSH, EVENING_RUSH, LATE_NIGHT, REGULAR = "출근시간대", "퇴근시간대", "심야", "일반시간대"
+TIME_PERIOD_HOURS: dict[str, frozenset[int]] = {
+    MORNING_RUSH: frozenset({7, 8, 9}),
+    EVENING_RUSH: frozenset({17, 18, 19}),
+    LATE_NIGHT: frozenset({22, 23, 0, 1, 2, 3, 4, 5}),
+}
+TIME_PERIODS = (LATE_NIGHT, REGULAR, MORNING_RUSH, EVENING_RUSH)
+# Older free-form labels: accepted, and replaced by the band of the hour.
+LEGACY_TIME_LABELS = frozenset({"낮", "밤", "새벽", "아침", "저녁"})
+
+YEAR_RANGE = (1970, 2100)
+CITY_SUFFIXES = ("광역시", "특별시", "특별자치시")
+
+# Categorical model features and the parsed attribute each one reads.
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "weather",
+    "road_surface",
+    "road_major",
+    "road_minor",
+    "accident_type",
+    "time_period",
+    "gu",
+    "dong",
+    "day_of_week",
+)
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "year",
+    "month",
+    "day",
+    "hour",
+    "hour_sin",
+    "hour_cos",
+    "month_sin",
+    "month_cos",
+    "is_day_off",
+    "gu_target_mean",
+    "dong_target_mean",
+)
+FEATURES: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+# Per-area target statistics: the feature holding it and the categorical feature it is computed over.
+TARGET_STAT_FEATURES: dict[str, str] = {"gu_target_mean": "gu", "dong_target_mean": "dong"}
+
+# The API field each model feature is derived from, for explanations in the caller's terms.
+FEATURE_SOURCE: dict[str, str] = {
+    "weather": "weather",
+    "road_surface": "road_surface",
+    "road_major": "road_type",
+    "road_minor": "road_type",
+    "accident_type": "accident_type",
+    "time_period": "time_period",
+    "gu": "district",
+    "dong": "district",
+    "gu_target_mean": "district",
+    "dong_target_mean": "district",
+    "day_of_week": "day_of_week",
+    "year": "accident_year",
+    "month": "accident_month",
+    "month_sin": "accident_month",
+    "month_cos": "accident_month",
+    "day": "accident_day",
+    "is_day_off": "accident_day",
+    "hour": "accident_hour",
+    "hour_sin": "accident_hour",
+    "hour_cos": "accident_hour",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRow:
+    weather: str
+    road_surface: str
+    road_major: str
+    road_minor: str | None  # "<major> - <minor>", kept whole so the pair is validated
+    accident_type: str
+    time_period: str
+    gu: str
+    dong: str | None  # "<구/군> <동>" so that equal 동 names in two 구 stay apart
+    day_of_week: str
+    road_type: str  # as given, for messages
+    district: str  # as given, for messages
+    year: int
+    month: int
+    day: int
+    hour: int
+
+
+def time_period_for_hour(hour: int) -> str:
+    for period, hours in TIME_PERIOD_HOURS.items():
+        if hour in hours:
+            return period
+    return REGULAR
+
+
+def split_district(value: str) -> tuple[str, str | None]:
+    """'대구광역시 중구 동성로1가' -> ('중구', '중구 동성로1가'); '중구' -> ('중구', None)."""
+    parts = value.split()
+    if len(parts) > 1 and parts[0].endswith(CITY_SUFFIXES):
+        parts = parts[1:]
+    gu = parts[0]
+    dong = " ".join(parts[1:])
+    return gu, (f"{gu} {dong}" if dong else None)
+
+
+def split_road_type(value: str) -> tuple[str, str | None]:
+    """'교차로 - 교차로안' -> ('교차로', '교차로 - 교차로안'); '교차로' -> ('교차로', None)."""
+    major, _, minor = value.partition("-")
+    major, minor = major.strip(), minor.strip()
+    return major, (f"{major} - {minor}" if minor else None)
+
+
+@lru_cache(maxsize=256)
+def _holidays_of_year(year: int) -> frozenset[tuple[int, int]]:
+    return frozenset((d.month, d.day) for d in holidays.country_holidays("KR", years=year))
+
+
+def is_day_off(year: int, month: int, day: int, day_of_week: str) -> bool:
+    return day_of_week in ("토요일", "일요일") or (month, day) in _holidays_of_year(year)
+
+
+def _text(row: Mapping[str, Any], name: str, errors: list[FieldError], required: bool = True) -> str | None:
+    value = row.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors.append(FieldError(name, "field required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name, f"must be a text value, got {type(value).__name__}"))
+        return None
+    return value.strip()
+
+
+def _integer(row: Mapping[str, Any], name: str, low: int, high: int, errors: list[FieldError]) -> int | None:
+    value = row.get(name)
+    if value is None or value == "":
+        errors.append(FieldError(name, "field required"))
+        return None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    else:
+        number = None
+    if number is None:
+        errors.append(FieldError(name, f"must be an integer, got {value!r}"))
+        return None
+    if not low <= number <= high:
+        errors.append(FieldError(name, f"must be between {low} and {high}, got {number}"))
+        return None
+    return number
+
+
+def parse_row(row: Mapping[str, Any]) -> ParsedRow:
+    """Types, ranges and derived parts of one raw row; raises InvalidRow naming every bad field."""
+    if not isinstance(row, Mapping):
+        raise InvalidRow([FieldError("row", f"must be an object with fields {', '.join(API_FIELDS)}")])
+    errors: list[FieldError] = []
+    weather = _text(row, "weather", errors)
+    road_surface = _text(row, "road_surface", errors)
+    road_type = _text(row, "road_type", errors)
+    accident_type = _text(row, "accident_type", errors)
+    district = _text(row, "district", errors)
+    day_of_week = _text(row, "day_of_week", errors)
+    label = _text(row, "time_period", errors, required=False)
+    hour = _integer(row, "accident_hour", 0, 23, errors)
+    year = _integer(row, "accident_year", *YEAR_RANGE, errors)
+    month = _integer(row, "accident_month", 1, 12, errors)
+    day = _integer(row, "accident_day", 1, 31, errors)
+    if year is not None and month is not None and day is not None:
+        last = calendar.monthrange(year, month)[1]
+        if day > last:
+            errors.append(FieldError("accident_day", f"{year}-{month:02d} has {last} days, got {day}"))
+    if errors:
+        raise InvalidRow(errors)
+    assert hour is not None and year is not None and month is not None and day is not None
+    road_major, road_minor = split_road_type(road_type)  # type: ignore[arg-type]
+    gu, dong = split_district(district)  # type: ignore[arg-type]
+    period = time_period_for_hour(hour) if label is None or label in LEGACY_TIME_LABELS else label
+    return ParsedRow(
+        weather=weather,  # type: ignore[arg-type]
+        road_surface=road_surface,  # type: ignore[arg-type]
+        road_major=road_major,
+        road_minor=road_minor,
+        accident_type=accident_type,  # type: ignore[arg-type]
+        time_period=period,
+        gu=gu,
+        dong=dong,
+        day_of_week=day_of_week,  # type: ignore[arg-type]
+        road_type=road_type,  # type: ignore[arg-type]
+        district=district,  # type: ignore[arg-type]
+        year=year,
+        month=month,
+        day=day,
+        hour=hour,
+    )
+
+
+def learn_vocabularies(rows: Iterable[ParsedRow]) -> dict[str, list[str]]:
+    """The sorted set of values each categorical feature takes in the training rows."""
+    seen: dict[str, set[str]] = {name: set() for name in CATEGORICAL_FEATURES}
+    for row in rows:
+        for name in CATEGORICAL_FEATURES:
+            value = getattr(row, name)
+            if value is not None:
+                seen[name].add(value)
+    return {name: sorted(values) for name, values in seen.items()}
+
+
+@dataclass(frozen=True)
+class TargetStat:
+    """Smoothed mean of the training target per category value, with the prior for unseen/missing."""
+
+    prior: float
+    by_value: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"prior": self.prior, "by_value": self.by_value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetStat:
+        return cls(prior=float(data["prior"]), by_value={k: float(v) for k, v in data["by_value"].items()})
+
+
+def fit_target_stats(
+    X: np.ndarray, y: np.ndarray, vocabularies: Mapping[str, Sequence[str]], smoothing: float = 30.0
+) -> dict[str, TargetStat]:
+    """Target statistics per area from encoded rows X (codes) and targets y (log1p ECLO)."""
+    prior = float(y.mean())
+    stats: dict[str, TargetStat] = {}
+    for feature, categorical in TARGET_STAT_FEATURES.items():
+        codes = X[:, FEATURE_INDEX[categorical]]
+        known = ~np.isnan(codes)
+        idx = codes[known].astype(np.int64)
+        n = len(vocabularies[categorical])
+        sums = np.bincount(idx, weights=y[known], minlength=n)
+        counts = np.bincount(idx, minlength=n)
+        means = (sums + prior * smoothing) / (counts + smoothing)
+        values = vocabularies[categorical]
+        stats[feature] = TargetStat(prior, {values[i]: float(means[i]) for i in range(n) if counts[i] > 0})
+    return stats
+
+
+def apply_target_stats(
+    X: np.ndarray, stats: Mapping[str, TargetStat], vocabularies: Mapping[str, Sequence[str]]
+) -> None:
+    """Fill the target-statistic columns of X in place from its category codes."""
+    for feature, categorical in TARGET_STAT_FEATURES.items():
+        table = _stat_table(stats[feature], vocabularies[categorical])
+        codes = X[:, FEATURE_INDEX[categorical]]
+        filled = np.where(np.isnan(codes), 0, codes).astype(np.int64)
+        X[:, FEATURE_INDEX[feature]] = np.where(np.isnan(codes), stats[feature].prior, table[filled])
+
+
+def _stat_table(stat: TargetStat, values: Sequence[str]) -> np.ndarray:
+    table = np.full(max(len(values), 1), stat.prior, dtype=np.float64)
+    for i, value in enumerate(values):
+        table[i] = stat.by_value.get(value, stat.prior)
+    return table
+
+
+class FeatureEncoder:
+    """Vectorizes parsed rows against one model's vocabularies (and per-area target statistics)."""
+
+    def __init__(
+        self, vocabularies: Mapping[str, Sequence[str]], target_stats: Mapping[str, TargetStat] | None = None
+    ) -> None:
+        self.vocabularies = {name: list(vocabularies[name]) for name in CATEGORICAL_FEATURES}
+        self._codes = {
+            name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocabularies.items()
+        }
+        self.target_stats = dict(target_stats or {})
+        self._stat_tables = {
+            feature: (_stat_table(stat, self.vocabularies[TARGET_STAT_FEATURES[feature]]), stat.prior)
+            for feature, stat in self.target_stats.items()
+        }
+        self._allowed = {
+            "weather": self.vocabularies["weather"],
+            "road_surface": self.vocabularies["road_surface"],
+            "road_type": self.vocabularies["road_major"] + self.vocabularies["road_minor"],
+            "accident_type": self.vocabularies["accident_type"],
+            "time_period": self.vocabularies["time_period"] + sorted(LEGACY_TIME_LABELS),
+            "district": self.vocabularies["gu"] + self.vocabularies["dong"],
+            "day_of_week": self.vocabularies["day_of_week"],
+        }
+
+    def allowed_values(self) -> dict[str, list[str]]:
+        """The values each categorical API field accepts under this model (a city prefix is optional)."""
+        return self._allowed
+
+    def _code(
+        self, feature: str, value: str | None, field: str, errors: list[FieldError], given: str | None = None
+    ) -> float:
+        if value is None:
+            return math.nan
+        code = self._codes[feature].get(value)
+        if code is None:
+            allowed = self._allowed[field]
+            shown = value if given is None else given
+            errors.append(
+                FieldError(field, f"unknown value {shown!r}; allowed: {_preview(allowed)}", allowed)
+            )
+            return math.nan
+        return code
+
+    def vectorize(self, row: ParsedRow) -> np.ndarray:
+        """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""
+        errors: list[FieldError] = []
+        out = np.empty(len(FEATURES), dtype=np.float64)
+        out[0] = self._code("weather", row.weather, "weather", errors)
+        out[1] = self._code("road_surface", row.road_surface, "road_surface", errors)
+        out[2] = self._code("road_major", row.road_major, "road_type", errors, row.road_type)
+        out[3] = (
+            self._code("road_minor", row.road_minor, "road_type", errors, row.road_type)
+            if not errors
+            else math.nan
+        )
+        out[4] = self._code("accident_type", row.accident_type, "accident_type", errors)
+        out[5] = self._code("time_period", row.time_period, "time_period", errors)
+        gu_errors = len(errors)
+        out[6] = self._code("gu", row.gu, "district", errors, row.district)
+        out[7] = (
+            self._code("dong", row.dong, "district", errors, row.district)
+            if len(errors) == gu_errors
+            else math.nan
+        )
+        out[8] = self._code("day_of_week", row.day_of_week, "day_of_week", errors)
+        if errors:
+            raise InvalidRow(_one_error_per_field(errors))
+        hour_angle = 2.0 * math.pi * row.hour / 24.0
+        month_angle = 2.0 * math.pi * (row.month - 1) / 12.0
+        out[9] = row.year
+        out[10] = row.month
+        out[11] = row.day
+        out[12] = row.hour
+        out[13] = math.sin(hour_angle)
+        out[14] = math.cos(hour_angle)
+        out[15] = math.sin(month_angle)
+        out[16] = math.cos(month_angle)
+        out[17] = 1.0 if is_day_off(row.year, row.month, row.day, row.day_of_week) else 0.0
+        for feature, categorical in TARGET_STAT_FEATURES.items():
+            index = FEATURE_INDEX[feature]
+            code = out[FEATURE_INDEX[categorical]]
+            if feature in self._stat_tables:
+                table, prior = self._stat_tables[feature]
+                out[index] = prior if math.isnan(code) else table[int(code)]
+            else:
+                out[index] = math.nan
+        return out
+
+    def encode(self, row: Mapping[str, Any]) -> np.ndarray:
+        """Raw API row -> feature row (parse, then vectorize)."""
+        return self.vectorize(parse_row(row))
+
+
+def _one_error_per_field(errors: list[FieldError]) -> list[FieldError]:
+    seen: dict[str, FieldError] = {}
+    for error in errors:
+        seen.setdefault(error.field, error)
+    return list(seen.values())
+
+
+def _preview(values: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(values[:limit])
+    return shown if len(values) <= limit else f"{shown}, ... ({len(values)} values in all)"

@@ -1,0 +1,177 @@
+"""The in-process ECLO predictor: one loaded LightGBM booster with its feature encoder and metadata."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
+from backend.ml.errors import InvalidRow
+from backend.ml.features import FEATURE_SOURCE, FEATURES, FeatureEncoder, TargetStat, parse_row
+
+# Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
+RISK_LEVELS: list[dict[str, Any]] = [
+    {"level": "low", "min": 0.0, "max": 4.0},
+    {"level": "moderate", "min": 4.0, "max": 5.5},
+    {"level": "high", "min": 5.5, "max": 7.5},
+    {"level": "severe", "min": 7.5, "max": None},
+]
+EXPLANATION_SIZE = 5
+
+
+def risk_level(eclo: float) -> str:
+    for band in RISK_LEVELS:
+        if band["max"] is None or eclo < band["max"]:
+            return band["level"]
+    raise AssertionError("unreachable: the last band is open")
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """How much one input field moved this prediction, in log1p(ECLO) units."""
+
+    feature: str
+    contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class EcloPrediction:
+    eclo: float
+    risk_level: str
+    model_version: str
+    explanation: tuple[Contribution, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "eclo": self.eclo,
+            "risk_level": self.risk_level,
+            "model_version": self.model_version,
+        }
+        if self.explanation is not None:
+            out["explanation"] = [
+                {"feature": c.feature, "contribution": c.contribution} for c in self.explanation
+            ]
+        return out
+
+
+@dataclass
+class BatchScores:
+    """A batch scored row by row: a bad row is an error at its index, never a failure of the others."""
+
+    results: dict[int, EcloPrediction] = field(default_factory=dict)
+    errors: dict[int, InvalidRow] = field(default_factory=dict)
+
+
+class EcloModel:
+    def __init__(self, booster: lgb.Booster, metadata: Mapping[str, Any], num_threads: int = 1) -> None:
+        if list(metadata["features"]) != list(FEATURES):
+            raise ValueError("model features differ from this code's feature encoding; retrain the model")
+        self.booster = booster
+        self.metadata = dict(metadata)
+        self.name: str = metadata.get("name", "eclo")
+        self.version: str = metadata["version"]
+        stats = {k: TargetStat.from_dict(v) for k, v in metadata.get("target_stats", {}).items()}
+        self.encoder = FeatureEncoder(metadata["vocabularies"], stats)
+        self._predict_kwargs = {"num_threads": num_threads}
+        groups = sorted(set(FEATURE_SOURCE.values()))
+        self._groups = groups
+        # Sums LightGBM's per-feature contributions into the API field each feature comes from.
+        self._group_matrix = np.zeros((len(FEATURES) + 1, len(groups)))
+        for i, feature in enumerate(FEATURES):
+            self._group_matrix[i, groups.index(FEATURE_SOURCE[feature])] = 1.0
+
+    @classmethod
+    def load(cls, model_dir: Path, num_threads: int = 1) -> EcloModel:
+        metadata = read_metadata(model_dir)
+        model_path = model_dir / metadata.get("model_file", MODEL_FILE)
+        if file_version(model_path) != metadata["version"]:
+            raise ValueError(
+                f"{model_path} does not match the version in its metadata; retrain or restore it"
+            )
+        booster = lgb.Booster(model_file=str(model_path))
+        return cls(booster, metadata, num_threads=num_threads)
+
+    def allowed_values(self) -> dict[str, list[str]]:
+        return self.encoder.allowed_values()
+
+    def encode(self, row: Mapping[str, Any]) -> np.ndarray:
+        return self.encoder.vectorize(parse_row(row))
+
+    def _prediction(self, raw: float, contributions: np.ndarray | None) -> EcloPrediction:
+        eclo = max(0.0, math.expm1(raw))
+        explanation = None
+        if contributions is not None:
+            by_field = contributions @ self._group_matrix
+            top = np.argsort(-np.abs(by_field))[:EXPLANATION_SIZE]
+            explanation = tuple(Contribution(self._groups[i], float(by_field[i])) for i in top)
+        return EcloPrediction(eclo, risk_level(eclo), self.version, explanation)
+
+    def _score(self, X: np.ndarray, explain: bool) -> list[EcloPrediction]:
+        if explain:
+            contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs)
+            return [self._prediction(float(c.sum()), c) for c in contributions]
+        raw = self.booster.predict(X, **self._predict_kwargs)
+        return [self._prediction(float(r), None) for r in raw]
+
+    def predict_one(self, row: Mapping[str, Any], explain: bool = True) -> EcloPrediction:
+        """One row, no DataFrame: encode to a (1, n) float array and call the booster once."""
+        return self._score(self.encode(row)[None, :], explain)[0]
+
+    def predict_many(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> list[EcloPrediction]:
+        """All rows or none: the first invalid row raises InvalidRow with its index."""
+        if not rows:
+            return []
+        encoded = []
+        for index, row in enumerate(rows):
+            try:
+                encoded.append(self.encode(row))
+            except InvalidRow as exc:
+                exc.index = index
+                raise
+        return self._score(np.vstack(encoded), explain)
+
+    def predict_batch(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> BatchScores:
+        """Every valid row scored; every invalid row reported at its index."""
+        scores = BatchScores()
+        valid: list[int] = []
+        encoded: list[np.ndarray] = []
+        for index, row in enumerate(rows):
+            try:
+                encoded.append(self.encode(row))
+                valid.append(index)
+            except InvalidRow as exc:
+                exc.index = index
+                scores.errors[index] = exc
+        if encoded:
+            for index, prediction in zip(valid, self._score(np.vstack(encoded), explain), strict=True):
+                scores.results[index] = prediction
+        return scores
+
+    def info(self) -> dict[str, Any]:
+        """What a client needs to know of this model: identity, metrics and the values it accepts."""
+        keys = (
+            "name",
+            "kind",
+            "version",
+            "trained_at",
+            "rows",
+            "data_source",
+            "lightgbm_version",
+            "num_trees",
+        )
+        return {
+            **{k: self.metadata.get(k) for k in keys},
+            "metrics": {
+                k: self.metadata.get(k)
+                for k in ("cv_rmsle", "baseline_constant_rmsle", "cv_to_baseline_ratio", "cv_folds")
+            },
+            "features": list(FEATURES),
+            "allowed_values": self.allowed_values(),
+            "risk_levels": RISK_LEVELS,
+        }
