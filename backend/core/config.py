@@ -27,10 +27,27 @@ class Settings(BaseSettings):
     celery_result_backend: str | None = None
     cache_url: str | None = None
 
-    # Batches
+    redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
+    key_prefix: str = "traffic:"
+
+    # Batches and workers
     batch_max_rows: int = Field(default=100, ge=1)
     max_pending_batches: int = Field(default=100, ge=1)
-    batch_result_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    batch_result_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    batch_chunk_rows: int = Field(default=10, ge=1)
+    # Pause between chunks of a batch: caps a worker's CPU share (and slows batches down for fault drills).
+    batch_throttle_seconds: float = Field(default=0.0, ge=0)
+    batch_max_deliveries: int = Field(default=3, ge=1)
+    batch_soft_time_limit_seconds: int = Field(default=60, ge=1)
+    batch_time_limit_seconds: int = Field(default=90, ge=1)
+    # A message taken by a worker that dies unacknowledged returns to the queue after this long; must exceed
+    # the longest batch (the time limit above).
+    celery_visibility_timeout_seconds: int = Field(default=300, ge=1)
+    celery_unacked_restore_interval_seconds: int = Field(default=10, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
+
+    # Single-prediction cache (best-effort)
+    cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3600, ge=1)
 
     # HTTP

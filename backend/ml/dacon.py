@@ -29,9 +29,7 @@ ECLO_WEIGHTS = (10, 5, 3, 1)
 TEXT_ENCODINGS = ("utf-8-sig", "cp949")  # utf-8-sig also reads plain UTF-8
 
 
-def eclo_from_injuries(
-    deaths: np.ndarray, serious: np.ndarray, minor: np.ndarray, reported: np.ndarray
-) -> np.ndarray:
+def eclo_from_injuries(deaths: np.ndarray, serious: np.ndarray, minor: np.ndarray, reported: np.ndarray) -> np.ndarray:
     return 10 * deaths + 5 * serious + 3 * minor + 1 * reported
 
 

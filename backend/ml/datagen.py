@@ -118,9 +118,7 @@ DRIVER_INJURY = (["상해없음", "경상", "중상", "부상신고", "기타불
 INJURY_NAMES = np.array(["부상신고", "경상", "중상", "사망"])
 
 
-def _choice(
-    rng: np.random.Generator, shares: dict[str, float] | tuple[list[str], list[float]], n: int
-) -> np.ndarray:
+def _choice(rng: np.random.Generator, shares: dict[str, float] | tuple[list[str], list[float]], n: int) -> np.ndarray:
     values, weights = (list(shares), list(shares.values())) if isinstance(shares, dict) else shares
     p = np.asarray(weights, dtype=np.float64)
     return rng.choice(np.asarray(values, dtype=object), size=n, p=p / p.sum())

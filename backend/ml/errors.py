@@ -20,6 +20,9 @@ class InvalidRow(ValueError):
     errors: list[FieldError]
     index: int | None = None
 
+    def summary(self) -> str:
+        return f"invalid input in {len(self.errors)} field(s): {', '.join(e.field for e in self.errors)}"
+
     def __str__(self) -> str:
         where = f"row {self.index}: " if self.index is not None else ""
         return where + "; ".join(f"{e.field}: {e.message}" for e in self.errors)

@@ -209,7 +209,11 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
     """Types, ranges and derived parts of one raw row; raises InvalidRow naming every bad field."""
     if not isinstance(row, Mapping):
         raise InvalidRow([FieldError("row", f"must be an object with fields {', '.join(API_FIELDS)}")])
-    errors: list[FieldError] = []
+    errors: list[FieldError] = [
+        FieldError(str(name), f"unknown field; expected: {', '.join(API_FIELDS)}")
+        for name in row
+        if name not in API_FIELDS
+    ]
     weather = _text(row, "weather", errors)
     road_surface = _text(row, "road_surface", errors)
     road_type = _text(row, "road_type", errors)
@@ -320,9 +324,7 @@ class FeatureEncoder:
         self, vocabularies: Mapping[str, Sequence[str]], target_stats: Mapping[str, TargetStat] | None = None
     ) -> None:
         self.vocabularies = {name: list(vocabularies[name]) for name in CATEGORICAL_FEATURES}
-        self._codes = {
-            name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocabularies.items()
-        }
+        self._codes = {name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocabularies.items()}
         self.target_stats = dict(target_stats or {})
         self._stat_tables = {
             feature: (_stat_table(stat, self.vocabularies[TARGET_STAT_FEATURES[feature]]), stat.prior)
@@ -351,9 +353,7 @@ class FeatureEncoder:
         if code is None:
             allowed = self._allowed[field]
             shown = value if given is None else given
-            errors.append(
-                FieldError(field, f"unknown value {shown!r}; allowed: {_preview(allowed)}", allowed)
-            )
+            errors.append(FieldError(field, f"unknown value {shown!r}; allowed: {_preview(allowed)}", allowed))
             return math.nan
         return code
 
@@ -365,18 +365,14 @@ class FeatureEncoder:
         out[1] = self._code("road_surface", row.road_surface, "road_surface", errors)
         out[2] = self._code("road_major", row.road_major, "road_type", errors, row.road_type)
         out[3] = (
-            self._code("road_minor", row.road_minor, "road_type", errors, row.road_type)
-            if not errors
-            else math.nan
+            self._code("road_minor", row.road_minor, "road_type", errors, row.road_type) if not errors else math.nan
         )
         out[4] = self._code("accident_type", row.accident_type, "accident_type", errors)
         out[5] = self._code("time_period", row.time_period, "time_period", errors)
         gu_errors = len(errors)
         out[6] = self._code("gu", row.gu, "district", errors, row.district)
         out[7] = (
-            self._code("dong", row.dong, "district", errors, row.district)
-            if len(errors) == gu_errors
-            else math.nan
+            self._code("dong", row.dong, "district", errors, row.district) if len(errors) == gu_errors else math.nan
         )
         out[8] = self._code("day_of_week", row.day_of_week, "day_of_week", errors)
         if errors:
@@ -403,8 +399,43 @@ class FeatureEncoder:
         return out
 
     def encode(self, row: Mapping[str, Any]) -> np.ndarray:
-        """Raw API row -> feature row (parse, then vectorize)."""
-        return self.vectorize(parse_row(row))
+        """Raw API row -> feature row (parse, then vectorize); InvalidRow names every bad field at once."""
+        try:
+            parsed = parse_row(row)
+        except InvalidRow as exc:
+            bad = {e.field for e in exc.errors}
+            raise InvalidRow(exc.errors + self._category_errors(row, skip=bad)) from None
+        return self.vectorize(parsed)
+
+    def _category_errors(self, row: Mapping[str, Any], skip: set[str]) -> list[FieldError]:
+        """Vocabulary errors of the text fields that parsed, for a row whose other fields did not."""
+        if not isinstance(row, Mapping):
+            return []
+        errors: list[FieldError] = []
+
+        def check(field: str, *pairs: tuple[str, str | None]) -> None:
+            value = row.get(field)
+            if field in skip or not isinstance(value, str):
+                return
+            for feature, part in pairs:
+                before = len(errors)
+                self._code(feature, part, field, errors, value.strip())
+                if len(errors) > before:
+                    return
+
+        for field in ("weather", "road_surface", "accident_type", "day_of_week"):
+            if isinstance(row.get(field), str):
+                check(field, (field, row[field].strip()))
+        if isinstance(row.get("road_type"), str):
+            major, minor = split_road_type(row["road_type"].strip())
+            check("road_type", ("road_major", major), ("road_minor", minor))
+        if isinstance(row.get("district"), str) and row["district"].strip():
+            gu, dong = split_district(row["district"].strip())
+            check("district", ("gu", gu), ("dong", dong))
+        label = row.get("time_period")
+        if isinstance(label, str) and label.strip() and label.strip() not in LEGACY_TIME_LABELS:
+            check("time_period", ("time_period", label.strip()))
+        return errors
 
 
 def _one_error_per_field(errors: list[FieldError]) -> list[FieldError]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
 from backend.ml.errors import InvalidRow
-from backend.ml.features import FEATURE_SOURCE, FEATURES, FeatureEncoder, TargetStat, parse_row
+from backend.ml.features import FEATURE_SOURCE, FEATURES, FeatureEncoder, TargetStat
 
 # Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
 RISK_LEVELS: list[dict[str, Any]] = [
@@ -54,9 +54,7 @@ class EcloPrediction:
             "model_version": self.model_version,
         }
         if self.explanation is not None:
-            out["explanation"] = [
-                {"feature": c.feature, "contribution": c.contribution} for c in self.explanation
-            ]
+            out["explanation"] = [{"feature": c.feature, "contribution": c.contribution} for c in self.explanation]
         return out
 
 
@@ -91,9 +89,7 @@ class EcloModel:
         metadata = read_metadata(model_dir)
         model_path = model_dir / metadata.get("model_file", MODEL_FILE)
         if file_version(model_path) != metadata["version"]:
-            raise ValueError(
-                f"{model_path} does not match the version in its metadata; retrain or restore it"
-            )
+            raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
         booster = lgb.Booster(model_file=str(model_path))
         return cls(booster, metadata, num_threads=num_threads)
 
@@ -101,7 +97,7 @@ class EcloModel:
         return self.encoder.allowed_values()
 
     def encode(self, row: Mapping[str, Any]) -> np.ndarray:
-        return self.encoder.vectorize(parse_row(row))
+        return self.encoder.encode(row)
 
     def _prediction(self, raw: float, contributions: np.ndarray | None) -> EcloPrediction:
         eclo = max(0.0, math.expm1(raw))
@@ -113,15 +109,21 @@ class EcloModel:
         return EcloPrediction(eclo, risk_level(eclo), self.version, explanation)
 
     def _score(self, X: np.ndarray, explain: bool) -> list[EcloPrediction]:
-        if explain:
-            contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs)
-            return [self._prediction(float(c.sum()), c) for c in contributions]
+        """The value always comes from `predict` (identical for a row alone or in a batch); the explanation
+        from `pred_contrib`, whose sum equals it only up to float rounding."""
         raw = self.booster.predict(X, **self._predict_kwargs)
-        return [self._prediction(float(r), None) for r in raw]
+        if not explain:
+            return [self._prediction(float(r), None) for r in raw]
+        contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs)
+        return [self._prediction(float(r), c) for r, c in zip(raw, contributions, strict=True)]
 
     def predict_one(self, row: Mapping[str, Any], explain: bool = True) -> EcloPrediction:
         """One row, no DataFrame: encode to a (1, n) float array and call the booster once."""
-        return self._score(self.encode(row)[None, :], explain)[0]
+        return self.predict_encoded(self.encode(row), explain)
+
+    def predict_encoded(self, features: np.ndarray, explain: bool = True) -> EcloPrediction:
+        """One row already encoded by `encode`."""
+        return self._score(features[None, :], explain)[0]
 
     def predict_many(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> list[EcloPrediction]:
         """All rows or none: the first invalid row raises InvalidRow with its index."""

@@ -216,9 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     eclo.add_argument("--out", default="model/eclo", help="artifact folder (default: model/eclo)")
     eclo.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     eclo.add_argument("--seed", type=int, default=42)
-    eclo.add_argument(
-        "--rows", type=int, default=40_000, help="rows of the synthetic set when --data is omitted"
-    )
+    eclo.add_argument("--rows", type=int, default=40_000, help="rows of the synthetic set when --data is omitted")
     args = parser.parse_args(argv)
     try:
         return _train_eclo_command(args)

@@ -39,9 +39,7 @@ def test_time_period_for_hour(hour: int, period: str) -> None:
 
 def test_time_period_covers_every_hour_once() -> None:
     periods = [time_period_for_hour(h) for h in range(24)]
-    assert (
-        periods.count("출근시간대") == 3 and periods.count("퇴근시간대") == 3 and periods.count("심야") == 8
-    )
+    assert periods.count("출근시간대") == 3 and periods.count("퇴근시간대") == 3 and periods.count("심야") == 8
 
 
 @pytest.mark.parametrize(
@@ -58,9 +56,7 @@ def test_time_period_covers_every_hour_once() -> None:
         ("출근시간대", 14, "출근시간대"),
     ],
 )
-def test_time_period_derived_or_mapped(
-    classic_row: dict, label: str | None, hour: int, expected: str
-) -> None:
+def test_time_period_derived_or_mapped(classic_row: dict, label: str | None, hour: int, expected: str) -> None:
     classic_row.update(time_period=label, accident_hour=hour)
     assert parse_row(classic_row).time_period == expected
 
@@ -143,19 +139,21 @@ def test_unknown_dong_and_road_pair_are_rejected(encoder: FeatureEncoder, classi
 
 def test_coarse_values_leave_fine_feature_missing(encoder: FeatureEncoder, classic_row: dict) -> None:
     coarse = encoder.encode(classic_row)
-    fine = encoder.encode(
-        {**classic_row, "district": "대구광역시 중구 동성로1가", "road_type": "교차로 - 교차로안"}
-    )
+    fine = encoder.encode({**classic_row, "district": "대구광역시 중구 동성로1가", "road_type": "교차로 - 교차로안"})
     assert math.isnan(coarse[FEATURE_INDEX["dong"]]) and math.isnan(coarse[FEATURE_INDEX["road_minor"]])
     assert coarse[FEATURE_INDEX["gu"]] == fine[FEATURE_INDEX["gu"]]
     assert not np.isnan(fine[FEATURE_INDEX["dong"]])
 
 
 def test_holiday_marks_day_off(encoder: FeatureEncoder, classic_row: dict) -> None:
-    christmas = encoder.encode(
-        {**classic_row, "accident_month": 12, "accident_day": 25, "day_of_week": "월요일"}
-    )
-    workday = encoder.encode(
-        {**classic_row, "accident_month": 12, "accident_day": 10, "day_of_week": "월요일"}
-    )
+    christmas = encoder.encode({**classic_row, "accident_month": 12, "accident_day": 25, "day_of_week": "월요일"})
+    workday = encoder.encode({**classic_row, "accident_month": 12, "accident_day": 10, "day_of_week": "월요일"})
     assert christmas[FEATURE_INDEX["is_day_off"]] == 1.0 and workday[FEATURE_INDEX["is_day_off"]] == 0.0
+
+
+def test_type_and_vocabulary_errors_are_reported_together(encoder: FeatureEncoder, classic_row: dict) -> None:
+    classic_row.update(weather="폭풍", accident_hour=99, district="대구광역시 중구 없는동", wether="맑음")
+    with pytest.raises(InvalidRow) as caught:
+        encoder.encode(classic_row)
+    assert sorted(e.field for e in caught.value.errors) == ["accident_hour", "district", "weather", "wether"]
+    assert "unknown field" in next(e.message for e in caught.value.errors if e.field == "wether")

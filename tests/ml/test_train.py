@@ -54,7 +54,7 @@ def test_round_trip_predict_many_equals_predict_one(small_model_root: Path, smal
     many = model.predict_many(rows)
     for row, batch_prediction in zip(rows, many, strict=True):
         single = model.predict_one(row)
-        assert math.isclose(single.eclo, batch_prediction.eclo, rel_tol=1e-9, abs_tol=1e-9)
+        assert single.eclo == batch_prediction.eclo
         assert single.risk_level == batch_prediction.risk_level
         assert single.model_version == batch_prediction.model_version == model.version
     assert len({round(p.eclo, 6) for p in many}) > 20  # the model discriminates between rows
@@ -97,7 +97,7 @@ def test_predict_batch_keeps_good_rows(small_model: EcloModel, classic_row: dict
     rows = [classic_row, {**classic_row, "accident_hour": 99}, {**classic_row, "accident_hour": 3}]
     scores = small_model.predict_batch(rows)
     assert sorted(scores.results) == [0, 2] and list(scores.errors) == [1]
-    assert math.isclose(scores.results[0].eclo, small_model.predict_one(classic_row).eclo, rel_tol=1e-9)
+    assert scores.results[0].eclo == small_model.predict_one(classic_row).eclo
 
 
 def test_risk_levels_cover_the_scale() -> None:
@@ -137,8 +137,7 @@ def test_no_pickle_anywhere_under_model() -> None:
     suspicious = [
         p
         for p in (PROJECT_ROOT / "model").rglob("*")
-        if p.is_file()
-        and (p.suffix in {".pkl", ".pickle", ".joblib", ".pt"} or p.read_bytes()[:1] == b"\x80")
+        if p.is_file() and (p.suffix in {".pkl", ".pickle", ".joblib", ".pt"} or p.read_bytes()[:1] == b"\x80")
     ]
     assert suspicious == []
     assert (DEFAULT_MODEL / "model.txt").read_text().startswith("tree")

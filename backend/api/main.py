@@ -1,0 +1,8 @@
+from fastapi import APIRouter
+
+from backend.api.routes import health, models, predict
+
+api_router = APIRouter()
+api_router.include_router(predict.router)
+api_router.include_router(models.router)
+api_router.include_router(health.router)

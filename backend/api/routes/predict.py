@@ -1,0 +1,64 @@
+from fastapi import APIRouter
+
+from backend.api.deps import (
+    CacheDep,
+    CeleryDep,
+    EcloModelDep,
+    EcloRowBody,
+    RequestIdDep,
+    SettingsDep,
+    StoreDep,
+)
+from backend.api.schemas import (
+    BatchAccepted,
+    BatchStatusResponse,
+    BatchSubmitRequest,
+    EcloInput,
+    EcloPredictionResponse,
+    ErrorResponse,
+)
+from backend.services import batches, predictions
+
+router = APIRouter(prefix="/api/predict", tags=["predict"])
+
+ECLO_BODY_DOC = {"requestBody": {"content": {"application/json": {"schema": EcloInput.model_json_schema()}}}}
+
+
+@router.post(
+    "/eclo",
+    openapi_extra=ECLO_BODY_DOC,
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def predict_eclo(row: EcloRowBody, model: EcloModelDep, cache: CacheDep) -> EcloPredictionResponse:
+    """Predict the ECLO of one accident, with its risk level and the fields that drove it."""
+    return await predictions.predict_eclo(model, row, cache)
+
+
+@router.post(
+    "/eclo/batch",
+    status_code=202,
+    responses={413: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+def submit_eclo_batch(
+    body: BatchSubmitRequest,
+    model: EcloModelDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> BatchAccepted:
+    """Queue 1 to 100 rows for the workers; poll `poll_url` for the results."""
+    return batches.submit_batch(
+        store=store,
+        celery=celery,
+        items=body.items,
+        model=model.name,
+        request_id=request_id,
+        settings=settings,
+    )
+
+
+@router.get("/batch/{batch_id}/results", responses={404: {"model": ErrorResponse}})
+def batch_results(batch_id: str, store: StoreDep, settings: SettingsDep) -> BatchStatusResponse:
+    """Status, progress and (once finished) the per-row results and errors of a batch."""
+    return batches.batch_status(store=store, batch_id=batch_id, settings=settings)

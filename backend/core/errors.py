@@ -1,0 +1,48 @@
+"""Service errors shared by the API and the task layer; the API's one handler turns them into envelopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: list[Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class BatchTooLarge(ServiceError):
+    status_code = 413
+    code = "batch_too_large"
+
+
+class InvalidRequest(ServiceError):
+    status_code = 422
+    code = "validation_error"
+
+
+class QueueFull(ServiceError):
+    status_code = 429
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class DependencyUnavailable(ServiceError):
+    status_code = 503
+    code = "dependency_unavailable"
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency} is unavailable: {reason}", details=[{"dependency": dependency}])
+        self.dependency = dependency

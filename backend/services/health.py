@@ -1,0 +1,61 @@
+"""Health of each component: the model registry, Redis (cache and records), the broker and the workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+from celery import Celery
+
+from backend.api.schemas import ComponentHealth, HealthResponse
+from backend.ml.registry import ModelRegistry
+
+WORKER_PING_TIMEOUT = 0.5
+
+
+def _timed(check: Callable[[], str | None]) -> ComponentHealth:
+    started = time.perf_counter()
+    try:
+        detail = check()
+    except Exception as exc:  # a health check reports every failure, whatever its kind
+        return ComponentHealth(status="down", detail=f"{type(exc).__name__}: {exc}")
+    return ComponentHealth(status="ok", detail=detail, latency_ms=round((time.perf_counter() - started) * 1e3, 2))
+
+
+def check_model(registry: ModelRegistry) -> ComponentHealth:
+    names = registry.names()
+    if not names:
+        return ComponentHealth(status="down", detail=f"no model under {registry.model_dir}")
+    return ComponentHealth(status="ok", detail=", ".join(f"{n} {registry.get(n).version}" for n in names))
+
+
+def check_redis(client: redis.Redis) -> ComponentHealth:
+    return _timed(lambda: None if client.ping() else "no PONG")
+
+
+def check_workers(celery: Celery) -> ComponentHealth:
+    def ping() -> str:
+        replies = celery.control.ping(timeout=WORKER_PING_TIMEOUT)
+        if not replies:
+            raise RuntimeError("no worker answered")
+        return f"{len(replies)} worker(s): " + ", ".join(sorted(name for reply in replies for name in reply))
+
+    return _timed(ping)
+
+
+def health(
+    registry: ModelRegistry, redis_client: redis.Redis, broker_client: redis.Redis, celery: Celery
+) -> HealthResponse:
+    components = {
+        "model": check_model(registry),
+        "redis": check_redis(redis_client),
+        "broker": check_redis(broker_client),
+    }
+    components["workers"] = (
+        check_workers(celery)
+        if components["broker"].status == "ok"
+        else ComponentHealth(status="down", detail="broker unreachable")
+    )
+    status = "ok" if all(c.status == "ok" for c in components.values()) else "degraded"
+    return HealthResponse(status=status, components=components)

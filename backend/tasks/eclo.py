@@ -1,0 +1,91 @@
+"""ECLO batch task: `eclo.score_batch` takes a batch id and scores the rows recorded under it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+
+from backend.core.config import get_settings
+from backend.core.redis import sync_redis
+from backend.ml.predictor import EcloModel
+from backend.ml.registry import get_registry
+from backend.tasks.celery_app import celery_app
+from backend.tasks.store import FAILURE, PARTIAL, SCORE_BATCH_TASK, SUCCESS, BatchStore
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _worker_store() -> BatchStore:
+    settings = get_settings()
+    return BatchStore.from_settings(sync_redis(settings.redis_url, settings), settings)
+
+
+def _worker_model(name: str) -> EcloModel:
+    return get_registry(get_settings().model_dir, num_threads=1).get(name)
+
+
+@worker_process_init.connect
+def _load_models_in_child(**_: Any) -> None:
+    """Boosters are loaded after the fork, in each child: LightGBM's OpenMP state does not survive fork."""
+    get_registry(get_settings().model_dir, num_threads=1).load()
+
+
+def _outcome(prediction: Any) -> dict[str, Any]:
+    return {
+        "eclo": prediction.eclo,
+        "risk_level": prediction.risk_level,
+        "model_version": prediction.model_version,
+    }
+
+
+@celery_app.task(name=SCORE_BATCH_TASK, bind=True)
+def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
+    """Score every row of a batch, a chunk at a time; resumes where a killed delivery stopped."""
+    settings = get_settings()
+    store = _worker_store()
+    record = store.get(batch_id)
+    if record is None:
+        log.warning("batch %s: no record (expired or never submitted); dropping the task", batch_id)
+        return {"batch_id": batch_id, "status": "missing"}
+    if record.is_final:
+        return {"batch_id": batch_id, "status": record.status}
+    delivery = store.start_delivery(batch_id)
+    if delivery > settings.batch_max_deliveries:
+        store.finish(batch_id, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
+        return {"batch_id": batch_id, "status": FAILURE}
+    try:
+        model = _worker_model(record.model)
+        items = store.items(batch_id) or []
+        done = store.done_indices(batch_id)
+        todo = [i for i in range(len(items)) if i not in done]
+        for start in range(0, len(todo), settings.batch_chunk_rows):
+            chunk = todo[start : start + settings.batch_chunk_rows]
+            scores = model.predict_batch([items[i] for i in chunk])
+            outcomes: dict[int, dict[str, Any]] = {}
+            for position, index in enumerate(chunk):
+                if position in scores.results:
+                    outcomes[index] = _outcome(scores.results[position])
+                else:
+                    error = scores.errors[position]
+                    outcomes[index] = {"error": error.summary(), "details": [e.to_dict() for e in error.errors]}
+            store.save_outcomes(batch_id, outcomes)
+            self.update_state(state="PROGRESS", meta={"done": len(done) + start + len(chunk), "total": len(items)})
+            if settings.batch_throttle_seconds:
+                time.sleep(settings.batch_throttle_seconds)
+    except SoftTimeLimitExceeded:
+        store.finish(batch_id, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
+        raise
+    except Exception as exc:
+        store.finish(batch_id, FAILURE, f"{type(exc).__name__}: {exc}")
+        raise
+    outcomes = store.outcomes(batch_id)
+    failed = sum(1 for o in outcomes.values() if "error" in o)
+    status = SUCCESS if failed == 0 else (FAILURE if failed == len(outcomes) else PARTIAL)
+    store.finish(batch_id, status, "every row failed validation" if status == FAILURE else None)
+    return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}

@@ -1,0 +1,72 @@
+"""Batches through a real uvicorn server, a real Redis and a real prefork Celery worker (concurrency 2)."""
+
+import httpx
+
+from backend.ml.predictor import EcloModel
+from tests.api.helpers import submit, wait_for_batch
+
+
+def test_hundred_rows_equal_single_predictions(api: httpx.Client, csv_rows: list[dict], small_model: EcloModel) -> None:
+    rows = csv_rows[:100]
+    accepted = submit(api, rows)
+    assert accepted["status"] == "pending" and accepted["total"] == 100
+    assert accepted["poll_url"] == f"/api/predict/batch/{accepted['batch_id']}/results"
+    body = wait_for_batch(api, accepted["batch_id"])
+    assert body["status"] == "success" and body["progress"] == {"done": 100, "total": 100}
+    assert body["errors"] == []
+    assert [r["index"] for r in body["results"]] == list(range(100))
+    for row, result in zip(rows, body["results"], strict=True):
+        single = small_model.predict_one(row)
+        assert result["eclo"] == single.eclo
+        assert result["risk_level"] == single.risk_level
+        assert result["model_version"] == small_model.version
+
+
+def test_three_bad_rows_make_a_partial_batch(api: httpx.Client, csv_rows: list[dict]) -> None:
+    rows = [dict(r) for r in csv_rows[:100]]
+    rows[5]["weather"] = "폭풍"
+    rows[50] = {"weather": "맑음"}
+    rows[99] = "not an object"
+    body = wait_for_batch(api, submit(api, rows)["batch_id"])
+    assert body["status"] == "partial"
+    assert [e["index"] for e in body["errors"]] == [5, 50, 99]
+    assert len(body["results"]) == 97 and 5 not in {r["index"] for r in body["results"]}
+    assert body["errors"][0]["details"][0]["field"] == "weather"
+    assert "road_surface" in {d["field"] for d in body["errors"][1]["details"]}
+
+
+def test_all_bad_rows_fail_the_batch(api: httpx.Client) -> None:
+    body = wait_for_batch(api, submit(api, [{"weather": "?"}] * 3)["batch_id"])
+    assert body["status"] == "failure" and len(body["errors"]) == 3 and body["results"] == []
+
+
+def test_101_rows_are_too_many(api: httpx.Client, csv_rows: list[dict]) -> None:
+    response = api.post("/api/predict/eclo/batch", json={"items": csv_rows[:101]})
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "batch_too_large"
+    assert error["message"] == "a batch holds at most 100 rows; got 101"
+
+
+def test_empty_batch_is_invalid(api: httpx.Client) -> None:
+    response = api.post("/api/predict/eclo/batch", json={"items": []})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "items"
+
+
+def test_missing_items_field_is_named(api: httpx.Client) -> None:
+    response = api.post("/api/predict/eclo/batch", json={"rows": []})
+    assert response.status_code == 422
+    assert [d["field"] for d in response.json()["error"]["details"]] == ["items"]
+
+
+def test_unknown_batch_is_404(api: httpx.Client) -> None:
+    response = api.get("/api/predict/batch/0123456789abcdef0123456789abcdef/results")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_concurrent_batches_all_finish(api: httpx.Client, csv_rows: list[dict]) -> None:
+    """Several batches at once on a prefork pool of 2: catches LightGBM's OpenMP deadlock after fork."""
+    ids = [submit(api, csv_rows[i * 20 : (i + 1) * 20])["batch_id"] for i in range(8)]
+    assert all(wait_for_batch(api, batch_id, timeout=30)["status"] == "success" for batch_id in ids)

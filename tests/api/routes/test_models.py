@@ -1,0 +1,20 @@
+import httpx
+
+from backend.ml.predictor import EcloModel
+
+
+def test_models_lists_vocabularies_and_metrics(api: httpx.Client, small_model: EcloModel) -> None:
+    response = api.get("/api/models")
+    assert response.status_code == 200
+    (model,) = response.json()["models"]
+    assert model["name"] == "eclo" and model["version"] == small_model.version
+    assert model["metrics"]["cv_rmsle"] == small_model.metadata["cv_rmsle"]
+    assert model["allowed_values"]["weather"] == small_model.metadata["vocabularies"]["weather"]
+    assert "중구" in model["allowed_values"]["district"]
+    assert [band["level"] for band in model["risk_levels"]] == ["low", "moderate", "high", "severe"]
+
+
+def test_unknown_model_is_404(api: httpx.Client) -> None:
+    response = api.get("/api/models/nope")
+    assert response.status_code == 404
+    assert "available: eclo" in response.json()["error"]["message"]

@@ -1,0 +1,54 @@
+"""Single predictions through a real uvicorn server."""
+
+import httpx
+
+from backend.ml.predictor import EcloModel
+
+
+def test_classic_example(api: httpx.Client, classic_row: dict, small_model: EcloModel) -> None:
+    response = api.post("/api/predict/eclo", json=classic_row)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = small_model.predict_one(classic_row)
+    assert body["eclo"] == expected.eclo and body["risk_level"] == expected.risk_level
+    assert body["model_version"] == small_model.version
+    assert [c["feature"] for c in body["explanation"]] == [c.feature for c in expected.explanation]
+    assert response.headers["x-request-id"]
+
+
+def test_second_identical_request_is_cached(api: httpx.Client, classic_row: dict) -> None:
+    classic_row["accident_hour"] = 3
+    first = api.post("/api/predict/eclo", json=classic_row).json()
+    second = api.post("/api/predict/eclo", json=classic_row).json()
+    assert second["cached"] is True
+    assert {**first, "cached": True} == second
+
+
+def test_every_bad_field_is_named(api: httpx.Client, classic_row: dict) -> None:
+    classic_row.update(weather="폭풍", accident_hour=30, district="대구광역시 없는구")
+    del classic_row["day_of_week"]
+    response = api.post("/api/predict/eclo", json=classic_row)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    fields = {d["field"]: d for d in error["details"]}
+    assert set(fields) == {"weather", "accident_hour", "district", "day_of_week"}
+    assert "맑음" in fields["weather"]["allowed"] and "중구" in fields["district"]["allowed"]
+    assert "between 0 and 23" in fields["accident_hour"]["message"]
+
+
+def test_body_must_be_an_object(api: httpx.Client) -> None:
+    response = api.post("/api/predict/eclo", content=b"[1, 2]", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_request_id_is_echoed(api: httpx.Client, classic_row: dict) -> None:
+    response = api.post("/api/predict/eclo", json=classic_row, headers={"X-Request-ID": "trace-me-1"})
+    assert response.headers["x-request-id"] == "trace-me-1"
+
+
+def test_unknown_route_uses_the_envelope(api: httpx.Client) -> None:
+    response = api.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
