@@ -1,15 +1,27 @@
-"""`make run`: prepare the embedded stack and print what it serves."""
+"""`make run`: the embedded stack on one machine — Redis (started when none answers), the API, one Celery
+worker and Flower — with the URLs printed; Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import subprocess
 import sys
+import time
+from urllib.parse import urlparse
 
-from backend.core.config import get_settings
+import httpx
+
+from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.devstack import redis_answers, redis_port, start_redis, stop, wait_until
 from backend.ml.registry import get_registry
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
-def describe_models() -> list[str]:
-    registry = get_registry(get_settings().model_dir)
+
+def describe_models(settings: Settings) -> list[str]:
+    registry = get_registry(settings.model_dir)
     lines = []
     for name in registry.names():
         info = registry.get(name).info()
@@ -22,12 +34,115 @@ def describe_models() -> list[str]:
     return lines
 
 
-def main() -> int:
-    lines = describe_models()
+class Launcher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.logs = settings.data_dir / "logs"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.redis: subprocess.Popen[bytes] | None = None
+
+    def ensure_redis(self) -> str:
+        url = self.settings.redis_url
+        if redis_answers(url):
+            return f"{url} (already running)"
+        host = urlparse(url).hostname or "127.0.0.1"
+        if host not in LOCAL_HOSTS:
+            raise SystemExit(f"error: no Redis answers at {url}, and it is not local, so it cannot be started here")
+        self.redis = start_redis(redis_port(url), self.settings.data_dir / "redis", self.logs / "redis.log")
+        return f"{url} (started by make run)"
+
+    def spawn(self, name: str, command: list[str]) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self) -> list[str]:
+        s = self.settings
+        self.logs.mkdir(parents=True, exist_ok=True)
+        redis_line = self.ensure_redis()
+        python = sys.executable
+        self.spawn(
+            "api", [python, "-m", "uvicorn", "backend.main:app", "--host", s.api_host, "--port", str(s.api_port)]
+        )
+        self.spawn(
+            "worker",
+            [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),
+             "--loglevel", "INFO", "-n", "embedded@%h"],
+        )  # fmt: skip
+        flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
+                  f"--address={s.api_host}"]  # fmt: skip
+        if s.flower_basic_auth:
+            flower.append(f"--basic_auth={s.flower_basic_auth}")
+        self.spawn("flower", flower)
+        api = f"http://{s.api_host}:{s.api_port}"
+        if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):
+            self.stop()
+            raise SystemExit(f"error: the API did not start; see {self.logs / 'api.log'}")
+        return [
+            f"API        {api}   (OpenAPI docs: {api}/docs, health: {api}/health)",
+            f"Flower     http://{s.api_host}:{s.flower_port}",
+            f"Redis      {redis_line}",
+            f"logs       {self.logs}",
+        ]
+
+    def _answers(self, url: str) -> bool:
+        if any(p.poll() is not None for p in self.processes.values()):
+            return False
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait(self) -> str:
+        """Until Ctrl-C (or SIGTERM), or a process dies; returns why."""
+        stopping: list[str] = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+        try:
+            while not stopping:
+                for name, process in self.processes.items():
+                    if process.poll() is not None:
+                        return f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}"
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return "Ctrl-C"
+        return stopping[0]
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.redis is not None:
+            stop(self.redis)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--describe", action="store_true", help="print the models it would serve, and exit")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    lines = describe_models(settings)
     if not lines:
-        print(f"no models under {get_settings().model_dir}; run `make model`", file=sys.stderr)
+        print(f"error: no models under {settings.model_dir}; run `make model`", file=sys.stderr)
         return 1
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
+    if args.describe:
+        return 0
+    launcher = Launcher(settings)
+    try:
+        print("\n".join(launcher.start()), flush=True)
+        print("stack is up; press Ctrl-C to stop it", flush=True)
+        reason = launcher.wait()
+        print(f"stopping ({reason})", flush=True)
+    finally:
+        launcher.stop()
+    print("stopped", flush=True)
     return 0
 
 

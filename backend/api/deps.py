@@ -1,59 +1,75 @@
-"""Dependencies injected into the routes; everything comes from the app's state, built in its lifespan."""
+"""Dependencies injected into the routes, from the app state built in its lifespan.
+
+They are `async def` on purpose: FastAPI runs a sync dependency in its threadpool, a round trip per request.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from celery import Celery
-from fastapi import Body, Depends, Request
+from fastapi import Depends, Request
 
-from backend.api.schemas import CLASSIC_EXAMPLE
 from backend.core.config import Settings
-from backend.core.errors import DependencyUnavailable
+from backend.core.errors import DependencyUnavailable, InvalidRequest
 from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
-from backend.services.predictions import PredictionCache
+from backend.services.predictions import EcloPredictionService
 from backend.tasks.store import BatchStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_eclo_model(request: Request) -> EcloModel:
+async def get_eclo_model(request: Request) -> EcloModel:
     try:
         return request.app.state.registry.get("eclo")
     except ModelNotFound as exc:
         raise DependencyUnavailable("model", str(exc)) from exc
 
 
-def get_cache(request: Request) -> PredictionCache:
-    return request.app.state.cache
+async def get_eclo_service(request: Request) -> EcloPredictionService:
+    return request.app.state.eclo_service
 
 
-def get_store(request: Request) -> BatchStore:
+async def get_store(request: Request) -> BatchStore:
     return request.app.state.store
 
 
-def get_celery(request: Request) -> Celery:
+async def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 EcloModelDep = Annotated[EcloModel, Depends(get_eclo_model)]
-CacheDep = Annotated[PredictionCache, Depends(get_cache)]
+EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
 StoreDep = Annotated[BatchStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
-# The raw row: validated field by field by the model runtime, so every bad field is named at once.
-EcloRowBody = Annotated[dict[str, Any], Body(examples=[CLASSIC_EXAMPLE])]
+
+
+async def get_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, parsed with orjson. Field validation is the model runtime's, which
+    names every bad field at once (the body's schema is documented on the route)."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", details=[{"field": "body"}])
+    return body
+
+
+JsonObjectBody = Annotated[dict[str, Any], Depends(get_json_object)]

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     cors_origins: list[str] = ["http://localhost:8501", "http://127.0.0.1:8501"]
 
+    # Flower (monitoring of the workers); basic auth as "user:password", none by default
+    flower_port: int = 5555
+    flower_basic_auth: str | None = None
+
     # Dashboard
     api_url: str = "http://127.0.0.1:8000"
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
 from backend.ml.errors import InvalidRow
+from backend.ml.fastpath import SingleRowPredictor
 from backend.ml.features import FEATURE_SOURCE, FEATURES, FeatureEncoder, TargetStat
 
 # Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
@@ -77,6 +78,7 @@ class EcloModel:
         stats = {k: TargetStat.from_dict(v) for k, v in metadata.get("target_stats", {}).items()}
         self.encoder = FeatureEncoder(metadata["vocabularies"], stats)
         self._predict_kwargs = {"num_threads": num_threads}
+        self._single = SingleRowPredictor(booster, len(FEATURES))
         groups = sorted(set(FEATURE_SOURCE.values()))
         self._groups = groups
         # Sums LightGBM's per-feature contributions into the API field each feature comes from.
@@ -122,8 +124,9 @@ class EcloModel:
         return self.predict_encoded(self.encode(row), explain)
 
     def predict_encoded(self, features: np.ndarray, explain: bool = True) -> EcloPrediction:
-        """One row already encoded by `encode`."""
-        return self._score(features[None, :], explain)[0]
+        """One row already encoded by `encode`, through LightGBM's single-row fast path."""
+        raw = self._single.raw(features)
+        return self._prediction(raw, self._single.contributions(features) if explain else None)
 
     def predict_many(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> list[EcloPrediction]:
         """All rows or none: the first invalid row raises InvalidRow with its index."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -12,14 +13,21 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend.api.schemas import Contribution, EcloPredictionResponse
+from backend.core.errors import DependencyUnavailable
+from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
+from backend.ml.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
 
 class PredictionCache:
-    """Never fails a prediction: a Redis error is logged, and the cache is skipped for a while after it."""
+    """Best-effort Redis cache of single predictions.
+
+    It never fails a prediction: a Redis error is logged and the cache is skipped for `pause_seconds`.
+    Lookups that arrive while one is in flight are coalesced into one MGET, and writes into one pipeline
+    sent in the background: under load a request costs a fraction of a Redis round trip, not two.
+    """
 
     def __init__(self, client: aioredis.Redis | None, prefix: str, ttl_seconds: int, pause_seconds: float = 5.0):
         self.client = client
@@ -27,6 +35,10 @@ class PredictionCache:
         self.ttl = ttl_seconds
         self.pause_seconds = pause_seconds
         self._paused_until = 0.0
+        self._gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._sets: list[tuple[str, bytes]] = []
+        self._get_task: asyncio.Task[None] | None = None
+        self._set_task: asyncio.Task[None] | None = None
         self.hits = 0
         self.misses = 0
         self.failures = 0
@@ -37,7 +49,7 @@ class PredictionCache:
     def _available(self) -> bool:
         return self.client is not None and time.monotonic() >= self._paused_until
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: BaseException) -> None:
         self.failures += 1
         self._paused_until = time.monotonic() + self.pause_seconds
         log.warning("prediction cache unavailable, skipped for %.0f s: %s", self.pause_seconds, exc)
@@ -45,42 +57,83 @@ class PredictionCache:
     async def get(self, key: str) -> bytes | None:
         if not self._available():
             return None
-        try:
-            value = await self.client.get(key)  # type: ignore[union-attr]
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return None
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._gets.append((key, future))
+        if self._get_task is None:
+            self._get_task = asyncio.create_task(self._flush_gets())
+        value = await future
         if value is None:
             self.misses += 1
         else:
             self.hits += 1
         return value
 
-    async def set(self, key: str, value: bytes) -> None:
+    def set(self, key: str, value: bytes) -> None:
+        """Queue a write; it is sent in the background and never delays the answer."""
         if not self._available():
             return
+        self._sets.append((key, value))
+        if self._set_task is None:
+            self._set_task = asyncio.create_task(self._flush_sets())
+
+    async def _flush_gets(self) -> None:
         try:
-            await self.client.set(key, value, ex=self.ttl)  # type: ignore[union-attr]
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
+            while self._gets:
+                batch, self._gets = self._gets, []
+                try:
+                    values = await self.client.mget([key for key, _ in batch])  # type: ignore[union-attr]
+                except (RedisError, OSError) as exc:
+                    self._failed(exc)
+                    values = [None] * len(batch)
+                for (_, future), value in zip(batch, values, strict=True):
+                    if not future.done():
+                        future.set_result(value)
+        finally:
+            self._get_task = None
+
+    async def _flush_sets(self) -> None:
+        try:
+            while self._sets:
+                batch, self._sets = self._sets, []
+                try:
+                    pipe = self.client.pipeline(transaction=False)  # type: ignore[union-attr]
+                    for key, value in batch:
+                        pipe.set(key, value, ex=self.ttl)
+                    await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    self._failed(exc)
+        finally:
+            self._set_task = None
 
 
-async def predict_eclo(model: EcloModel, row: Mapping[str, Any], cache: PredictionCache) -> EcloPredictionResponse:
-    """Validate and encode the row (422 on any bad field), then answer from the cache or the booster."""
-    features = model.encode(row)
-    key = cache.key(model.version, features.tobytes())
-    hit = await cache.get(key)
-    if hit is not None:
-        return EcloPredictionResponse(**orjson.loads(hit), cached=True)
-    prediction = model.predict_encoded(features, explain=True)
-    response = EcloPredictionResponse(
-        eclo=prediction.eclo,
-        risk_level=prediction.risk_level,
-        model_version=prediction.model_version,
-        explanation=[
-            Contribution(feature=c.feature, contribution=c.contribution) for c in prediction.explanation or ()
-        ],
-        cached=False,
-    )
-    await cache.set(key, response.model_dump_json(exclude={"cached"}).encode())
-    return response
+class EcloPredictionService:
+    """Single ECLO predictions: the registry's model behind the cache (one dependency for the hot route)."""
+
+    def __init__(self, registry: ModelRegistry, cache: PredictionCache, model_name: str = "eclo") -> None:
+        self.registry = registry
+        self.cache = cache
+        self.model_name = model_name
+
+    def model(self) -> EcloModel:
+        try:
+            return self.registry.get(self.model_name)
+        except ModelNotFound as exc:
+            raise DependencyUnavailable("model", str(exc)) from exc
+
+    async def predict(self, row: Mapping[str, Any]) -> bytes:
+        """Validate and encode the row (InvalidRow names every bad field), then answer from the cache or the
+        booster. Returns the JSON body of an `EcloPredictionResponse`, built with orjson: this is the hot path."""
+        model = self.model()
+        features = model.encode(row)
+        key = self.cache.key(model.version, features.tobytes())
+        hit = await self.cache.get(key)
+        if hit is not None:
+            return _with_cached_flag(hit, True)
+        body = orjson.dumps(model.predict_encoded(features, explain=True).to_dict())
+        self.cache.set(key, body)
+        return _with_cached_flag(body, False)
+
+
+def _with_cached_flag(body: bytes, cached: bool) -> bytes:
+    """Append `cached` to a JSON object's bytes without parsing them again."""
+    return body[:-1] + (b',"cached":true}' if cached else b',"cached":false}')

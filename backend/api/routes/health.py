@@ -17,7 +17,7 @@ def health(request: Request, registry: RegistryDep, celery: CeleryDep) -> JSONRe
 
 
 @router.get("/live")
-def live() -> dict[str, str]:
+async def live() -> dict[str, str]:
     """The process answers."""
     return {"status": "ok"}
 

@@ -1,15 +1,16 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from backend.api.deps import (
-    CacheDep,
     CeleryDep,
     EcloModelDep,
-    EcloRowBody,
+    EcloServiceDep,
+    JsonObjectBody,
     RequestIdDep,
     SettingsDep,
     StoreDep,
 )
 from backend.api.schemas import (
+    CLASSIC_EXAMPLE,
     BatchAccepted,
     BatchStatusResponse,
     BatchSubmitRequest,
@@ -17,21 +18,27 @@ from backend.api.schemas import (
     EcloPredictionResponse,
     ErrorResponse,
 )
-from backend.services import batches, predictions
+from backend.services import batches
 
 router = APIRouter(prefix="/api/predict", tags=["predict"])
 
-ECLO_BODY_DOC = {"requestBody": {"content": {"application/json": {"schema": EcloInput.model_json_schema()}}}}
+ECLO_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": EcloInput.model_json_schema(), "example": CLASSIC_EXAMPLE}},
+    }
+}
 
 
 @router.post(
     "/eclo",
+    response_model=EcloPredictionResponse,
     openapi_extra=ECLO_BODY_DOC,
     responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def predict_eclo(row: EcloRowBody, model: EcloModelDep, cache: CacheDep) -> EcloPredictionResponse:
+async def predict_eclo(row: JsonObjectBody, service: EcloServiceDep) -> Response:
     """Predict the ECLO of one accident, with its risk level and the fields that drove it."""
-    return await predictions.predict_eclo(model, row, cache)
+    return Response(await service.predict(row), media_type="application/json")
 
 
 @router.post(

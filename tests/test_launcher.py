@@ -1,0 +1,52 @@
+"""`make run`'s launcher: starts Redis when none answers, the API, a worker and Flower; Ctrl-C stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from backend.devstack import free_port, redis_answers, wait_until
+from tests.api.helpers import submit, wait_for_batch
+from tests.conftest import PROJECT_ROOT
+
+
+def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path: Path, csv_rows: list[dict]) -> None:
+    api_port, flower_port, redis_port = free_port(), free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {
+        **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_DIR": str(small_model_root), "DATA_DIR": str(tmp_path),
+        "REDIS_URL": redis_url, "API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
+    }  # fmt: skip
+    output = tmp_path / "launcher.out"
+    with output.open("wb") as out:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "backend.launcher"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        assert wait_until(lambda: "stack is up" in output.read_text(), timeout=90), output.read_text()
+        text = output.read_text()
+        assert f"http://127.0.0.1:{api_port}" in text and f"http://127.0.0.1:{flower_port}" in text
+        assert "started by make run" in text and "CV RMSLE" in text
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
+            assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
+        assert wait_until(lambda: _answers(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30)
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(30)
+    assert "stopped" in output.read_text()
+    time.sleep(0.5)
+    assert not redis_answers(redis_url)
+    assert not _answers(f"http://127.0.0.1:{api_port}/health/live")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
