@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test setup model lint bench clean
+.PHONY: run test setup model lint bench bench-http clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: setup
 
 bench: setup model
 	$(PY) bench/bench_predict.py
+
+bench-http: setup model
+	$(PY) bench/bench_http.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -52,3 +52,11 @@ def test_unknown_route_uses_the_envelope(api: httpx.Client) -> None:
     response = api.get("/api/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_cors_allows_the_dashboard_origin_only(api: httpx.Client) -> None:
+    headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    allowed = api.options("/api/predict/eclo", headers={**headers, "Origin": "http://localhost:8501"})
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:8501"
+    refused = api.options("/api/predict/eclo", headers={**headers, "Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in refused.headers
