@@ -1,5 +1,6 @@
-"""`make run`: the embedded stack on one machine — Redis (started when none answers), the API, one Celery
-worker and Flower — with the URLs printed; Ctrl-C stops everything it started."""
+"""`make run`: the embedded stack on one machine — Redis (started when none answers), the database schema
+(`alembic upgrade head`), the API, one Celery worker and Flower — with the URLs printed; Ctrl-C stops
+everything it started."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import time
 from urllib.parse import urlparse
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.db.migrate import upgrade
 from backend.devstack import redis_answers, redis_port, start_redis, stop, wait_until
 from backend.ml.registry import get_registry
 
@@ -32,6 +35,10 @@ def describe_models(settings: Settings) -> list[str]:
             f"{metrics['baseline_constant_rmsle']:.4f} (ratio {metrics['cv_to_baseline_ratio']:.3f})"
         )
     return lines
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class Launcher:
@@ -61,6 +68,7 @@ class Launcher:
         s = self.settings
         self.logs.mkdir(parents=True, exist_ok=True)
         redis_line = self.ensure_redis()
+        upgrade(s.database_url)
         python = sys.executable
         self.spawn(
             "api", [python, "-m", "uvicorn", "backend.main:app", "--host", s.api_host, "--port", str(s.api_port)]
@@ -83,6 +91,7 @@ class Launcher:
             f"API        {api}   (OpenAPI docs: {api}/docs, health: {api}/health)",
             f"Flower     http://{s.api_host}:{s.flower_port}",
             f"Redis      {redis_line}",
+            f"database   {_safe_url(s.database_url)} (migrated to the latest schema)",
             f"logs       {self.logs}",
         ]
 

@@ -14,8 +14,10 @@ from backend.api.main import api_router
 from backend.api.middleware import RequestIdMiddleware
 from backend.core.config import Settings, get_settings
 from backend.core.redis import async_redis, sync_redis
+from backend.db.session import make_engine, session_factory
 from backend.ml.registry import get_registry
 from backend.services.predictions import EcloPredictionService, PredictionCache
+from backend.services.recorder import Recorder
 from backend.tasks.celery_app import create_celery
 from backend.tasks.store import BatchStore
 
@@ -36,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.store = BatchStore.from_settings(state.redis, settings)
         cache_client = async_redis(settings.cache_redis_url, settings) if settings.cache_enabled else None
         state.cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
-        state.eclo_service = EcloPredictionService(state.registry, state.cache)
+        state.db_engine = make_engine(settings.database_url)
+        state.db_sessions = session_factory(state.db_engine)
+        state.recorder = Recorder(state.db_sessions)
+        state.recorder.start()
+        state.eclo_service = EcloPredictionService(state.registry, state.cache, state.recorder)
         state.celery = create_celery(settings)
         # Startup objects (libraries, model, vocabularies) live as long as the process: keep them out of the
         # cyclic GC, whose full passes over them otherwise stall requests for tens of milliseconds.
@@ -44,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            state.recorder.stop()
+            state.db_engine.dispose()
             if cache_client is not None:
                 await cache_client.aclose()
             state.redis.close()

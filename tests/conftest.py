@@ -12,13 +12,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
+from backend.db.migrate import upgrade
+from backend.db.session import make_engine, session_factory
 from backend.devstack import free_port, redis_answers, start_redis, stop, wait_until
 from backend.ml.dacon import api_rows, load_dacon_csv, read_text_csv
 from backend.ml.datagen import write_dacon_csv
@@ -73,6 +80,9 @@ def csv_rows(small_csv: Path) -> list[dict]:
 
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# A server where the tests may create and drop their own databases; REQUIRE_POSTGRES=1 (CI) makes its absence
+# a failure instead of running the database tests on SQLite only.
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -136,6 +146,79 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+def _postgres_reachable() -> bool:
+    try:
+        engine = create_engine(TEST_POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except OperationalError:
+        return False
+
+
+POSTGRES_AVAILABLE = _postgres_reachable()
+if os.environ.get("REQUIRE_POSTGRES") == "1" and not POSTGRES_AVAILABLE:
+    raise RuntimeError(f"REQUIRE_POSTGRES=1 but PostgreSQL does not answer at {TEST_POSTGRES_URL}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of the tests' own, dropped afterwards."""
+    name = f"traffic_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(TEST_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES_AVAILABLE, reason=f"PostgreSQL does not answer at {TEST_POSTGRES_URL}"))]  # fmt: skip
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: SQLite always, PostgreSQL when it answers."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """An empty database migrated to the latest schema."""
+    upgrade(empty_database_url)
+    return empty_database_url
+
+
+@pytest.fixture
+def db_session(database_url: str) -> Iterator[Session]:
+    engine = make_engine(database_url)
+    with session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def stack_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session stack's database: PostgreSQL when it answers (the production shape), else SQLite."""
+    if POSTGRES_AVAILABLE:
+        with postgres_database() as url:
+            upgrade(url)
+            yield url
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'stack.db'}"
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if redis_answers(TEST_REDIS_URL):
@@ -148,11 +231,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop(server)
 
 
-def stack_env(redis_url: str, model_root: Path, **extra: str) -> dict[str, str]:
+def stack_env(redis_url: str, model_root: Path, database_url: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
         "MODEL_DIR": str(model_root),
         "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}:",
         "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3",
@@ -162,9 +246,12 @@ def stack_env(redis_url: str, model_root: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(redis_url: str, small_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    redis_url: str, small_model_root: Path, stack_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """One API (real uvicorn) and one prefork worker with concurrency 2, shared by the session."""
-    running = Stack(stack_env(redis_url, small_model_root), tmp_path_factory.mktemp("stack-logs"))
+    env = stack_env(redis_url, small_model_root, stack_database_url)
+    running = Stack(env, tmp_path_factory.mktemp("stack-logs"))
     try:
         running.env["API_URL"] = running.start_api()
         running.start_worker()
@@ -186,7 +273,9 @@ def own_stack(small_model_root: Path, tmp_path: Path) -> Iterator[Stack]:
     logs = tmp_path / "logs"
     logs.mkdir()
     redis_process = start_redis(port, tmp_path / "redis", logs / "redis.log")
-    running = Stack(stack_env(f"redis://127.0.0.1:{port}/0", small_model_root), logs)
+    database_url = f"sqlite:///{tmp_path / 'own.db'}"
+    upgrade(database_url)
+    running = Stack(stack_env(f"redis://127.0.0.1:{port}/0", small_model_root, database_url), logs)
     running.env["TEST_REDIS_PORT"] = str(port)
     try:
         yield running

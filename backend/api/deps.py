@@ -5,11 +5,14 @@ They are `async def` on purpose: FastAPI runs a sync dependency in its threadpoo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import orjson
 from celery import Celery
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable, InvalidRequest
@@ -17,6 +20,7 @@ from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
 from backend.services.predictions import EcloPredictionService
+from backend.services.recorder import Recorder
 from backend.tasks.store import BatchStore
 
 
@@ -51,6 +55,23 @@ async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
+async def get_recorder(request: Request) -> Recorder:
+    return request.app.state.recorder
+
+
+async def get_sessions(request: Request) -> sessionmaker[Session]:
+    return request.app.state.db_sessions
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session per request, for the (threadpool) routes that read records."""
+    with request.app.state.db_sessions() as session:
+        try:
+            yield session
+        except SQLAlchemyError as exc:
+            raise DependencyUnavailable("database", str(exc).splitlines()[0]) from exc
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 EcloModelDep = Annotated[EcloModel, Depends(get_eclo_model)]
@@ -58,6 +79,9 @@ EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
 StoreDep = Annotated[BatchStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+RecorderDep = Annotated[Recorder, Depends(get_recorder)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+SessionDep = Annotated[Session, Depends(get_db)]
 
 
 async def get_json_object(request: Request) -> dict[str, Any]:

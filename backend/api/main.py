@@ -1,8 +1,9 @@
 from fastapi import APIRouter
 
-from backend.api.routes import health, models, predict
+from backend.api.routes import health, history, models, predict
 
 api_router = APIRouter()
 api_router.include_router(predict.router)
 api_router.include_router(models.router)
+api_router.include_router(history.router)
 api_router.include_router(health.router)

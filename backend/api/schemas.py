@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,12 +102,52 @@ class BatchStatusResponse(BaseModel):
     status: BatchStatus
     progress: BatchProgress
     model: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
     results: list[BatchResultItem] | None = None
     errors: list[BatchRowError] | None = None
     error: str | None = None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):  # noqa: UP046 - pydantic generics on Python 3.11
+    items: list[T]
+    total: int
+    page: int
+    size: int
+    pages: int
+
+    @classmethod
+    def build(cls, *, items: list[T], total: int, page: int, size: int) -> Page[T]:
+        return cls(items=items, total=total, page=page, size=size, pages=math.ceil(total / size) if total else 0)
+
+
+class BatchSummary(BaseModel):
+    id: str
+    model_name: str
+    status: BatchStatus
+    total: int
+    done: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class PredictionRecord(BaseModel):
+    id: int
+    created_at: datetime
+    model_name: str
+    model_version: str
+    inputs: dict[str, Any]
+    eclo: float
+    risk_level: str
+    latency_ms: float
+    cached: bool
+    request_id: str | None
 
 
 class ModelMetrics(BaseModel):

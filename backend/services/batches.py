@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.api.schemas import (
     BatchAccepted,
@@ -15,10 +19,16 @@ from backend.api.schemas import (
     BatchResultItem,
     BatchRowError,
     BatchStatusResponse,
+    BatchSummary,
+    Page,
 )
 from backend.core.config import Settings
 from backend.core.errors import BatchTooLarge, DependencyUnavailable, InvalidRequest, NotFound, QueueFull
-from backend.tasks.store import SCORE_BATCH_TASK, BatchStore
+from backend.db import crud
+from backend.services.recorder import Recorder
+from backend.tasks.store import FINAL_STATUSES, PENDING, SCORE_BATCH_TASK, BatchRecord, BatchStore
+
+log = logging.getLogger(__name__)
 
 # Rough service times for `estimated_seconds`: queueing plus per-row scoring on one worker.
 SECONDS_PER_BATCH = 0.02
@@ -26,7 +36,14 @@ SECONDS_PER_ROW = 0.0005
 
 
 def submit_batch(
-    *, store: BatchStore, celery: Celery, items: list[Any], model: str, request_id: str, settings: Settings
+    *,
+    store: BatchStore,
+    celery: Celery,
+    recorder: Recorder | None,
+    items: list[Any],
+    model: str,
+    request_id: str,
+    settings: Settings,
 ) -> BatchAccepted:
     if not items:
         raise InvalidRequest("a batch holds at least 1 row; got 0", details=[{"field": "items"}])
@@ -53,6 +70,10 @@ def submit_batch(
         except redis.RedisError:
             pass
         raise DependencyUnavailable("redis", f"cannot queue the batch on the broker ({exc})") from exc
+    if recorder is not None:
+        job = {"model_name": model, "status": PENDING, "total": len(items), "created_at": datetime.now(UTC),
+               "request_id": request_id}  # fmt: skip
+        recorder.submit(lambda session: crud.insert_batch_job_if_absent(session, batch_id=batch_id, **job))
     return BatchAccepted(
         batch_id=batch_id,
         status="pending",
@@ -62,32 +83,92 @@ def submit_batch(
     )
 
 
-def batch_status(*, store: BatchStore, batch_id: str, settings: Settings) -> BatchStatusResponse:
+def batch_status(
+    *, store: BatchStore, sessions: sessionmaker[Session] | None, batch_id: str, settings: Settings
+) -> BatchStatusResponse:
+    """From the Redis record while it lives; from the database once Redis has expired it (or is down)."""
+    redis_error: redis.RedisError | None = None
     try:
         record = store.get(batch_id)
     except redis.RedisError as exc:
-        raise DependencyUnavailable("redis", f"cannot read the batch ({exc})") from exc
-    if record is None:
-        hours = settings.batch_result_ttl_seconds / 3600
-        raise NotFound(
-            f"no batch {batch_id!r}: it was never submitted, or its results expired ({hours:g} h after submission)"
-        )
+        record, redis_error = None, exc
+    if record is not None:
+        return _from_redis(store, record)
+    stored = _from_database(sessions, batch_id)
+    if stored is not None:
+        return stored
+    if redis_error is not None:
+        raise DependencyUnavailable("redis", f"cannot read the batch ({redis_error})") from redis_error
+    hours = settings.batch_result_ttl_seconds / 3600
+    raise NotFound(
+        f"no batch {batch_id!r}: it was never submitted, or its results expired ({hours:g} h after submission)"
+    )
+
+
+def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
     response = BatchStatusResponse(
-        batch_id=batch_id,
+        batch_id=record.batch_id,
         status=record.status,  # type: ignore[arg-type]
         progress=BatchProgress(done=min(record.done, record.total), total=record.total),
         model=record.model,
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
+        created_at=_timestamp(record.created_at),
+        started_at=_timestamp(record.started_at),
+        finished_at=_timestamp(record.finished_at),
         error=record.error,
     )
     if record.is_final:
-        outcomes = store.outcomes(batch_id)
-        response.results = [BatchResultItem(index=i, **o) for i, o in sorted(outcomes.items()) if "error" not in o]
+        outcomes = sorted(store.outcomes(record.batch_id).items())
+        response.results = [BatchResultItem(index=i, **o) for i, o in outcomes if "error" not in o]
         response.errors = [
             BatchRowError(index=i, message=o["error"], details=o.get("details", []))
-            for i, o in sorted(outcomes.items())
+            for i, o in outcomes
             if "error" in o
         ]
     return response
+
+
+def _from_database(sessions: sessionmaker[Session] | None, batch_id: str) -> BatchStatusResponse | None:
+    if sessions is None:
+        return None
+    try:
+        with sessions() as session:
+            job = crud.get_batch_job(session, batch_id=batch_id)
+            if job is None:
+                return None
+            response = BatchStatusResponse(
+                batch_id=job.id,
+                status=job.status,  # type: ignore[arg-type]
+                progress=BatchProgress(done=job.done, total=job.total),
+                model=job.model_name,
+                created_at=job.created_at,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                error=job.error,
+            )
+            if job.status in FINAL_STATUSES:
+                response.results = [
+                    BatchResultItem(
+                        index=r.row_index, eclo=r.eclo, risk_level=r.risk_level, model_version=r.model_version
+                    )  # fmt: skip
+                    for r in job.rows
+                    if r.error is None
+                ]
+                response.errors = [
+                    BatchRowError(index=r.row_index, message=r.error, details=r.details or [])
+                    for r in job.rows
+                    if r.error is not None
+                ]
+            return response
+    except SQLAlchemyError as exc:
+        log.warning("batch %s: database lookup failed: %s", batch_id, exc)
+        return None
+
+
+def _timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def list_batches(*, session: Session, page: int, size: int, status: str | None) -> Page[BatchSummary]:
+    jobs, total = crud.list_batch_jobs(session, page=page, size=size, status=status)
+    items = [BatchSummary.model_validate(job, from_attributes=True) for job in jobs]
+    return Page[BatchSummary].build(items=items, total=total, page=page, size=size)

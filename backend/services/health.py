@@ -7,9 +7,12 @@ from collections.abc import Callable
 
 import redis
 from celery import Celery
+from sqlalchemy import Engine
 
 from backend.api.schemas import ComponentHealth, HealthResponse
+from backend.db.session import ping
 from backend.ml.registry import ModelRegistry
+from backend.services.recorder import Recorder
 
 WORKER_PING_TIMEOUT = 0.5
 
@@ -44,13 +47,29 @@ def check_workers(celery: Celery) -> ComponentHealth:
     return _timed(ping)
 
 
+def check_database(engine: Engine, recorder: Recorder) -> ComponentHealth:
+    stats = recorder.stats()
+    writes = f"records written {stats['written']}, failed {stats['failed']}, dropped {stats['dropped']}"
+    if stats["last_error"]:
+        writes += f"; last error: {stats['last_error']}"
+    result = _timed(lambda: ping(engine))
+    detail = f"{engine.dialect.name}: {writes}" if result.status == "ok" else f"{result.detail}; {writes}"
+    return result.model_copy(update={"detail": detail})
+
+
 def health(
-    registry: ModelRegistry, redis_client: redis.Redis, broker_client: redis.Redis, celery: Celery
+    registry: ModelRegistry,
+    redis_client: redis.Redis,
+    broker_client: redis.Redis,
+    celery: Celery,
+    engine: Engine,
+    recorder: Recorder,
 ) -> HealthResponse:
     components = {
         "model": check_model(registry),
         "redis": check_redis(redis_client),
         "broker": check_redis(broker_client),
+        "database": check_database(engine, recorder),
     }
     components["workers"] = (
         check_workers(celery)

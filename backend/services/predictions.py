@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from backend.core.errors import DependencyUnavailable
 from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
+from backend.services.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,12 @@ class PredictionCache:
 class EcloPredictionService:
     """Single ECLO predictions: the registry's model behind the cache (one dependency for the hot route)."""
 
-    def __init__(self, registry: ModelRegistry, cache: PredictionCache, model_name: str = "eclo") -> None:
+    def __init__(
+        self, registry: ModelRegistry, cache: PredictionCache, recorder: Recorder | None, model_name: str = "eclo"
+    ) -> None:
         self.registry = registry
         self.cache = cache
+        self.recorder = recorder
         self.model_name = model_name
 
     def model(self) -> EcloModel:
@@ -120,18 +125,50 @@ class EcloPredictionService:
         except ModelNotFound as exc:
             raise DependencyUnavailable("model", str(exc)) from exc
 
-    async def predict(self, row: Mapping[str, Any]) -> bytes:
+    async def predict(self, row: Mapping[str, Any], request_id: str | None = None) -> bytes:
         """Validate and encode the row (InvalidRow names every bad field), then answer from the cache or the
-        booster. Returns the JSON body of an `EcloPredictionResponse`, built with orjson: this is the hot path."""
+        booster. Returns the JSON body of an `EcloPredictionResponse`, built with orjson: this is the hot path.
+        The record of the prediction is written later, by the recorder's thread."""
+        started = time.perf_counter()
         model = self.model()
         features = model.encode(row)
         key = self.cache.key(model.version, features.tobytes())
         hit = await self.cache.get(key)
         if hit is not None:
+            answer = orjson.loads(hit)
+            self._record(model, row, answer["eclo"], answer["risk_level"], started, True, request_id)
             return _with_cached_flag(hit, True)
-        body = orjson.dumps(model.predict_encoded(features, explain=True).to_dict())
+        prediction = model.predict_encoded(features, explain=True)
+        body = orjson.dumps(prediction.to_dict())
         self.cache.set(key, body)
+        self._record(model, row, prediction.eclo, prediction.risk_level, started, False, request_id)
         return _with_cached_flag(body, False)
+
+    def _record(
+        self,
+        model: EcloModel,
+        row: Mapping[str, Any],
+        eclo: float,
+        risk: str,
+        started: float,
+        cached: bool,
+        request_id: str | None,
+    ) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.record_prediction(
+            {
+                "created_at": datetime.now(UTC),
+                "model_name": model.name,
+                "model_version": model.version,
+                "inputs": dict(row),
+                "eclo": eclo,
+                "risk_level": risk,
+                "latency_ms": (time.perf_counter() - started) * 1e3,
+                "cached": cached,
+                "request_id": request_id,
+            }
+        )
 
 
 def _with_cached_flag(body: bytes, cached: bool) -> bytes:

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import get_settings
 from backend.core.redis import sync_redis
+from backend.db import crud
+from backend.db.session import make_engine, session_factory, session_scope
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import get_registry
 from backend.tasks.celery_app import celery_app
-from backend.tasks.store import FAILURE, PARTIAL, SCORE_BATCH_TASK, SUCCESS, BatchStore
+from backend.tasks.store import FAILURE, PARTIAL, PROCESSING, SCORE_BATCH_TASK, SUCCESS, BatchRecord, BatchStore
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,45 @@ log = logging.getLogger(__name__)
 def _worker_store() -> BatchStore:
     settings = get_settings()
     return BatchStore.from_settings(sync_redis(settings.redis_url, settings), settings)
+
+
+@lru_cache(maxsize=1)
+def _worker_sessions() -> sessionmaker[Session]:
+    return session_factory(make_engine(get_settings().database_url))
+
+
+def _record_job(batch_id: str, rows: dict[int, dict[str, Any]] | None = None, **fields: Any) -> None:
+    """Mirror the batch into the database; a database failure is logged, never fails the batch."""
+    try:
+        with session_scope(_worker_sessions()) as session:
+            crud.upsert_batch_job(session, batch_id=batch_id, **fields)
+            if rows is not None:
+                crud.save_batch_rows(session, batch_id=batch_id, rows=[_row(i, o) for i, o in sorted(rows.items())])
+    except SQLAlchemyError as exc:
+        log.warning("batch %s: could not record it in the database: %s", batch_id, str(exc).splitlines()[0])
+
+
+def _row(index: int, outcome: dict[str, Any]) -> dict[str, Any]:
+    if "error" in outcome:
+        return {"row_index": index, "error": outcome["error"], "details": outcome.get("details")}
+    return {"row_index": index, **outcome}
+
+
+def _finish(store: BatchStore, record: BatchRecord, status: str, error: str | None = None) -> None:
+    store.finish(record.batch_id, status, error)
+    outcomes = store.outcomes(record.batch_id)
+    _record_job(
+        record.batch_id,
+        rows=outcomes,
+        model_name=record.model,
+        status=status,
+        total=record.total,
+        done=len(outcomes),
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        finished_at=datetime.now(UTC),
+        error=error,
+        request_id=record.request_id,
+    )
 
 
 def _worker_model(name: str) -> EcloModel:
@@ -57,8 +101,17 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
         return {"batch_id": batch_id, "status": record.status}
     delivery = store.start_delivery(batch_id)
     if delivery > settings.batch_max_deliveries:
-        store.finish(batch_id, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
+        _finish(store, record, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
         return {"batch_id": batch_id, "status": FAILURE}
+    _record_job(
+        batch_id,
+        model_name=record.model,
+        status=PROCESSING,
+        total=record.total,
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        started_at=datetime.fromtimestamp(record.started_at or time.time(), UTC),
+        request_id=record.request_id,
+    )
     try:
         model = _worker_model(record.model)
         items = store.items(batch_id) or []
@@ -79,13 +132,13 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
             if settings.batch_throttle_seconds:
                 time.sleep(settings.batch_throttle_seconds)
     except SoftTimeLimitExceeded:
-        store.finish(batch_id, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
+        _finish(store, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
         raise
     except Exception as exc:
-        store.finish(batch_id, FAILURE, f"{type(exc).__name__}: {exc}")
+        _finish(store, record, FAILURE, f"{type(exc).__name__}: {exc}")
         raise
     outcomes = store.outcomes(batch_id)
     failed = sum(1 for o in outcomes.values() if "error" in o)
     status = SUCCESS if failed == 0 else (FAILURE if failed == len(outcomes) else PARTIAL)
-    store.finish(batch_id, status, "every row failed validation" if status == FAILURE else None)
+    _finish(store, record, status, "every row failed validation" if status == FAILURE else None)
     return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}

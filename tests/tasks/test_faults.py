@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import redis
 
-from backend.devstack import start_redis, stop, wait_until
+from backend.devstack import free_port, start_redis, stop, wait_until
 from backend.ml.predictor import EcloModel
 from tests.api.helpers import submit, wait_for_batch
 from tests.conftest import Stack
@@ -97,3 +97,24 @@ def _answers(port: int) -> bool:
         return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
     except redis.RedisError:
         return False
+
+
+def test_database_unreachable_predictions_still_answer(
+    own_stack: Stack, classic_row: dict, csv_rows: list[dict]
+) -> None:
+    own_stack.env["DATABASE_URL"] = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere"
+    with httpx.Client(base_url=own_stack.start_api(), timeout=15) as api:
+        own_stack.start_worker()
+        for hour in range(5):
+            response = api.post("/api/predict/eclo", json={**classic_row, "accident_hour": hour})
+            assert response.status_code == 200
+        assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"])["status"] == "success"
+
+        def database_failure_reported() -> bool:
+            health = api.get("/health")
+            database = health.json()["components"]["database"]
+            return health.status_code == 503 and database["status"] == "down" and "failed 0," not in database["detail"]
+
+        assert wait_until(database_failure_reported, timeout=15)
+        listing = api.get("/api/predictions")
+        assert listing.status_code == 503 and listing.json()["error"]["code"] == "dependency_unavailable"

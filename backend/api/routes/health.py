@@ -10,9 +10,9 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 @router.get("", responses={503: {"model": HealthResponse}})
 def health(request: Request, registry: RegistryDep, celery: CeleryDep) -> JSONResponse:
-    """Every component's state; 503 when any is down (single predictions may still work)."""
+    """Every component's state (model, redis, broker, database, workers); 503 naming what is down."""
     state = request.app.state
-    report = health_service.health(registry, state.redis, state.broker_redis, celery)
+    report = health_service.health(registry, state.redis, state.broker_redis, celery, state.db_engine, state.recorder)
     return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
 
 

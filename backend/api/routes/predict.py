@@ -1,22 +1,30 @@
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from backend.api.deps import (
     CeleryDep,
     EcloModelDep,
     EcloServiceDep,
     JsonObjectBody,
+    RecorderDep,
     RequestIdDep,
+    SessionDep,
+    SessionsDep,
     SettingsDep,
     StoreDep,
 )
 from backend.api.schemas import (
     CLASSIC_EXAMPLE,
     BatchAccepted,
+    BatchStatus,
     BatchStatusResponse,
     BatchSubmitRequest,
+    BatchSummary,
     EcloInput,
     EcloPredictionResponse,
     ErrorResponse,
+    Page,
 )
 from backend.services import batches
 
@@ -36,9 +44,9 @@ ECLO_BODY_DOC = {
     openapi_extra=ECLO_BODY_DOC,
     responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def predict_eclo(row: JsonObjectBody, service: EcloServiceDep) -> Response:
+async def predict_eclo(row: JsonObjectBody, service: EcloServiceDep, request_id: RequestIdDep) -> Response:
     """Predict the ECLO of one accident, with its risk level and the fields that drove it."""
-    return Response(await service.predict(row), media_type="application/json")
+    return Response(await service.predict(row, request_id), media_type="application/json")
 
 
 @router.post(
@@ -51,6 +59,7 @@ def submit_eclo_batch(
     model: EcloModelDep,
     store: StoreDep,
     celery: CeleryDep,
+    recorder: RecorderDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
 ) -> BatchAccepted:
@@ -58,6 +67,7 @@ def submit_eclo_batch(
     return batches.submit_batch(
         store=store,
         celery=celery,
+        recorder=recorder,
         items=body.items,
         model=model.name,
         request_id=request_id,
@@ -65,7 +75,18 @@ def submit_eclo_batch(
     )
 
 
+@router.get("/batch", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def list_batches(
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 20,
+    status: BatchStatus | None = None,
+) -> Page[BatchSummary]:
+    """Batches, newest first, optionally of one status."""
+    return batches.list_batches(session=session, page=page, size=size, status=status)
+
+
 @router.get("/batch/{batch_id}/results", responses={404: {"model": ErrorResponse}})
-def batch_results(batch_id: str, store: StoreDep, settings: SettingsDep) -> BatchStatusResponse:
+def batch_results(batch_id: str, store: StoreDep, sessions: SessionsDep, settings: SettingsDep) -> BatchStatusResponse:
     """Status, progress and (once finished) the per-row results and errors of a batch."""
-    return batches.batch_status(store=store, batch_id=batch_id, settings=settings)
+    return batches.batch_status(store=store, sessions=sessions, batch_id=batch_id, settings=settings)

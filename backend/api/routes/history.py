@@ -1,0 +1,22 @@
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from backend.api.deps import SessionDep
+from backend.api.schemas import ErrorResponse, Page, PredictionRecord
+from backend.services import history
+
+router = APIRouter(prefix="/api/predictions", tags=["history"])
+
+
+@router.get("", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def list_predictions(
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 20,
+    model: str | None = None,
+    since: datetime | None = None,
+) -> Page[PredictionRecord]:
+    """Single predictions, newest first; optionally of one model and since a time (ISO-8601)."""
+    return history.list_predictions(session=session, page=page, size=size, model=model, since=since)

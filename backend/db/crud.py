@@ -1,0 +1,82 @@
+"""Small query functions over the records; keyword-only, a session passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from backend.db.models import BatchJob, BatchRow, Prediction
+
+
+def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(Prediction), list(rows))
+
+
+def list_predictions(
+    session: Session, *, page: int, size: int, model: str | None = None, since: datetime | None = None
+) -> tuple[list[Prediction], int]:
+    query = select(Prediction)
+    if model is not None:
+        query = query.where(Prediction.model_name == model)
+    if since is not None:
+        query = query.where(Prediction.created_at >= since)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(Prediction.created_at.desc(), Prediction.id.desc()).offset((page - 1) * size).limit(size)
+    ).all()
+    return list(items), total
+
+
+def upsert_batch_job(session: Session, *, batch_id: str, **fields: Any) -> BatchJob:
+    """Create the job or update the given fields: the API (pending) and the worker may race to write it first."""
+    job = session.get(BatchJob, batch_id)
+    if job is None:
+        job = BatchJob(id=batch_id, **fields)
+        try:
+            with session.begin_nested():
+                session.add(job)
+        except IntegrityError:
+            job = session.get(BatchJob, batch_id, populate_existing=True)
+            assert job is not None
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return job
+
+
+def insert_batch_job_if_absent(session: Session, *, batch_id: str, **fields: Any) -> None:
+    """The API's pending record; a worker that already wrote the job wins."""
+    if session.get(BatchJob, batch_id) is None:
+        try:
+            with session.begin_nested():
+                session.add(BatchJob(id=batch_id, **fields))
+        except IntegrityError:
+            pass
+
+
+def save_batch_rows(session: Session, *, batch_id: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Store the per-row outcomes once; a redelivered task finding them stored leaves them as they are."""
+    stored = set(session.scalars(select(BatchRow.row_index).where(BatchRow.batch_id == batch_id)))
+    fresh = [{**row, "batch_id": batch_id} for row in rows if row["row_index"] not in stored]
+    if fresh:
+        session.execute(insert(BatchRow), fresh)
+
+
+def get_batch_job(session: Session, *, batch_id: str) -> BatchJob | None:
+    return session.scalar(select(BatchJob).where(BatchJob.id == batch_id).options(selectinload(BatchJob.rows)))
+
+
+def list_batch_jobs(session: Session, *, page: int, size: int, status: str | None = None) -> tuple[list[BatchJob], int]:
+    query = select(BatchJob)
+    if status is not None:
+        query = query.where(BatchJob.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(BatchJob.created_at.desc(), BatchJob.id).offset((page - 1) * size).limit(size)
+    ).all()
+    return list(items), total

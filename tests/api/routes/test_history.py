@@ -1,0 +1,77 @@
+"""Records in the database, through the real stack: single predictions, batch rows, pagination."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import redis
+
+from backend.devstack import wait_until
+from backend.ml.predictor import EcloModel
+from tests.api.helpers import submit, wait_for_batch
+from tests.conftest import Stack
+
+
+def _recorded(api: httpx.Client, request_ids: set[str]) -> list[dict]:
+    items = api.get("/api/predictions", params={"size": 200}).json()["items"]
+    return [item for item in items if item["request_id"] in request_ids]
+
+
+def test_every_single_prediction_is_recorded(api: httpx.Client, csv_rows: list[dict], small_model: EcloModel) -> None:
+    ids = {f"hist-{uuid.uuid4().hex[:8]}-{i}" for i in range(12)}
+    for request_id, row in zip(sorted(ids), csv_rows[100:112], strict=True):
+        assert api.post("/api/predict/eclo", json=row, headers={"X-Request-ID": request_id}).status_code == 200
+    assert wait_until(lambda: len(_recorded(api, ids)) == 12, timeout=10)
+    records = _recorded(api, ids)
+    assert {r["model_version"] for r in records} == {small_model.version}
+    assert {r["model_name"] for r in records} == {"eclo"}
+    by_id = {r["request_id"]: r for r in records}
+    first = by_id[sorted(ids)[0]]
+    assert first["inputs"] == csv_rows[100] and first["eclo"] == small_model.predict_one(csv_rows[100]).eclo
+
+
+def test_pagination_totals(api: httpx.Client, classic_row: dict) -> None:
+    for hour in range(5):
+        api.post("/api/predict/eclo", json={**classic_row, "accident_hour": hour})
+    assert wait_until(lambda: api.get("/api/predictions").json()["total"] >= 5, timeout=10)
+    first = api.get("/api/predictions", params={"page": 1, "size": 2}).json()
+    total = first["total"]
+    assert first["size"] == 2 and first["pages"] == (total + 1) // 2 and len(first["items"]) == 2
+    last = api.get("/api/predictions", params={"page": first["pages"], "size": 2}).json()
+    assert len(last["items"]) == total - 2 * (first["pages"] - 1)
+    assert api.get("/api/predictions", params={"model": "nope"}).json() == {
+        "items": [], "total": 0, "page": 1, "size": 20, "pages": 0,
+    }  # fmt: skip
+    bad = api.get("/api/predictions", params={"size": 0, "since": "yesterday"})
+    assert bad.status_code == 422
+    assert {d["field"] for d in bad.json()["error"]["details"]} == {"size", "since"}
+
+
+def test_batch_rows_are_recorded_and_outlive_redis(api: httpx.Client, stack: Stack, csv_rows: list[dict]) -> None:
+    rows = [dict(r) for r in csv_rows[:100]]
+    rows[7]["weather"] = "폭풍"
+    batch_id = submit(api, rows)["batch_id"]
+    live = wait_for_batch(api, batch_id)
+    assert live["status"] == "partial"
+
+    def listed() -> bool:
+        page = api.get("/api/predict/batch", params={"status": "partial", "size": 200}).json()
+        return any(item["id"] == batch_id and item["done"] == 100 for item in page["items"])
+
+    assert wait_until(listed, timeout=10)
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    prefix = stack.env["KEY_PREFIX"]
+    assert client.delete(
+        f"{prefix}batch:{batch_id}", f"{prefix}batch:{batch_id}:out", f"{prefix}batch:{batch_id}:items"
+    )
+    stored = api.get(f"/api/predict/batch/{batch_id}/results").json()
+    assert stored["status"] == "partial" and stored["progress"] == {"done": 100, "total": 100}
+    assert stored["results"] == live["results"]
+    assert [(e["index"], e["message"]) for e in stored["errors"]] == [(7, live["errors"][0]["message"])]
+
+
+def test_batch_list_filters_by_status(api: httpx.Client) -> None:
+    response = api.get("/api/predict/batch", params={"status": "exploded"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "status"

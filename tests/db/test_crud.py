@@ -1,0 +1,63 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.db import crud
+from backend.db.models import BatchRow, Sensor, TrafficReading
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def _prediction(i: int, model: str) -> dict:
+    return {
+        "created_at": NOW + timedelta(minutes=i), "model_name": model, "model_version": f"v-{model}",
+        "inputs": {"weather": "맑음", "i": i}, "eclo": 3.0 + i / 100, "risk_level": "low", "latency_ms": 0.5,
+        "cached": i % 2 == 0, "request_id": f"r{i}",
+    }  # fmt: skip
+
+
+def test_prediction_pages_and_filters(db_session: Session) -> None:
+    crud.insert_predictions(db_session, rows=[_prediction(i, "eclo" if i < 30 else "other") for i in range(45)])
+    db_session.commit()
+    items, total = crud.list_predictions(db_session, page=1, size=20)
+    assert total == 45 and len(items) == 20
+    assert items[0].request_id == "r44"  # newest first
+    last, total = crud.list_predictions(db_session, page=3, size=20)
+    assert total == 45 and [p.request_id for p in last] == [f"r{i}" for i in range(4, -1, -1)]
+    eclo, total = crud.list_predictions(db_session, page=1, size=100, model="eclo")
+    assert total == 30 and {p.model_version for p in eclo} == {"v-eclo"}
+    recent, total = crud.list_predictions(db_session, page=1, size=100, since=NOW + timedelta(minutes=40))
+    assert total == 5 and recent[0].inputs == {"weather": "맑음", "i": 44}
+
+
+def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
+    crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
+    crud.upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)
+    crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
+    rows = [
+        {"row_index": 0, "eclo": 3.2, "risk_level": "low", "model_version": "v1"},
+        {"row_index": 1, "error": "invalid input in 1 field(s): weather", "details": [{"field": "weather"}]},
+    ]
+    crud.save_batch_rows(db_session, batch_id="b1", rows=rows)
+    crud.save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "eclo": 99.0}])
+    crud.upsert_batch_job(db_session, batch_id="b1", status="partial", done=2)
+    db_session.commit()
+    job = crud.get_batch_job(db_session, batch_id="b1")
+    assert job is not None and job.status == "partial" and job.done == 2
+    assert [(r.row_index, r.eclo, r.error is None) for r in job.rows] == [(0, 3.2, True), (1, None, False)]
+    jobs, total = crud.list_batch_jobs(db_session, page=1, size=10, status="partial")
+    assert total == 1 and jobs[0].id == "b1"
+    assert crud.list_batch_jobs(db_session, page=1, size=10, status="pending")[1] == 0
+    assert db_session.scalar(select(BatchRow.details).where(BatchRow.row_index == 1)) == [{"field": "weather"}]
+
+
+def test_a_reading_is_unique_per_sensor_and_time(db_session: Session) -> None:
+    db_session.add(Sensor(sensor_id="773869", latitude=34.15497, longitude=-118.31829))
+    db_session.add(TrafficReading(sensor_id="773869", timestamp=NOW, speed_mph=61.5, volume=900, occupancy=8.0))
+    db_session.commit()
+    db_session.add(TrafficReading(sensor_id="773869", timestamp=NOW, speed_mph=40.0))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
