@@ -6,16 +6,15 @@ They are `async def` on purpose: FastAPI runs a sync dependency in its threadpoo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from celery import Celery
 from fastapi import Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
-from backend.core.errors import DependencyUnavailable, InvalidRequest
+from backend.core.errors import DependencyUnavailable
 from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
@@ -82,18 +81,3 @@ RequestIdDep = Annotated[str, Depends(get_request_id)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 SessionDep = Annotated[Session, Depends(get_db)]
-
-
-async def get_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, parsed with orjson. Field validation is the model runtime's, which
-    names every bad field at once (the body's schema is documented on the route)."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", details=[{"field": "body"}])
-    return body
-
-
-JsonObjectBody = Annotated[dict[str, Any], Depends(get_json_object)]

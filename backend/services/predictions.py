@@ -14,7 +14,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend.core.errors import DependencyUnavailable
+from backend.core.errors import DependencyUnavailable, InvalidRequest
 from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
@@ -106,6 +106,17 @@ class PredictionCache:
                     self._failed(exc)
         finally:
             self._set_task = None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object; its fields are validated by the model runtime."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest("the body must be a JSON object", details=[{"field": "body"}])
+    return value
 
 
 class EcloPredictionService:
