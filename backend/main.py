@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import REGISTRY
 
 from backend.api.errors import install_error_handlers
 from backend.api.main import api_router
-from backend.api.middleware import RequestIdMiddleware
+from backend.api.middleware import RequestContextMiddleware
 from backend.core.config import Settings, get_settings
+from backend.core.logging import configure_logging
+from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
 from backend.db.session import make_engine, session_factory
 from backend.ml.registry import get_registry
@@ -24,6 +27,7 @@ from backend.tasks.store import BatchStore
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.recorder = Recorder(state.db_sessions)
         state.recorder.start()
         state.eclo_service = EcloPredictionService(state.registry, state.cache, state.recorder)
+        collector = ServiceCollector(state.store.batch_stats, state.recorder.stats)
+        REGISTRY.register(collector)
         state.celery = create_celery(settings)
         # Startup objects (libraries, model, vocabularies) live as long as the process: keep them out of the
         # cyclic GC, whose full passes over them otherwise stall requests for tens of milliseconds.
@@ -50,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            REGISTRY.unregister(collector)
             state.recorder.stop()
             state.db_engine.dispose()
             if cache_client is not None:
@@ -70,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(api_router)
     return app

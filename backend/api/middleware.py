@@ -1,13 +1,21 @@
-"""A request id for every request: taken from `X-Request-ID` or made, and returned in the same header."""
+"""One pure-ASGI middleware for every request: a request id (taken from `X-Request-ID` or made, returned in
+the same header and bound to the logs), Prometheus metrics by route template, and a JSON access log line."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.core.logging import request_id_var
+from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
 HEADER = b"x-request-id"
+QUIET_PATHS = frozenset({"/health/live", "/metrics"})  # probes and scrapes: counted, not logged
+log = logging.getLogger("backend.access")
 
 
 class RequestIds:
@@ -21,25 +29,47 @@ class RequestIds:
         return f"{self.prefix}-{next(self.counter):x}"
 
 
-class RequestIdMiddleware:
+class RequestContextMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): it costs microseconds on the hot prediction path."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
         self.ids = RequestIds()
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         given = next((v for k, v in scope["headers"] if k == HEADER), b"")
         request_id = given.decode("latin-1")[:64] if given else self.ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (HEADER, request_id.encode("latin-1"))]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (HEADER, request_id.encode("latin-1"))]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            if self.access_log and scope["path"] not in QUIET_PATHS:
+                log.info(
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={"route": template, "status": status, "duration_ms": round(elapsed * 1e3, 3)},
+                )
+            request_id_var.reset(token)

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     )
 
     environment: str = "local"
+    log_level: str = "INFO"
+    access_log: bool = True
 
     # Storage and models
     model_dir: Path = PROJECT_ROOT / "model"

@@ -24,6 +24,7 @@ from backend.api.schemas import (
 )
 from backend.core.config import Settings
 from backend.core.errors import BatchTooLarge, DependencyUnavailable, InvalidRequest, NotFound, QueueFull
+from backend.core.metrics import BATCHES_SUBMITTED
 from backend.db import crud
 from backend.services.recorder import Recorder
 from backend.tasks.store import FINAL_STATUSES, PENDING, SCORE_BATCH_TASK, BatchRecord, BatchStore
@@ -70,6 +71,8 @@ def submit_batch(
         except redis.RedisError:
             pass
         raise DependencyUnavailable("redis", f"cannot queue the batch on the broker ({exc})") from exc
+    BATCHES_SUBMITTED.labels(model).inc()
+    log.info("batch %s accepted: %d rows", batch_id, len(items), extra={"batch_id": batch_id})
     if recorder is not None:
         job = {"model_name": model, "status": PENDING, "total": len(items), "created_at": datetime.now(UTC),
                "request_id": request_id}  # fmt: skip

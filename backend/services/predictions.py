@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from backend.core.errors import DependencyUnavailable, InvalidRequest
+from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS
 from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
@@ -41,9 +42,6 @@ class PredictionCache:
         self._sets: list[tuple[str, bytes]] = []
         self._get_task: asyncio.Task[None] | None = None
         self._set_task: asyncio.Task[None] | None = None
-        self.hits = 0
-        self.misses = 0
-        self.failures = 0
 
     def key(self, model_version: str, features: bytes) -> str:
         return f"{self.prefix}pred:{model_version}:{hashlib.blake2b(features, digest_size=16).hexdigest()}"
@@ -52,7 +50,7 @@ class PredictionCache:
         return self.client is not None and time.monotonic() >= self._paused_until
 
     def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
+        CACHE_LOOKUPS.labels("error").inc()
         self._paused_until = time.monotonic() + self.pause_seconds
         log.warning("prediction cache unavailable, skipped for %.0f s: %s", self.pause_seconds, exc)
 
@@ -64,10 +62,7 @@ class PredictionCache:
         if self._get_task is None:
             self._get_task = asyncio.create_task(self._flush_gets())
         value = await future
-        if value is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+        CACHE_LOOKUPS.labels("miss" if value is None else "hit").inc()
         return value
 
     def set(self, key: str, value: bytes) -> None:
@@ -165,6 +160,7 @@ class EcloPredictionService:
         cached: bool,
         request_id: str | None,
     ) -> None:
+        PREDICTIONS.labels(model.name, model.version, "true" if cached else "false").inc()
         if self.recorder is None:
             return
         self.recorder.record_prediction(

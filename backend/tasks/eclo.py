@@ -9,11 +9,12 @@ from functools import lru_cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import get_settings
+from backend.core.logging import configure_logging, request_id_var
 from backend.core.redis import sync_redis
 from backend.db import crud
 from backend.db.session import make_engine, session_factory, session_scope
@@ -74,6 +75,12 @@ def _worker_model(name: str) -> EcloModel:
     return get_registry(get_settings().model_dir, num_threads=1).get(name)
 
 
+@setup_logging.connect
+def _json_logs(**_: Any) -> None:
+    """Celery leaves the logging set-up to this handler: the same JSON lines as the API."""
+    configure_logging(get_settings().log_level)
+
+
 @worker_process_init.connect
 def _load_models_in_child(**_: Any) -> None:
     """Boosters are loaded after the fork, in each child: LightGBM's OpenMP state does not survive fork."""
@@ -94,6 +101,7 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
     settings = get_settings()
     store = _worker_store()
     record = store.get(batch_id)
+    request_id_var.set(record.request_id if record is not None else self.request.get("request_id"))
     if record is None:
         log.warning("batch %s: no record (expired or never submitted); dropping the task", batch_id)
         return {"batch_id": batch_id, "status": "missing"}
@@ -141,4 +149,6 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
     failed = sum(1 for o in outcomes.values() if "error" in o)
     status = SUCCESS if failed == 0 else (FAILURE if failed == len(outcomes) else PARTIAL)
     _finish(store, record, status, "every row failed validation" if status == FAILURE else None)
+    log.info("batch %s %s: %d rows, %d invalid, delivery %d", batch_id, status, len(outcomes), failed, delivery,
+             extra={"batch_id": batch_id})  # fmt: skip
     return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}

@@ -92,6 +92,10 @@ class BatchStore:
     def _active_key(self) -> str:
         return f"{self.prefix}batches:active"
 
+    @property
+    def _stats_key(self) -> str:
+        return f"{self.prefix}stats:batches_finished"
+
     def create(self, batch_id: str, items: list[Any], model: str, request_id: str, max_pending: int) -> int | None:
         """Record a new batch; returns how many are active now, or None when `max_pending` are already."""
         now = time.time()
@@ -173,9 +177,18 @@ class BatchStore:
         pipe = self.client.pipeline()
         pipe.hset(key, mapping={"status": status, "finished_at": time.time(), **({"error": error} if error else {})})
         pipe.zrem(self._active_key, batch_id)
+        pipe.hincrby(self._stats_key, status, 1)
         for k in (key, self._items_key(batch_id), self._out_key(batch_id)):
             pipe.expire(k, self.ttl)
         pipe.execute()
 
     def active_count(self) -> int:
         return int(self.client.zcard(self._active_key))
+
+    def batch_stats(self) -> tuple[dict[str, int], int]:
+        """Batches finished so far by final status (all workers), and batches queued or running now."""
+        pipe = self.client.pipeline()
+        pipe.hgetall(self._stats_key)
+        pipe.zcard(self._active_key)
+        finished, active = pipe.execute()
+        return {k.decode(): int(v) for k, v in finished.items()}, int(active)

@@ -1,4 +1,7 @@
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api.helpers import submit, wait_for_batch
 
 
 def test_health_reports_every_component(api: httpx.Client) -> None:
@@ -14,3 +17,38 @@ def test_live_and_ready(api: httpx.Client) -> None:
     assert api.get("/health/live").json() == {"status": "ok"}
     ready = api.get("/health/ready")
     assert ready.status_code == 200 and ready.json()["components"]["model"]["status"] == "ok"
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_metrics_count_requests_predictions_and_batches(api: httpx.Client, classic_row: dict, csv_rows: list) -> None:
+    before = api.get("/metrics").text
+    classic_row["accident_hour"] = 21
+    for _ in range(3):
+        assert api.post("/api/predict/eclo", json=classic_row).status_code == 200
+    assert api.post("/api/predict/eclo", json={**classic_row, "weather": "?"}).status_code == 422
+    wait_for_batch(api, submit(api, csv_rows[:5])["batch_id"])
+    after = api.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    route = {"method": "POST", "route": "/api/predict/eclo"}
+
+    def delta(name: str, **labels: str) -> float:
+        return _sample(after.text, name, **labels) - _sample(before, name, **labels)
+
+    assert delta("http_requests_total", status="200", **route) == 3
+    assert delta("http_requests_total", status="422", **route) == 1
+    assert delta("http_request_duration_seconds_count", **route) == 4
+    assert delta("predictions_total", model="eclo", cached="true") == 2
+    assert delta("prediction_cache_lookups_total", result="hit") == 2
+    assert delta("batches_submitted_total", model="eclo") == 1
+    assert delta("batches_finished_total", status="success") == 1
+    assert _sample(after.text, "batches_pending") == 0
+    unmatched = api.get("/no/such/path")
+    assert unmatched.status_code == 404
+    assert _sample(api.get("/metrics").text, "http_requests_total", route="unmatched", status="404") >= 1

@@ -1,0 +1,48 @@
+"""Prometheus metrics of the service (prometheus-client's default registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PREDICTIONS = Counter("predictions_total", "Single predictions answered", ["model", "version", "cached"])
+CACHE_LOOKUPS = Counter("prediction_cache_lookups_total", "Prediction cache lookups", ["result"])
+BATCHES_SUBMITTED = Counter("batches_submitted_total", "Batches accepted for the workers", ["model"])
+
+
+class ServiceCollector(Collector):
+    """Numbers read at scrape time from shared state: batches by final status and pending batches (Redis,
+    written by every worker), and the records written or lost by this process's database recorder."""
+
+    def __init__(self, batch_stats: Callable[[], tuple[dict[str, int], int]], recorder_stats: Callable[[], dict]):
+        self.batch_stats = batch_stats
+        self.recorder_stats = recorder_stats
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            finished, active = self.batch_stats()
+        except Exception:  # Redis down: these series are absent from this scrape, /health says why
+            finished, active = None, None
+        if finished is not None:
+            family = CounterMetricFamily("batches_finished", "Batches finished, by final status", labels=["status"])
+            for status in ("success", "partial", "failure"):
+                family.add_metric([status], finished.get(status, 0))
+            yield family
+            yield GaugeMetricFamily("batches_pending", "Batches queued or running", value=active)
+        stats = self.recorder_stats()
+        records = CounterMetricFamily("db_records", "Records written to the database, by outcome", labels=["outcome"])
+        for outcome in ("written", "failed", "dropped"):
+            records.add_metric([outcome], stats[outcome])
+        yield records
+        yield GaugeMetricFamily("db_records_queued", "Records waiting to be written", value=stats["queued"])

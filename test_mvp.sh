@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Smoke test of a running stack. See --help.
+set -u
+
+usage() {
+  cat <<'EOF'
+Usage: ./test_mvp.sh [BASE_URL] [--flower URL] [--streamlit URL] [--timeout SECONDS]
+
+Exercises a running traffic prediction stack and prints PASS or FAIL for each check, with what it saw:
+  health             GET /health answers 200 with status "ok"
+  model info         GET /api/models lists the eclo model with a version and its vocabularies
+  single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0 and a risk level
+  invalid input      POST /api/predict/eclo with an unknown weather answers 422 naming the field
+  batch of 100       POST /api/predict/eclo/batch with 100 rows is 202, then polled to "success" with 100 results
+  101 rows           a batch of 101 rows answers 413 batch_too_large
+  unknown batch      GET /api/predict/batch/<unknown>/results answers 404
+  metrics            GET /metrics counts the prediction requests this script just made
+  flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
+  streamlit          the Streamlit URL answers (only when --streamlit or STREAMLIT_URL is given)
+
+BASE_URL defaults to $API_URL, else http://127.0.0.1:8000. FLOWER_AUTH=user:password is sent to Flower.
+The exit status is the number of failed checks (0: all passed). Needs bash, curl and python3.
+EOF
+}
+
+BASE_URL="${API_URL:-http://127.0.0.1:8000}"
+FLOWER="${FLOWER_URL:-}"
+STREAMLIT="${STREAMLIT_URL:-}"
+TIMEOUT=60
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --flower) FLOWER="$2"; shift 2 ;;
+    --streamlit) STREAMLIT="$2"; shift 2 ;;
+    --timeout) TIMEOUT="$2"; shift 2 ;;
+    -*) echo "unknown option: $1 (see --help)" >&2; exit 64 ;;
+    *) BASE_URL="$1"; shift ;;
+  esac
+done
+BASE_URL="${BASE_URL%/}"
+for tool in curl python3; do
+  command -v "$tool" >/dev/null || { echo "test_mvp.sh needs $tool" >&2; exit 64; }
+done
+
+FAILURES=0
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+RUN_ID="mvp-$$-$(date +%s)"
+
+pass() { printf 'PASS  %-18s %s\n' "$1" "$2"; }
+fail() { printf 'FAIL  %-18s %s\n' "$1" "$2"; FAILURES=$((FAILURES + 1)); }
+
+# request METHOD PATH [BODY_FILE] -> sets STATUS, body in $WORK/body
+request() {
+  local method="$1" path="$2" data="${3:-}"
+  local args=(-s -o "$WORK/body" -w '%{http_code}' -X "$method" -H "X-Request-ID: $RUN_ID" --max-time 30)
+  [ -n "$data" ] && args+=(-H 'Content-Type: application/json' --data-binary "@$data")
+  STATUS=$(curl "${args[@]}" "$BASE_URL$path" 2>/dev/null) || STATUS="000"
+}
+
+# json EXPR: evaluate a Python expression on the last body (bound to `b`); prints the result
+json() {
+  python3 -c "import json,sys; b=json.load(open(sys.argv[1])); print($1)" "$WORK/body" 2>/dev/null
+}
+
+seen() { head -c 300 "$WORK/body" 2>/dev/null | tr '\n' ' '; }
+
+python3 - "$WORK" <<'EOF'
+import json, sys
+work = sys.argv[1]
+row = {"weather": "맑음", "road_surface": "건조", "road_type": "교차로", "accident_type": "차대차", "time_period": "낮",
+       "district": "중구", "day_of_week": "월요일", "accident_hour": 14, "accident_year": 2024, "accident_month": 12,
+       "accident_day": 10}
+json.dump(row, open(f"{work}/classic.json", "w"), ensure_ascii=False)
+json.dump({**row, "weather": "폭풍"}, open(f"{work}/invalid.json", "w"), ensure_ascii=False)
+rows = [{**row, "accident_hour": i % 24, "accident_day": 1 + i % 28} for i in range(101)]
+json.dump({"items": rows[:100]}, open(f"{work}/batch100.json", "w"), ensure_ascii=False)
+json.dump({"items": rows}, open(f"{work}/batch101.json", "w"), ensure_ascii=False)
+EOF
+
+metric_value() {  # sum of http_requests_total samples for POST /api/predict/eclo with status 200
+  curl -s --max-time 10 "$BASE_URL/metrics" 2>/dev/null | python3 -c '
+import sys
+total = 0.0
+for line in sys.stdin:
+    if line.startswith("http_requests_total{") and "route=\"/api/predict/eclo\"" in line \
+            and "status=\"200\"" in line and "method=\"POST\"" in line:
+        total += float(line.rsplit(" ", 1)[1])
+print(int(total))'
+}
+
+echo "smoke test of $BASE_URL"
+METRIC_BEFORE=$(metric_value)
+
+request GET /health
+if [ "$STATUS" = 200 ] && [ "$(json 'b["status"]')" = ok ]; then
+  pass health "200, components: $(json '", ".join(k + "=" + v["status"] for k, v in b["components"].items())')"
+else
+  fail health "status $STATUS: $(seen)"
+fi
+
+request GET /api/models
+VERSION=$(json 'next(m["version"] for m in b["models"] if m["name"] == "eclo")')
+if [ "$STATUS" = 200 ] && [ -n "$VERSION" ]; then
+  pass "model info" "eclo version $VERSION, CV RMSLE $(json 'next(m["metrics"]["cv_rmsle"] for m in b["models"] if m["name"] == "eclo")'), $(json 'len(b["models"][0]["allowed_values"]["district"])') districts"
+else
+  fail "model info" "status $STATUS: $(seen)"
+fi
+
+request POST /api/predict/eclo "$WORK/classic.json"
+if [ "$STATUS" = 200 ] && [ "$(json 'b["eclo"] >= 0 and bool(b["risk_level"])')" = True ]; then
+  pass "single prediction" "eclo $(json 'round(b["eclo"], 3)'), risk $(json 'b["risk_level"]'), model $(json 'b["model_version"]')"
+else
+  fail "single prediction" "status $STATUS: $(seen)"
+fi
+
+request POST /api/predict/eclo "$WORK/invalid.json"
+if [ "$STATUS" = 422 ] && [ "$(json '[d["field"] for d in b["error"]["details"]]')" = "['weather']" ]; then
+  pass "invalid input" "422: $(json 'b["error"]["message"]')"
+else
+  fail "invalid input" "status $STATUS: $(seen)"
+fi
+
+request POST /api/predict/eclo/batch "$WORK/batch100.json"
+if [ "$STATUS" = 202 ]; then
+  POLL=$(json 'b["poll_url"]')
+  DEADLINE=$(( $(date +%s) + TIMEOUT ))
+  STATE=""
+  while [ "$(date +%s)" -le "$DEADLINE" ]; do
+    request GET "$POLL"
+    STATE=$(json 'b["status"]')
+    case "$STATE" in success|partial|failure) break ;; esac
+    sleep 0.2
+  done
+  if [ "$STATE" = success ] && [ "$(json 'len(b["results"])')" = 100 ]; then
+    pass "batch of 100" "success, 100 results, progress $(json 'b["progress"]')"
+  else
+    fail "batch of 100" "after ${TIMEOUT}s: status '$STATE': $(seen)"
+  fi
+else
+  fail "batch of 100" "submit answered $STATUS: $(seen)"
+fi
+
+request POST /api/predict/eclo/batch "$WORK/batch101.json"
+if [ "$STATUS" = 413 ] && [ "$(json 'b["error"]["code"]')" = batch_too_large ]; then
+  pass "101 rows" "413: $(json 'b["error"]["message"]')"
+else
+  fail "101 rows" "status $STATUS: $(seen)"
+fi
+
+request GET /api/predict/batch/00000000000000000000000000000000/results
+if [ "$STATUS" = 404 ]; then
+  pass "unknown batch" "404: $(json 'b["error"]["message"]')"
+else
+  fail "unknown batch" "status $STATUS: $(seen)"
+fi
+
+METRIC_AFTER=$(metric_value)
+if [ -n "$METRIC_AFTER" ] && [ -n "$METRIC_BEFORE" ] && [ "$METRIC_AFTER" -ge $((METRIC_BEFORE + 1)) ]; then
+  pass metrics "POST /api/predict/eclo 200s: $METRIC_BEFORE before, $METRIC_AFTER after"
+else
+  fail metrics "POST /api/predict/eclo 200s: '${METRIC_BEFORE}' before, '${METRIC_AFTER}' after"
+fi
+
+if [ -n "$FLOWER" ]; then
+  auth=()
+  [ -n "${FLOWER_AUTH:-}" ] && auth=(-u "$FLOWER_AUTH")
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${auth[@]}" "${FLOWER%/}/healthcheck" 2>/dev/null) || code=000
+  if [ "$code" = 200 ]; then pass flower "$FLOWER answers 200"; else fail flower "$FLOWER answered $code"; fi
+fi
+
+if [ -n "$STREAMLIT" ]; then
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${STREAMLIT%/}/_stcore/health" 2>/dev/null) || code=000
+  if [ "$code" = 200 ]; then pass streamlit "$STREAMLIT answers 200"; else fail streamlit "$STREAMLIT answered $code"; fi
+fi
+
+echo "$FAILURES check(s) failed"
+exit "$FAILURES"
