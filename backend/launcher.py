@@ -1,5 +1,5 @@
 """`make run`: the embedded stack on one machine — Redis (started when none answers), the database schema
-(`alembic upgrade head`), the API, one Celery worker and Flower — with the URLs printed; Ctrl-C stops
+(`alembic upgrade head`), the API, one Celery worker, Flower and the dashboard — with the URLs printed; Ctrl-C stops
 everything it started."""
 
 from __future__ import annotations
@@ -58,10 +58,15 @@ class Launcher:
         self.redis = start_redis(redis_port(url), self.settings.data_dir / "redis", self.logs / "redis.log")
         return f"{url} (started by make run)"
 
-    def spawn(self, name: str, command: list[str]) -> None:
+    def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.processes[name] = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
     def start(self) -> list[str]:
@@ -70,6 +75,7 @@ class Launcher:
         redis_line = self.ensure_redis()
         upgrade(s.database_url)
         python = sys.executable
+        api = f"http://{s.api_host}:{s.api_port}"
         self.spawn(
             "api", [python, "-m", "uvicorn", "backend.main:app", "--host", s.api_host, "--port", str(s.api_port)]
         )
@@ -83,12 +89,18 @@ class Launcher:
         if s.flower_basic_auth:
             flower.append(f"--basic_auth={s.flower_basic_auth}")
         self.spawn("flower", flower)
-        api = f"http://{s.api_host}:{s.api_port}"
+        self.spawn(
+            "streamlit",
+            [python, "-m", "streamlit", "run", "frontend/app.py", f"--server.port={s.streamlit_port}",
+             f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false"],
+            env={"API_URL": api},
+        )  # fmt: skip
         if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):
             self.stop()
             raise SystemExit(f"error: the API did not start; see {self.logs / 'api.log'}")
         return [
             f"API        {api}   (OpenAPI docs: {api}/docs, health: {api}/health)",
+            f"Dashboard  http://{s.api_host}:{s.streamlit_port}",
             f"Flower     http://{s.api_host}:{s.flower_port}",
             f"Redis      {redis_line}",
             f"database   {_safe_url(s.database_url)} (migrated to the latest schema)",

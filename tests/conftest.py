@@ -239,7 +239,10 @@ def stack_env(redis_url: str, model_root: Path, database_url: str, **extra: str)
         "DATABASE_URL": database_url,
         "MODEL_DIR": str(model_root),
         "KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}:",
-        "CELERY_VISIBILITY_TIMEOUT_SECONDS": "3",
+        # A killed worker's task comes back after 5 s (production: 300 s); it must outlast the time limit.
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS": "5",
+        "BATCH_TIME_LIMIT_SECONDS": "4",
+        "BATCH_SOFT_TIME_LIMIT_SECONDS": "3",
         "CELERY_UNACKED_RESTORE_INTERVAL_SECONDS": "1",
         **extra,
     }

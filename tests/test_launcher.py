@@ -17,11 +17,12 @@ from tests.conftest import PROJECT_ROOT
 
 
 def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path: Path, csv_rows: list[dict]) -> None:
-    api_port, flower_port, redis_port = free_port(), free_port(), free_port()
+    api_port, flower_port, redis_port, streamlit_port = free_port(), free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {
         **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_DIR": str(small_model_root), "DATA_DIR": str(tmp_path),
         "REDIS_URL": redis_url, "API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
+        "STREAMLIT_PORT": str(streamlit_port),
     }  # fmt: skip
     output = tmp_path / "launcher.out"
     with output.open("wb") as out:
@@ -36,6 +37,8 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30)
+        assert wait_until(lambda: _answers(f"http://127.0.0.1:{streamlit_port}/_stcore/health"), timeout=60)
+        assert f"http://127.0.0.1:{streamlit_port}" in text
     finally:
         launcher.send_signal(signal.SIGINT)
         launcher.wait(30)

@@ -1,9 +1,11 @@
 """All settings of the service in one class; every field has a laptop-safe default, env vars override."""
 
+from __future__ import annotations
+
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +63,19 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_basic_auth: str | None = None
 
-    # Dashboard
+    # Dashboard: where it reaches the API, and the links it shows to the browser
     api_url: str = "http://127.0.0.1:8000"
+    api_public_url: str | None = None
+    flower_url: str = "http://127.0.0.1:5555"
+    streamlit_port: int = 8501
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.environment != "local" and not self.flower_basic_auth:
+            raise ValueError("FLOWER_BASIC_AUTH (user:password) must be set outside ENVIRONMENT=local")
+        if self.celery_visibility_timeout_seconds <= self.batch_time_limit_seconds:
+            raise ValueError("CELERY_VISIBILITY_TIMEOUT_SECONDS must exceed BATCH_TIME_LIMIT_SECONDS")
+        return self
 
     @property
     def broker_url(self) -> str:

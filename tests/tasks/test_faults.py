@@ -10,7 +10,7 @@ from backend.ml.predictor import EcloModel
 from tests.api.helpers import submit, wait_for_batch
 from tests.conftest import Stack
 
-SLOW = {"BATCH_THROTTLE_SECONDS": "0.25", "BATCH_CHUNK_ROWS": "10"}  # 100 rows take about 2.5 s
+SLOW = {"BATCH_THROTTLE_SECONDS": "0.15", "BATCH_CHUNK_ROWS": "10"}  # 100 rows take about 1.5 s
 
 
 def _progress(api: httpx.Client, batch_id: str) -> dict:

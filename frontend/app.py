@@ -1,0 +1,24 @@
+"""Streamlit dashboard: `streamlit run frontend/app.py` (API address from API_URL)."""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# Pages import `frontend.*` and `backend.core.config`: the project root must be importable.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+st.set_page_config(page_title="Daegu traffic risk", page_icon="🚦", layout="wide")
+
+HERE = Path(__file__).parent
+pages = {
+    "Accident severity (ECLO)": [
+        st.Page(HERE / "views" / "predict.py", title="Predict", icon="🎯", default=True),
+        st.Page(HERE / "views" / "batch.py", title="Batch", icon="📦"),
+        st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon="🗺️"),
+    ],
+    "Operations": [st.Page(HERE / "views" / "system.py", title="System", icon="🩺")],
+}
+st.navigation(pages).run()

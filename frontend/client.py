@@ -1,0 +1,123 @@
+"""The dashboard's only way to the API: a `requests.Session` with tenacity retries.
+
+3 attempts with exponential backoff on connection errors, timeouts, 5xx and 429 (waiting what `Retry-After`
+asks, when it asks); never a retry on another 4xx. A timeout on every call. API errors become `ApiError`
+carrying the message of the API's error envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+RETRY_AFTER_CAP_SECONDS = 30.0
+
+
+class ApiError(Exception):
+    """The API answered with an error (or did not answer at all: `status` None)."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = details or []
+
+
+class ApiUnavailable(ApiError):
+    """The API could not be reached (connection refused, timeout, or 5xx/429 after every attempt)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return min(float(value), RETRY_AFTER_CAP_SECONDS) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _envelope(response: requests.Response) -> ApiError:
+    try:
+        error = response.json()["error"]
+        return ApiError(error["message"], response.status_code, error.get("code"), error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(f"the API answered HTTP {response.status_code}", response.status_code)
+
+
+class ApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        backoff_seconds: float = 0.5,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self.session = session or requests.Session()
+        self._backoff = wait_exponential(multiplier=backoff_seconds, max=8)
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Retryable):
+            asked = _retry_after(error.response)
+            if asked is not None:
+                return asked
+        return self._backoff(state)
+
+    def _send(self, method: str, path: str, accept: tuple[int, ...], **kwargs: Any) -> requests.Response:
+        response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        if response.status_code not in accept and (response.status_code >= 500 or response.status_code == 429):
+            raise _Retryable(response)
+        return response
+
+    def request(self, method: str, path: str, accept: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        """JSON of a 2xx answer (or of a status in `accept`); ApiError otherwise."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable | requests.ConnectionError | requests.Timeout)),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._send, method, path, accept, **kwargs)
+        except _Retryable as exc:
+            error = _envelope(exc.response)
+            raise ApiUnavailable(
+                f"{error.message} (after {self.attempts} attempts)", error.status, error.code, error.details
+            ) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ApiUnavailable(f"cannot reach the API at {self.base_url} ({type(exc).__name__})") from exc
+        if response.status_code >= 400 and response.status_code not in accept:
+            raise _envelope(response)
+        return response.json() if response.content else None
+
+    # The API, endpoint by endpoint.
+    def models(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/models")["models"]
+
+    def predict_eclo(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/predict/eclo", json=row)
+
+    def submit_batch(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.request("POST", "/api/predict/eclo/batch", json={"items": rows})
+
+    def batch(self, poll_url: str) -> dict[str, Any]:
+        return self.request("GET", poll_url)
+
+    def health(self) -> dict[str, Any]:
+        """The health report; a 503 is an answer too (it names what is down)."""
+        return self.request("GET", "/health", accept=(503,))
+
+    def predictions(self, page: int = 1, size: int = 20) -> dict[str, Any]:
+        return self.request("GET", "/api/predictions", params={"page": page, "size": size})

@@ -1,0 +1,79 @@
+"""One prediction: a form built from the model's vocabularies; the answer, its risk and what drove it."""
+
+from datetime import date
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from frontend.client import ApiError, ApiUnavailable
+from frontend.common import client, label, model_or_stop, risk_badge, row_for, show_api_error, show_unavailable
+
+st.title("Predict accident severity")
+st.caption("ECLO = 10 × deaths + 5 × serious + 3 × minor + 1 × reported injuries, for an accident in Daegu.")
+
+model = model_or_stop()
+allowed = model["allowed_values"]
+
+
+def choice(title: str, field: str, default: str, options: list[str] | None = None) -> str:
+    values = options or allowed[field]
+    return st.selectbox(title, values, index=values.index(default) if default in values else 0, format_func=label)
+
+
+districts = [d for d in allowed["district"] if " " not in d] + [d for d in allowed["district"] if " " in d]
+periods = [p for p in allowed["time_period"] if p in ("출근시간대", "퇴근시간대", "심야", "일반시간대")]
+with st.form("predict"):
+    left, middle, right = st.columns(3)
+    with left:
+        weather = choice("기상상태 · weather", "weather", "맑음")
+        surface = choice("노면상태 · road surface", "road_surface", "건조")
+        kind = choice("사고유형 · accident type", "accident_type", "차대차")
+    with middle:
+        road = choice("도로형태 · road type", "road_type", "교차로")
+        district = choice("시군구 · district (구/군, or 구/군 + 동)", "district", "중구", districts)
+    with right:
+        when = st.date_input("사고일 · date", value=date(2024, 12, 10))
+        hour = st.slider("사고시각 · hour", 0, 23, 14)
+        period = st.selectbox(
+            "시간대 · time band", ["(from the hour)", *periods], format_func=lambda v: v if v[0] == "(" else label(v)
+        )
+    submitted = st.form_submit_button("Predict", type="primary")
+
+if submitted:
+    conditions = {"weather": weather, "road_surface": surface, "road_type": road, "accident_type": kind,
+                  "district": district}  # fmt: skip
+    if not period.startswith("("):
+        conditions["time_period"] = period
+    try:
+        st.session_state["prediction"] = client().predict_eclo(row_for(conditions, when, hour))
+    except ApiUnavailable as exc:
+        show_unavailable(exc)
+    except ApiError as exc:
+        show_api_error(exc)
+
+answer = st.session_state.get("prediction")
+if answer:
+    left, right = st.columns([1, 2])
+    with left:
+        st.markdown(risk_badge(answer["eclo"], answer["risk_level"]), unsafe_allow_html=True)
+        st.metric("ECLO", f"{answer['eclo']:.2f}", help="on the ECLO scale; 3 = one minor injury")
+        st.caption(f"model {answer['model_version']}{' · from cache' if answer['cached'] else ''}")
+        bands = ", ".join(
+            f"{b['level']} {'≥ ' + str(b['min']) if b['max'] is None else '< ' + str(b['max'])}"
+            for b in model["risk_levels"]
+        )
+        st.caption(f"risk bands: {bands}")
+    with right:
+        parts = sorted(answer["explanation"], key=lambda c: c["contribution"])
+        figure = go.Figure(
+            go.Bar(
+                x=[c["contribution"] for c in parts],
+                y=[c["feature"] for c in parts],
+                orientation="h",
+                marker_color=["#c62828" if c["contribution"] > 0 else "#2e7d32" for c in parts],
+            )
+        )
+        figure.update_layout(
+            title="What drove this prediction (effect on log(1 + ECLO))", height=320, margin={"l": 10, "r": 10, "t": 40}
+        )
+        st.plotly_chart(figure, width="stretch")

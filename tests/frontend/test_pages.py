@@ -1,0 +1,100 @@
+"""Every dashboard page with streamlit's AppTest, against the real API of the session stack (and against none)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from backend.core.config import get_settings
+from backend.devstack import free_port
+from tests.conftest import PROJECT_ROOT, Stack
+
+APP = str(PROJECT_ROOT / "frontend" / "app.py")
+PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py"]
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("API_URL", url)
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def live_api(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    _point_at(monkeypatch, stack.env["API_URL"])
+    yield stack.env["API_URL"]
+    get_settings.cache_clear()
+
+
+def _open(page: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    if page != PAGES[0]:
+        app.switch_page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_predict_form_shows_a_number(live_api: str) -> None:
+    app = _open("views/predict.py")
+    assert app.title[0].value == "Predict accident severity"
+    district = next(s for s in app.selectbox if s.label.startswith("시군구"))
+    assert "중구 (Jung-gu)" in district.options and any(
+        o.startswith("중구 ") and "(" not in o for o in district.options
+    )
+    app.button[0].click().run()
+    assert not app.exception
+    eclo = float(app.metric[0].value)
+    assert 0 < eclo < 50
+    assert any("predicted ECLO" in m.value for m in app.markdown)
+
+
+def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -> None:
+    app = _open("views/batch.py")
+    csv = pd.DataFrame(csv_rows[:100]).to_csv(index=False).encode("utf-8")
+    app.file_uploader[0].upload("rows.csv", csv, "text/csv")
+    app.run()
+    assert app.subheader[0].value == "Preview: 100 rows"
+    next(b for b in app.button if b.label == "Score 100 rows").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert "Batch success: 100 results, 0 errors." in [s.value for s in app.success]
+    results = app.dataframe[-1].value
+    assert len(results) == 100 and results["eclo"].notna().all()
+
+
+def test_more_than_100_rows_are_explained(live_api: str, csv_rows: list[dict]) -> None:
+    app = _open("views/batch.py")
+    csv = pd.DataFrame(csv_rows[:150]).to_csv(index=False).encode("utf-8")
+    app.file_uploader[0].upload("big.csv", csv, "text/csv")
+    app.run()
+    assert not app.exception
+    assert "The file has 150 rows; a batch holds at most 100" in app.error[0].value
+
+
+def test_risk_map_ranks_every_district(live_api: str) -> None:
+    app = _open("views/risk_map.py")
+    ranking = app.dataframe[0].value
+    assert len(ranking) == 8 and ranking["ECLO"].is_monotonic_decreasing
+
+
+def test_system_page_shows_health_and_models(live_api: str) -> None:
+    app = _open("views/system.py")
+    assert app.subheader[0].value.endswith("Service ok")
+    components = set(app.dataframe[0].value["component"])
+    assert {"model", "redis", "broker", "database", "workers"} <= components
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_api_down_shows_a_message_and_a_retry_button(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _point_at(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    try:
+        app = _open(page)
+        assert "The prediction API is not reachable" in app.error[0].value
+        assert [b.label for b in app.button] == ["Retry"]
+    finally:
+        get_settings.cache_clear()

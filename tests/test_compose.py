@@ -1,0 +1,113 @@
+"""docker-compose.yml cannot be run here (no Docker engine), so it is checked by reading it."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backend.core.config import Settings
+from tests.conftest import PROJECT_ROOT
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+SETTINGS = {name.upper() for name in Settings.model_fields}
+COMPOSE_ONLY = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "STREAMLIT_PORT"}
+
+
+def _env(service: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+
+
+def _command(service: str) -> list[str]:
+    command = SERVICES[service].get("command")
+    if command is None:
+        return []
+    if command[:2] == ["sh", "-c"]:
+        return shlex.split(command[2])
+    return list(command)
+
+
+def test_expected_services() -> None:
+    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "flower", "frontend"}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_has_a_health_check(service: str) -> None:
+    check = SERVICES[service]["healthcheck"]
+    assert check["test"] and check["interval"] and check["retries"]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dependencies_wait_for_health(service: str) -> None:
+    for name, condition in (SERVICES[service].get("depends_on") or {}).items():
+        assert name in SERVICES and condition == {"condition": "service_healthy"}, (service, name)
+
+
+@pytest.mark.parametrize("service", ["api", "worker", "flower"])
+def test_backend_environment_names_only_real_settings(service: str) -> None:
+    assert set(_env(service)) <= SETTINGS, set(_env(service)) - SETTINGS
+
+
+def test_env_example_documents_every_setting() -> None:
+    names = {
+        line.split("=", 1)[0]
+        for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert SETTINGS <= names, SETTINGS - names
+    assert names <= SETTINGS | COMPOSE_ONLY, names - SETTINGS - COMPOSE_ONLY
+
+
+def test_worker_and_api_share_the_broker_and_database() -> None:
+    api, worker, flower = _env("api"), _env("worker"), _env("flower")
+    broker = api.get("CELERY_BROKER_URL", api["REDIS_URL"])
+    assert broker == worker.get("CELERY_BROKER_URL", worker["REDIS_URL"]) == flower["REDIS_URL"]
+    assert broker.startswith("redis://redis:")
+    assert api["DATABASE_URL"] == worker["DATABASE_URL"] and api["DATABASE_URL"].startswith("postgresql+psycopg2://")
+
+
+def test_api_migrates_before_serving() -> None:
+    command = SERVICES["api"]["command"][2]
+    assert command.index("alembic upgrade head") < command.index("uvicorn backend.main:app")
+    assert (PROJECT_ROOT / "alembic.ini").is_file()
+
+
+def test_commands_name_things_that_exist() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    for service in ("api", "worker", "flower", "frontend"):
+        target = SERVICES[service]["build"]["target"]
+        assert re.search(rf"^FROM \S+ AS {target}$", dockerfile, re.M), target
+    app_module, app_name = "backend.main:app".split(":")
+    assert hasattr(importlib.import_module(app_module), app_name)
+    for service in ("worker", "flower"):
+        command = _command(service)
+        assert command[:3] == ["celery", "-A", "backend.tasks"]
+        assert importlib.import_module("backend.tasks").app.main == "traffic"
+    frontend_cmd = re.search(r'^CMD \["streamlit", "run", "([^"]+)"', dockerfile, re.M)
+    assert frontend_cmd and (PROJECT_ROOT / frontend_cmd.group(1)).is_file()
+
+
+def test_named_volumes_for_data() -> None:
+    assert {"pgdata", "redisdata", "appdata"} <= set(COMPOSE["volumes"])
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+
+
+def test_images_run_as_non_root() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
+    for stage in stages:
+        if " AS base" in stage.splitlines()[0]:
+            continue
+        assert "\nUSER app" in stage, stage.splitlines()[0]
+
+
+def test_dependency_layer_comes_before_the_code() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    backend = dockerfile.split("AS backend", 1)[1].split("AS frontend", 1)[0]
+    assert backend.index("COPY pyproject.toml") < backend.index("pip install -r") < backend.index("COPY backend")
+    assert Path(PROJECT_ROOT / ".dockerignore").read_text().count(".venv") == 1
