@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from backend.core.config import PROJECT_ROOT, Settings, get_settings
 from backend.db.migrate import upgrade
-from backend.devstack import redis_answers, redis_port, start_redis, stop, wait_until
+from backend.devstack import port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
 from backend.ml.registry import get_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -69,8 +69,20 @@ class Launcher:
             env={**os.environ, **(env or {})},
         )
 
+    def check_ports(self) -> None:
+        s = self.settings
+        for name, port in (
+            ("API_PORT", s.api_port),
+            ("FLOWER_PORT", s.flower_port),
+            ("STREAMLIT_PORT", s.streamlit_port),
+        ):
+            if port_in_use(s.api_host, port):
+                raise SystemExit(f"error: port {port} ({name}) is in use on {s.api_host}: is a stack already running? "
+                                 f"Stop it, or set {name} to a free port.")  # fmt: skip
+
     def start(self) -> list[str]:
         s = self.settings
+        self.check_ports()
         self.logs.mkdir(parents=True, exist_ok=True)
         redis_line = self.ensure_redis()
         upgrade(s.database_url)

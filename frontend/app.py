@@ -16,9 +16,9 @@ HERE = Path(__file__).parent
 pages = {
     "Accident severity (ECLO)": [
         st.Page(HERE / "views" / "predict.py", title="Predict", icon="🎯", default=True),
-        st.Page(HERE / "views" / "batch.py", title="Batch", icon="📦"),
-        st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon="🗺️"),
+        st.Page(HERE / "views" / "batch.py", title="Batch", icon="📦", url_path="batch"),
+        st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon="🗺️", url_path="risk-map"),
     ],
-    "Operations": [st.Page(HERE / "views" / "system.py", title="System", icon="🩺")],
+    "Operations": [st.Page(HERE / "views" / "system.py", title="System", icon="🩺", url_path="system")],
 }
 st.navigation(pages).run()

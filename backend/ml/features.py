@@ -91,6 +91,10 @@ FEATURES: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 # Per-area target statistics: the feature holding it and the categorical feature it is computed over.
 TARGET_STAT_FEATURES: dict[str, str] = {"gu_target_mean": "gu", "dong_target_mean": "dong"}
+# A statistic whose finer category is missing (a district given as 구/군 only) takes its coarser one's value.
+TARGET_STAT_BACKOFF: dict[str, str] = {"dong_target_mean": "gu_target_mean"}
+# Fine features a caller may leave out; training blanks them on some rows so the model learns to do without.
+FINE_FEATURES: tuple[str, ...] = ("dong", "road_minor")
 
 # The API field each model feature is derived from, for explanations in the caller's terms.
 FEATURE_SOURCE: dict[str, str] = {
@@ -307,7 +311,9 @@ def apply_target_stats(
         table = _stat_table(stats[feature], vocabularies[categorical])
         codes = X[:, FEATURE_INDEX[categorical]]
         filled = np.where(np.isnan(codes), 0, codes).astype(np.int64)
-        X[:, FEATURE_INDEX[feature]] = np.where(np.isnan(codes), stats[feature].prior, table[filled])
+        backoff = TARGET_STAT_BACKOFF.get(feature)
+        fallback = X[:, FEATURE_INDEX[backoff]] if backoff else stats[feature].prior
+        X[:, FEATURE_INDEX[feature]] = np.where(np.isnan(codes), fallback, table[filled])
 
 
 def _stat_table(stat: TargetStat, values: Sequence[str]) -> np.ndarray:
@@ -391,11 +397,13 @@ class FeatureEncoder:
         for feature, categorical in TARGET_STAT_FEATURES.items():
             index = FEATURE_INDEX[feature]
             code = out[FEATURE_INDEX[categorical]]
-            if feature in self._stat_tables:
-                table, prior = self._stat_tables[feature]
-                out[index] = prior if math.isnan(code) else table[int(code)]
-            else:
+            if feature not in self._stat_tables:
                 out[index] = math.nan
+            elif math.isnan(code):
+                backoff = TARGET_STAT_BACKOFF.get(feature)
+                out[index] = out[FEATURE_INDEX[backoff]] if backoff else self._stat_tables[feature][1]
+            else:
+                out[index] = self._stat_tables[feature][0][int(code)]
         return out
 
     def encode(self, row: Mapping[str, Any]) -> np.ndarray:

@@ -25,7 +25,9 @@ from backend.ml.datagen import generate_dacon_frame
 from backend.ml.errors import DataFileError
 from backend.ml.features import (
     CATEGORICAL_FEATURES,
+    FEATURE_INDEX,
     FEATURES,
+    FINE_FEATURES,
     FeatureEncoder,
     ParsedRow,
     TargetStat,
@@ -58,6 +60,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 MAX_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 100
 INNER_FOLDS = 5
+COARSE_SHARE = 0.25
 
 
 @dataclass
@@ -74,6 +77,16 @@ def _kfold(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     order = np.random.default_rng(seed).permutation(n)
     parts = np.array_split(order, k)
     return [(np.concatenate(parts[:i] + parts[i + 1 :]), parts[i]) for i in range(k)]
+
+
+def _coarsen(X: np.ndarray, seed: int, share: float = COARSE_SHARE) -> np.ndarray:
+    """Blank the fine features (동, road minor class) on a share of rows: callers may give a district as 구/군
+    only or a road type as its major class, and the model must have learned what to do then."""
+    X = X.copy()
+    rng = np.random.default_rng(seed)
+    for feature in FINE_FEATURES:
+        X[rng.random(len(X)) < share, FEATURE_INDEX[feature]] = np.nan
+    return X
 
 
 def _with_target_stats(
@@ -122,7 +135,9 @@ def train_eclo(
     best_iterations: list[int] = []
     for number, (train_idx, valid_idx) in enumerate(_kfold(len(X), folds, seed), start=1):
         started = time.perf_counter()
-        X_train, stats = _with_target_stats(X[train_idx], y[train_idx], vocabularies, seed + number)
+        X_train, stats = _with_target_stats(
+            _coarsen(X[train_idx], seed + number), y[train_idx], vocabularies, seed + number
+        )
         X_valid = X[valid_idx].copy()
         apply_target_stats(X_valid, stats, vocabularies)
         train_set = _dataset(X_train, y[train_idx])
@@ -145,7 +160,7 @@ def train_eclo(
         )
 
     rounds = max(1, int(round(np.mean(best_iterations) * 1.1)))
-    X_all, stats = _with_target_stats(X, y, vocabularies, seed)
+    X_all, stats = _with_target_stats(_coarsen(X, seed), y, vocabularies, seed)
     final = lgb.train(params, _dataset(X_all, y), num_boost_round=rounds)
     cv_rmsle, baseline = float(np.mean(fold_scores)), float(np.mean(baseline_scores))
     log(f"final fit: {len(X)} rows, {rounds} trees; cv rmsle {cv_rmsle:.4f}, ratio {cv_rmsle / baseline:.4f}")

@@ -25,7 +25,7 @@ st.dataframe(
         {
             "component": name,
             "status": f"{STATUS_ICON.get(c['status'], '')} {c['status']}",
-            "detail": c.get("detail"),
+            "detail": c.get("detail") or "",
             "latency ms": c.get("latency_ms"),
         }  # fmt: skip
         for name, c in health["components"].items()
@@ -36,12 +36,15 @@ st.dataframe(
 st.subheader("Models")
 for model in models:
     metrics = model["metrics"]
+    st.markdown(f"**{model['name']}** · version `{model['version']}` · {model['num_trees']} trees")
     cols = st.columns(4)
-    cols[0].metric(model["name"], model["version"])
-    cols[1].metric("CV RMSLE", f"{metrics['cv_rmsle']:.4f}")
-    cols[2].metric("constant baseline", f"{metrics['baseline_constant_rmsle']:.4f}")
-    cols[3].metric("ratio", f"{metrics['cv_to_baseline_ratio']:.3f}")
-    st.caption(f"trained {model['trained_at']} on {model['rows']} rows ({model['data_source']})")
+    cols[0].metric("CV RMSLE", f"{metrics['cv_rmsle']:.4f}")
+    cols[1].metric("constant baseline", f"{metrics['baseline_constant_rmsle']:.4f}")
+    cols[2].metric(
+        "ratio", f"{metrics['cv_to_baseline_ratio']:.3f}", help="CV RMSLE / constant baseline; lower is better"
+    )
+    cols[3].metric("training rows", f"{model['rows']:,}")
+    st.caption(f"trained {model['trained_at']} on {model['data_source']}")
 
 st.subheader("Links")
 st.link_button("API documentation (OpenAPI)", f"{public_api_url()}/docs")

@@ -141,3 +141,13 @@ def test_no_pickle_anywhere_under_model() -> None:
     ]
     assert suspicious == []
     assert (DEFAULT_MODEL / "model.txt").read_text().startswith("tree")
+
+
+def test_coarse_inputs_still_tell_districts_and_roads_apart(small_model: EcloModel, classic_row: dict) -> None:
+    """Training blanks 동 and the road minor class on some rows, so a 구/군 alone still carries its signal."""
+    rural = small_model.predict_one({**classic_row, "district": "달성군"}).eclo
+    central = small_model.predict_one({**classic_row, "district": "중구"}).eclo
+    assert rural > central * 1.03
+    tunnel = small_model.predict_one({**classic_row, "road_type": "단일로 - 터널"}).eclo
+    parking = small_model.predict_one({**classic_row, "road_type": "주차장"}).eclo
+    assert tunnel > parking

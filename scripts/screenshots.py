@@ -1,0 +1,90 @@
+"""Render every dashboard page in headless Chromium (Debian's `chromium`) and save PNG screenshots.
+
+Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--out screenshots]
+Needs a running stack (`make run`). Each page is opened, the form or batch on it is exercised where that is what
+the page is for, and the page is captured once Streamlit has finished running it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+FIELDS = ["weather", "road_surface", "road_type", "accident_type", "time_period", "district", "day_of_week",
+          "accident_hour", "accident_year", "accident_month", "accident_day"]  # fmt: skip
+
+
+def settle(page: Page, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit's script run is over (no 'running' indicator) and the page has content."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms, polling=250
+    )
+    page.wait_for_timeout(1500)
+
+
+def sample_csv(rows: int = 100) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(FIELDS)
+    weathers = ["맑음", "비", "흐림"]
+    districts = ["중구", "수성구", "달서구", "대구광역시 북구 산격동", "동구"]
+    for i in range(rows):
+        writer.writerow([weathers[i % 3], "건조", "교차로", "차대차", "", districts[i % 5], "월요일", i % 24, 2024, 12,
+                         1 + i % 28])  # fmt: skip
+    return out.getvalue().encode("utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--out", type=Path, default=Path("screenshots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    base = args.url.rstrip("/")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+
+        page.goto(f"{base}/")
+        settle(page)
+        page.get_by_role("button", name="Predict").click()
+        settle(page)
+        page.screenshot(path=args.out / "1-predict.png", full_page=True)
+
+        page.goto(f"{base}/batch")
+        settle(page)
+        page.locator("input[type=file]").set_input_files(
+            {"name": "rows.csv", "mimeType": "text/csv", "buffer": sample_csv()}
+        )
+        settle(page)
+        page.get_by_role("button", name="Score 100 rows").click()
+        page.wait_for_selector("text=Batch success", timeout=60_000)
+        settle(page)
+        page.screenshot(path=args.out / "2-batch.png", full_page=True)
+
+        page.goto(f"{base}/risk-map")
+        settle(page)
+        page.wait_for_timeout(3000)  # the map's iframe draws after the script run
+        page.screenshot(path=args.out / "3-risk-map.png", full_page=True)
+
+        page.goto(f"{base}/system")
+        settle(page)
+        page.screenshot(path=args.out / "4-system.png", full_page=True)
+        browser.close()
+    for path in sorted(args.out.glob("*.png")):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
