@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test setup model lint bench bench-http clean
+.PHONY: run test setup model lint bench bench-http smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench: setup model
 
 bench-http: setup model
 	$(PY) bench/bench_http.py
+
+smoke:
+	./test_mvp.sh
+
+screenshots: setup
+	$(PY) -m pip install -q -e '.[screenshots]'
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
