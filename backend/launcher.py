@@ -21,6 +21,7 @@ from backend.devstack import port_in_use, redis_answers, redis_port, start_redis
 from backend.ml.registry import get_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+MAX_RESTARTS = 5
 
 
 def describe_models(settings: Settings) -> list[str]:
@@ -46,6 +47,8 @@ class Launcher:
         self.settings = settings
         self.logs = settings.data_dir / "logs"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self.restarts: dict[str, int] = {}
         self.redis: subprocess.Popen[bytes] | None = None
 
     def ensure_redis(self) -> str:
@@ -59,6 +62,7 @@ class Launcher:
         return f"{url} (started by make run)"
 
     def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.commands[name] = (command, env)
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.processes[name] = subprocess.Popen(
             command,
@@ -128,14 +132,21 @@ class Launcher:
             return False
 
     def wait(self) -> str:
-        """Until Ctrl-C (or SIGTERM), or a process dies; returns why."""
+        """Until Ctrl-C (or SIGTERM); a process that dies is restarted (a Celery worker can die when Redis
+        drops mid-acknowledgement), up to MAX_RESTARTS times. Returns why it stopped."""
         stopping: list[str] = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
         try:
             while not stopping:
-                for name, process in self.processes.items():
-                    if process.poll() is not None:
-                        return f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}"
+                for name, process in list(self.processes.items()):
+                    if process.poll() is None:
+                        continue
+                    log = self.logs / f"{name}.log"
+                    if self.restarts.get(name, 0) >= MAX_RESTARTS:
+                        return f"{name} exited with {process.returncode} {MAX_RESTARTS + 1} times; see {log}"
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    print(f"{name} exited with {process.returncode}; restarting it (see {log})", flush=True)
+                    self.spawn(name, *self.commands[name])
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return "Ctrl-C"

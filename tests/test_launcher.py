@@ -36,6 +36,11 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         assert "started by make run" in text and "CV RMSLE" in text
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
+        worker = _worker_pid(tmp_path)
+        os.killpg(worker, signal.SIGKILL)
+        assert wait_until(lambda: "worker exited with -9; restarting it" in output.read_text(), timeout=15)
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
+            assert wait_for_batch(api, submit(api, csv_rows[10:20])["batch_id"], timeout=60)["status"] == "success"
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30)
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{streamlit_port}/_stcore/health"), timeout=60)
         assert f"http://127.0.0.1:{streamlit_port}" in text
@@ -46,6 +51,22 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
     time.sleep(0.5)
     assert not redis_answers(redis_url)
     assert not _answers(f"http://127.0.0.1:{api_port}/health/live")
+
+
+def _worker_pid(data_dir: Path) -> int:
+    """The launcher's worker: the celery process whose log is in this stack's data folder."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"worker" in cmdline and b"embedded@%h" in cmdline and os.getsid(int(proc.name)) == int(proc.name):
+                log = os.readlink(proc / "fd" / "1")
+                if log.startswith(str(data_dir)):
+                    return int(proc.name)
+        except OSError:
+            continue
+    raise AssertionError("no worker process found")
 
 
 def _answers(url: str) -> bool:

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
-from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
 from backend.services.predictions import EcloPredictionService
@@ -32,10 +31,8 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 
 async def get_eclo_model(request: Request) -> EcloModel:
-    try:
-        return request.app.state.registry.get("eclo")
-    except ModelNotFound as exc:
-        raise DependencyUnavailable("model", str(exc)) from exc
+    """The loaded ECLO model; 503 naming the model when there is none."""
+    return request.app.state.eclo_service.model()
 
 
 async def get_eclo_service(request: Request) -> EcloPredictionService:
