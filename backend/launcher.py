@@ -114,6 +114,9 @@ class Launcher:
         if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):
             self.stop()
             raise SystemExit(f"error: the API did not start; see {self.logs / 'api.log'}")
+        # "Up" means every component healthy, the worker included (it answers a second or two after the API).
+        if not wait_until(lambda: self._answers(f"{api}/health"), timeout=60, interval=0.5):
+            print(f"warning: {api}/health does not report every component healthy yet", flush=True)
         return [
             f"API        {api}   (OpenAPI docs: {api}/docs, health: {api}/health)",
             f"Dashboard  http://{s.api_host}:{s.streamlit_port}",
