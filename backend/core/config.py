@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     environment: str = "local"
     log_level: str = "INFO"
-    access_log: bool = True
+    # One log line per request; off: only requests that fail (status >= 400) are logged.
+    access_log: bool = False
 
     # Storage and models
     model_dir: Path = PROJECT_ROOT / "model"

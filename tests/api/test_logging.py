@@ -30,5 +30,19 @@ def test_a_batch_is_followed_from_request_to_worker(api: httpx.Client, stack: St
     api_log = next(stack.logs.glob("api-*.log")).read_text(errors="replace")
     mine = [line for line in _json_lines(api_log) if line.get("request_id") == request_id]
     assert {"ts", "level", "logger", "message"} <= set(mine[0])
-    assert any(line.get("route") == "/api/predict/eclo/batch" and line.get("status") == 202 for line in mine)
-    assert any(batch_id in line["message"] for line in mine)
+    assert any(batch_id in line["message"] and line["logger"] == "backend.services.batches" for line in mine)
+
+
+def test_failed_requests_are_logged_with_their_id(api: httpx.Client, stack: Stack) -> None:
+    response = api.post("/api/predict/eclo", json={"weather": "?"}, headers={"X-Request-ID": "trace-bad-0007"})
+    assert response.status_code == 422
+
+    def logged() -> bool:
+        lines = _json_lines(next(stack.logs.glob("api-*.log")).read_text(errors="replace"))
+        return any(
+            line.get("request_id") == "trace-bad-0007" and line.get("status") == 422
+            and line.get("route") == "/api/predict/eclo" and line.get("duration_ms", -1) >= 0
+            for line in lines
+        )  # fmt: skip
+
+    assert wait_until(logged, timeout=5)
