@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from backend.api.schemas import CLASSIC_EXAMPLE
 from backend.db.migrate import upgrade
 from backend.db.session import make_engine, session_factory
 from backend.devstack import free_port, redis_answers, start_redis, stop, wait_until
@@ -32,19 +33,7 @@ from backend.ml.datagen import write_dacon_csv
 from backend.ml.predictor import EcloModel
 from backend.ml.train import save_artifacts, train_eclo
 
-CLASSIC_ROW = {
-    "weather": "맑음",
-    "road_surface": "건조",
-    "road_type": "교차로",
-    "accident_type": "차대차",
-    "time_period": "낮",
-    "district": "중구",
-    "day_of_week": "월요일",
-    "accident_hour": 14,
-    "accident_year": 2024,
-    "accident_month": 12,
-    "accident_day": 10,
-}
+CLASSIC_ROW = CLASSIC_EXAMPLE  # the example of the design card
 
 
 @pytest.fixture(scope="session")

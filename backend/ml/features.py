@@ -369,17 +369,18 @@ class FeatureEncoder:
         out = np.empty(len(FEATURES), dtype=np.float64)
         out[0] = self._code("weather", row.weather, "weather", errors)
         out[1] = self._code("road_surface", row.road_surface, "road_surface", errors)
+        before = len(errors)
         out[2] = self._code("road_major", row.road_major, "road_type", errors, row.road_type)
         out[3] = (
-            self._code("road_minor", row.road_minor, "road_type", errors, row.road_type) if not errors else math.nan
+            self._code("road_minor", row.road_minor, "road_type", errors, row.road_type)
+            if len(errors) == before
+            else math.nan
         )
         out[4] = self._code("accident_type", row.accident_type, "accident_type", errors)
         out[5] = self._code("time_period", row.time_period, "time_period", errors)
-        gu_errors = len(errors)
+        before = len(errors)
         out[6] = self._code("gu", row.gu, "district", errors, row.district)
-        out[7] = (
-            self._code("dong", row.dong, "district", errors, row.district) if len(errors) == gu_errors else math.nan
-        )
+        out[7] = self._code("dong", row.dong, "district", errors, row.district) if len(errors) == before else math.nan
         out[8] = self._code("day_of_week", row.day_of_week, "day_of_week", errors)
         if errors:
             raise InvalidRow(_one_error_per_field(errors))

@@ -157,3 +157,10 @@ def test_type_and_vocabulary_errors_are_reported_together(encoder: FeatureEncode
         encoder.encode(classic_row)
     assert sorted(e.field for e in caught.value.errors) == ["accident_hour", "district", "weather", "wether"]
     assert "unknown field" in next(e.message for e in caught.value.errors if e.field == "wether")
+
+
+def test_a_bad_road_pair_is_named_beside_other_bad_fields(encoder: FeatureEncoder, classic_row: dict) -> None:
+    classic_row.update(weather="폭풍", road_type="교차로 - 터널", district="중구 없는동")
+    with pytest.raises(InvalidRow) as caught:
+        encoder.encode(classic_row)
+    assert sorted(e.field for e in caught.value.errors) == ["district", "road_type", "weather"]
