@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import setup_logging, worker_process_init
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,14 +88,6 @@ def _load_models_in_child(**_: Any) -> None:
     get_registry(get_settings().model_dir, num_threads=1).load()
 
 
-def _outcome(prediction: Any) -> dict[str, Any]:
-    return {
-        "eclo": prediction.eclo,
-        "risk_level": prediction.risk_level,
-        "model_version": prediction.model_version,
-    }
-
-
 @celery_app.task(name=SCORE_BATCH_TASK, bind=True)
 def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
     """Score every row of a batch, a chunk at a time; resumes where a killed delivery stopped."""
@@ -131,7 +124,7 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
             outcomes: dict[int, dict[str, Any]] = {}
             for position, index in enumerate(chunk):
                 if position in scores.results:
-                    outcomes[index] = _outcome(scores.results[position])
+                    outcomes[index] = scores.results[position].to_dict()  # eclo, risk_level, model_version
                 else:
                     error = scores.errors[position]
                     outcomes[index] = {"error": error.summary(), "details": [e.to_dict() for e in error.errors]}
@@ -141,6 +134,10 @@ def score_batch(self: Any, batch_id: str) -> dict[str, Any]:
                 time.sleep(settings.batch_throttle_seconds)
     except SoftTimeLimitExceeded:
         _finish(store, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
+        raise
+    except redis.RedisError:
+        # Redis is gone: so is the acknowledgement. The message returns after the visibility timeout and the
+        # next delivery resumes from the rows already stored.
         raise
     except Exception as exc:
         _finish(store, record, FAILURE, f"{type(exc).__name__}: {exc}")
