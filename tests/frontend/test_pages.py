@@ -63,6 +63,8 @@ def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -
     next(b for b in app.button if b.label == "Score 100 rows").click().run()
     assert not app.exception, [e.message for e in app.exception]
     assert "Batch success: 100 results, 0 errors." in [s.value for s in app.success]
+    (bar,) = app.get("progress")
+    assert bar.value == 100 and bar.proto.text == "success: 100 of 100 rows"
     results = app.dataframe[-1].value
     assert len(results) == 100 and results["eclo"].notna().all()
 
