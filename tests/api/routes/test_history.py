@@ -26,6 +26,7 @@ def test_every_single_prediction_is_recorded(api: httpx.Client, csv_rows: list[d
     records = _recorded(api, ids)
     assert {r["model_version"] for r in records} == {small_model.version}
     assert {r["model_name"] for r in records} == {"eclo"}
+    assert all(r["created_at"].endswith("Z") for r in records)
     by_id = {r["request_id"]: r for r in records}
     first = by_id[sorted(ids)[0]]
     assert first["inputs"] == csv_rows[100] and first["eclo"] == small_model.predict_one(csv_rows[100]).eclo
@@ -68,6 +69,7 @@ def test_batch_rows_are_recorded_and_outlive_redis(api: httpx.Client, stack: Sta
     stored = api.get(f"/api/predict/batch/{batch_id}/results").json()
     assert stored["status"] == "partial" and stored["progress"] == {"done": 100, "total": 100}
     assert stored["results"] == live["results"]
+    assert stored["created_at"].endswith("Z") and stored["finished_at"].endswith("Z")  # UTC on every database
     assert [(e["index"], e["message"]) for e in stored["errors"]] == [(7, live["errors"][0]["message"])]
 
 
