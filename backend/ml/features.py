@@ -363,25 +363,35 @@ class FeatureEncoder:
             return math.nan
         return code
 
-    def vectorize(self, row: ParsedRow) -> np.ndarray:
-        """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""
-        errors: list[FieldError] = []
-        out = np.empty(len(FEATURES), dtype=np.float64)
-        out[0] = self._code("weather", row.weather, "weather", errors)
-        out[1] = self._code("road_surface", row.road_surface, "road_surface", errors)
+    def _categorical_codes(self, row: ParsedRow, errors: list[FieldError]) -> list[float]:
+        """Codes of the categorical features, in FEATURES order; a value outside the vocabulary is an error
+        (a part left None is missing, not an error). A bad major class or 구 hides its finer part's error."""
+        codes = [
+            self._code("weather", row.weather, "weather", errors),
+            self._code("road_surface", row.road_surface, "road_surface", errors),
+        ]
         before = len(errors)
-        out[2] = self._code("road_major", row.road_major, "road_type", errors, row.road_type)
-        out[3] = (
+        codes.append(self._code("road_major", row.road_major, "road_type", errors, row.road_type))
+        codes.append(
             self._code("road_minor", row.road_minor, "road_type", errors, row.road_type)
             if len(errors) == before
             else math.nan
         )
-        out[4] = self._code("accident_type", row.accident_type, "accident_type", errors)
-        out[5] = self._code("time_period", row.time_period, "time_period", errors)
+        codes.append(self._code("accident_type", row.accident_type, "accident_type", errors))
+        codes.append(self._code("time_period", row.time_period, "time_period", errors))
         before = len(errors)
-        out[6] = self._code("gu", row.gu, "district", errors, row.district)
-        out[7] = self._code("dong", row.dong, "district", errors, row.district) if len(errors) == before else math.nan
-        out[8] = self._code("day_of_week", row.day_of_week, "day_of_week", errors)
+        codes.append(self._code("gu", row.gu, "district", errors, row.district))
+        codes.append(
+            self._code("dong", row.dong, "district", errors, row.district) if len(errors) == before else math.nan
+        )
+        codes.append(self._code("day_of_week", row.day_of_week, "day_of_week", errors))
+        return codes
+
+    def vectorize(self, row: ParsedRow) -> np.ndarray:
+        """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""
+        errors: list[FieldError] = []
+        out = np.empty(len(FEATURES), dtype=np.float64)
+        out[: len(CATEGORICAL_FEATURES)] = self._categorical_codes(row, errors)
         if errors:
             raise InvalidRow(_one_error_per_field(errors))
         hour_angle = 2.0 * math.pi * row.hour / 24.0
@@ -420,30 +430,33 @@ class FeatureEncoder:
         """Vocabulary errors of the text fields that parsed, for a row whose other fields did not."""
         if not isinstance(row, Mapping):
             return []
-        errors: list[FieldError] = []
 
-        def check(field: str, *pairs: tuple[str, str | None]) -> None:
+        def text(field: str) -> str | None:
             value = row.get(field)
-            if field in skip or not isinstance(value, str):
-                return
-            for feature, part in pairs:
-                before = len(errors)
-                self._code(feature, part, field, errors, value.strip())
-                if len(errors) > before:
-                    return
+            return value.strip() if field not in skip and isinstance(value, str) and value.strip() else None
 
-        for field in ("weather", "road_surface", "accident_type", "day_of_week"):
-            if isinstance(row.get(field), str):
-                check(field, (field, row[field].strip()))
-        if isinstance(row.get("road_type"), str):
-            major, minor = split_road_type(row["road_type"].strip())
-            check("road_type", ("road_major", major), ("road_minor", minor))
-        if isinstance(row.get("district"), str) and row["district"].strip():
-            gu, dong = split_district(row["district"].strip())
-            check("district", ("gu", gu), ("dong", dong))
-        label = row.get("time_period")
-        if isinstance(label, str) and label.strip() and label.strip() not in LEGACY_TIME_LABELS:
-            check("time_period", ("time_period", label.strip()))
+        road_type, district, label = text("road_type"), text("district"), text("time_period")
+        road_major, road_minor = split_road_type(road_type) if road_type else (None, None)
+        gu, dong = split_district(district) if district else (None, None)
+        partial = ParsedRow(
+            weather=text("weather"),  # type: ignore[arg-type]
+            road_surface=text("road_surface"),  # type: ignore[arg-type]
+            road_major=road_major,  # type: ignore[arg-type]
+            road_minor=road_minor,
+            accident_type=text("accident_type"),  # type: ignore[arg-type]
+            time_period=None if label in LEGACY_TIME_LABELS else label,  # type: ignore[arg-type]
+            gu=gu,  # type: ignore[arg-type]
+            dong=dong,
+            day_of_week=text("day_of_week"),  # type: ignore[arg-type]
+            road_type=road_type,  # type: ignore[arg-type]
+            district=district,  # type: ignore[arg-type]
+            year=0,
+            month=0,
+            day=0,
+            hour=0,
+        )
+        errors: list[FieldError] = []
+        self._categorical_codes(partial, errors)
         return errors
 
 
