@@ -33,17 +33,26 @@ def list_predictions(
     return list(items), total
 
 
-def upsert_batch_job(session: Session, *, batch_id: str, **fields: Any) -> BatchJob:
-    """Create the job or update the given fields: the API (pending) and the worker may race to write it first."""
+def _existing_or_added_job(session: Session, batch_id: str, fields: dict[str, Any]) -> tuple[BatchJob, bool]:
+    """The stored job, or a new one with `fields`; (job, added). The API (pending) and the worker may race to
+    write a job first: a concurrent insert is caught and the winner's row returned."""
     job = session.get(BatchJob, batch_id)
-    if job is None:
-        job = BatchJob(id=batch_id, **fields)
-        try:
-            with session.begin_nested():
-                session.add(job)
-        except IntegrityError:
-            job = session.get(BatchJob, batch_id, populate_existing=True)
-            assert job is not None
+    if job is not None:
+        return job, False
+    try:
+        with session.begin_nested():
+            job = BatchJob(id=batch_id, **fields)
+            session.add(job)
+        return job, True
+    except IntegrityError:
+        job = session.get(BatchJob, batch_id, populate_existing=True)
+        assert job is not None
+        return job, False
+
+
+def upsert_batch_job(session: Session, *, batch_id: str, **fields: Any) -> BatchJob:
+    """Create the job or update the given fields."""
+    job, _ = _existing_or_added_job(session, batch_id, fields)
     for name, value in fields.items():
         setattr(job, name, value)
     return job
@@ -51,12 +60,7 @@ def upsert_batch_job(session: Session, *, batch_id: str, **fields: Any) -> Batch
 
 def insert_batch_job_if_absent(session: Session, *, batch_id: str, **fields: Any) -> None:
     """The API's pending record; a worker that already wrote the job wins."""
-    if session.get(BatchJob, batch_id) is None:
-        try:
-            with session.begin_nested():
-                session.add(BatchJob(id=batch_id, **fields))
-        except IntegrityError:
-            pass
+    _existing_or_added_job(session, batch_id, fields)
 
 
 def save_batch_rows(session: Session, *, batch_id: str, rows: Sequence[dict[str, Any]]) -> None:
