@@ -27,9 +27,7 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['optional-dependencies']['frontend']))" \
       > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
-# The dashboard reads the service's one Settings class (API_URL, FLOWER_URL, ...).
-COPY backend/__init__.py ./backend/__init__.py
-COPY backend/core/__init__.py backend/core/config.py ./backend/core/
+# The dashboard has settings of its own (frontend/settings.py) and needs no backend code.
 COPY frontend ./frontend
 USER app
 EXPOSE 8501

@@ -12,7 +12,7 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0 and a risk level
   invalid input      POST /api/predict/eclo with an unknown weather answers 422 naming the field
   batch of 100       POST /api/predict/eclo/batch with 100 rows is 202, then polled to "success" with 100 results
-  101 rows           a batch of 101 rows answers 413 batch_too_large
+  101 rows           a batch of 101 rows answers 413 too_large
   unknown batch      GET /api/predict/batch/<unknown>/results answers 404
   metrics            GET /metrics counts the prediction requests this script just made
   flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
@@ -142,7 +142,7 @@ else
 fi
 
 request POST /api/predict/eclo/batch "$WORK/batch101.json"
-if [ "$STATUS" = 413 ] && [ "$(json 'b["error"]["code"]')" = batch_too_large ]; then
+if [ "$STATUS" = 413 ] && [ "$(json 'b["error"]["code"]')" = too_large ]; then
   pass "101 rows" "413: $(json 'b["error"]["message"]')"
 else
   fail "101 rows" "status $STATUS: $(seen)"

@@ -5,7 +5,6 @@ everything it started."""
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -15,25 +14,24 @@ from urllib.parse import urlparse
 import httpx
 from sqlalchemy.engine import make_url
 
-from backend.core.config import PROJECT_ROOT, Settings, get_settings
+from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
-from backend.devstack import port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
-from backend.ml.registry import get_registry
+from backend.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.wiring import open_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 MAX_RESTARTS = 5
 
 
 def describe_models(settings: Settings) -> list[str]:
-    registry = get_registry(settings.model_dir)
+    registry = open_registry(settings)
     lines = []
     for name in registry.names():
         info = registry.get(name).info()
-        metrics = info["metrics"]
+        summary = info.get("summary") or ", ".join(f"{k} {v}" for k, v in info["metrics"].items() if v is not None)
         lines.append(
-            f"model {name}: version {info['version']}, trained {info['trained_at']} on {info['rows']} rows "
-            f"({info['data_source']}); CV RMSLE {metrics['cv_rmsle']:.4f} vs constant "
-            f"{metrics['baseline_constant_rmsle']:.4f} (ratio {metrics['cv_to_baseline_ratio']:.3f})"
+            f"model {name} ({info['kind']}): version {info['version']}, trained {info['trained_at']} on "
+            f"{info['rows']} rows ({info['data_source']}); {summary}"
         )
     return lines
 
@@ -46,8 +44,7 @@ class Launcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.logs = settings.data_dir / "logs"
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self.group = ProcessGroup(self.logs)
         self.restarts: dict[str, int] = {}
         self.redis: subprocess.Popen[bytes] | None = None
 
@@ -60,18 +57,6 @@ class Launcher:
             raise SystemExit(f"error: no Redis answers at {url}, and it is not local, so it cannot be started here")
         self.redis = start_redis(redis_port(url), self.settings.data_dir / "redis", self.logs / "redis.log")
         return f"{url} (started by make run)"
-
-    def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        self.commands[name] = (command, env)
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.processes[name] = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
 
     def check_ports(self) -> None:
         s = self.settings
@@ -92,10 +77,10 @@ class Launcher:
         upgrade(s.database_url)
         python = sys.executable
         api = f"http://{s.api_host}:{s.api_port}"
-        self.spawn(
+        self.group.spawn(
             "api", [python, "-m", "uvicorn", "backend.main:app", "--host", s.api_host, "--port", str(s.api_port)]
         )
-        self.spawn(
+        self.group.spawn(
             "worker",
             [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),
              "--loglevel", "INFO", "-n", "embedded@%h"],
@@ -104,12 +89,12 @@ class Launcher:
                   f"--address={s.api_host}"]  # fmt: skip
         if s.flower_basic_auth:
             flower.append(f"--basic_auth={s.flower_basic_auth}")
-        self.spawn("flower", flower)
-        self.spawn(
+        self.group.spawn("flower", flower)
+        self.group.spawn(
             "streamlit",
             [python, "-m", "streamlit", "run", "frontend/app.py", f"--server.port={s.streamlit_port}",
              f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false"],
-            env={"API_URL": api, "FLOWER_URL": f"http://{s.api_host}:{s.flower_port}"},
+            API_URL=api, FLOWER_URL=f"http://{s.api_host}:{s.flower_port}",
         )  # fmt: skip
         if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):
             self.stop()
@@ -127,7 +112,7 @@ class Launcher:
         ]
 
     def _answers(self, url: str) -> bool:
-        if any(p.poll() is not None for p in self.processes.values()):
+        if any(p.poll() is not None for p in self.group.processes.values()):
             return False
         try:
             return httpx.get(url, timeout=1).status_code == 200
@@ -141,7 +126,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
         try:
             while not stopping:
-                for name, process in list(self.processes.items()):
+                for name, process in list(self.group.processes.items()):
                     if process.poll() is None:
                         continue
                     log = self.logs / f"{name}.log"
@@ -149,22 +134,14 @@ class Launcher:
                         return f"{name} exited with {process.returncode} {MAX_RESTARTS + 1} times; see {log}"
                     self.restarts[name] = self.restarts.get(name, 0) + 1
                     print(f"{name} exited with {process.returncode}; restarting it (see {log})", flush=True)
-                    self.spawn(name, *self.commands[name])
+                    self.group.respawn(name)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return "Ctrl-C"
         return stopping[0]
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        self.group.stop_all()
         if self.redis is not None:
             stop(self.redis)
 

@@ -17,12 +17,10 @@ from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
-from backend.db.session import make_engine, session_factory
-from backend.ml.registry import get_registry
 from backend.services.predictions import EcloPredictionService, PredictionCache
 from backend.services.recorder import Recorder
-from backend.tasks.celery_app import create_celery
-from backend.tasks.store import BatchStore
+from backend.tasks.celery_app import celery_app, configure_celery
+from backend.wiring import open_resources
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,24 +30,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app.state
-        state.settings = settings
-        state.registry = get_registry(settings.model_dir, num_threads=1)
-        state.registry.load()  # once, before the first request
-        state.redis = sync_redis(settings.redis_url, settings)
+        configure_celery(celery_app, settings)
+        resources = state.resources = open_resources(settings)
+        resources.registry.load()  # once, before the first request
         state.broker_redis = (
-            state.redis if settings.broker_url == settings.redis_url else sync_redis(settings.broker_url, settings)
+            resources.redis if settings.broker_url == settings.redis_url else sync_redis(settings.broker_url, settings)
         )
-        state.store = BatchStore.from_settings(state.redis, settings)
         cache_client = async_redis(settings.cache_redis_url, settings) if settings.cache_enabled else None
-        state.cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
-        state.db_engine = make_engine(settings.database_url)
-        state.db_sessions = session_factory(state.db_engine)
-        state.recorder = Recorder(state.db_sessions)
+        cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
+        state.recorder = Recorder(resources.sessions)
         state.recorder.start()
-        state.eclo_service = EcloPredictionService(state.registry, state.cache, state.recorder)
-        collector = ServiceCollector(state.store.batch_stats, state.recorder.stats)
+        state.eclo_service = EcloPredictionService(resources.registry, cache, state.recorder)
+        collector = ServiceCollector(resources.batches.batch_stats, state.recorder.stats)
         REGISTRY.register(collector)
-        state.celery = create_celery(settings)
         # Startup objects (libraries, model, vocabularies) live as long as the process: keep them out of the
         # cyclic GC, whose full passes over them otherwise stall requests for tens of milliseconds.
         gc.freeze()
@@ -58,15 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             REGISTRY.unregister(collector)
             state.recorder.stop()
-            state.db_engine.dispose()
             if cache_client is not None:
                 await cache_client.aclose()
-            state.redis.close()
-            state.celery.close()
+            if state.broker_redis is not resources.redis:
+                state.broker_redis.close()
+            resources.close()
 
     app = FastAPI(
         title="Traffic prediction service",
-        description="ECLO accident-severity predictions for Daegu: single answers in-process, batches via Celery.",
+        description="Traffic predictions (ECLO accident severity for Daegu): single answers in-process, "
+        "batches of any model kind via Celery.",
         version="0.1.0",
         lifespan=lifespan,
     )

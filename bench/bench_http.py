@@ -30,10 +30,10 @@ import aiohttp
 import httpx
 import numpy as np
 
-from backend.devstack import free_port, wait_until
 from backend.ml.dacon import api_rows
 from backend.ml.datagen import generate_dacon_frame
-from backend.ml.registry import get_registry
+from backend.ml.predictor import EcloModel
+from backend.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_REPORT = """
@@ -135,9 +135,10 @@ def main() -> None:
     args = parser.parse_args()
     load = run_wrk if args.client == "wrk" else run_aiohttp
 
-    model = get_registry(ROOT / "model").get("eclo")
+    model = EcloModel.load(ROOT / "model" / "eclo")
     candidates = [r for r in api_rows(generate_dacon_frame(60_000, seed=99).astype(str)) if r is not None]
-    rows = [candidates[i] for i in sorted(model.predict_batch(candidates).results)]
+    outcomes = model.predict_many(candidates)
+    rows = [row for row, outcome in zip(candidates, outcomes, strict=True) if not isinstance(outcome, Exception)]
     redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
     port = free_port()
     env = {**os.environ, "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}:",

@@ -16,7 +16,7 @@ import numpy as np
 
 from backend.ml.dacon import api_rows
 from backend.ml.datagen import generate_dacon_frame
-from backend.ml.registry import get_registry
+from backend.ml.predictor import EcloModel
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -30,10 +30,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5000)
     args = parser.parse_args()
 
-    model = get_registry(args.model_dir).get("eclo")
+    model = EcloModel.load(args.model_dir / "eclo")
     candidates = [r for r in api_rows(generate_dacon_frame(12_000, seed=2024).astype(str)) if r is not None]
-    scores = model.predict_batch(candidates)  # keep the rows this model's vocabulary accepts
-    rows = [candidates[i] for i in sorted(scores.results)]
+    outcomes = model.predict_many(candidates)  # keep the rows this model's vocabulary accepts
+    rows = [row for row, outcome in zip(candidates, outcomes, strict=True) if not isinstance(outcome, Exception)]
     print(
         f"model eclo {model.version}, {model.metadata['num_trees']} trees; {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-# Pages import `frontend.*` and `backend.core.config`: the project root must be importable.
+# Pages import `frontend.*`: the project root must be importable.
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

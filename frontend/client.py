@@ -106,11 +106,14 @@ class ApiClient:
     def models(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/models")["models"]
 
+    def model(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/models/{name}")
+
     def predict_eclo(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/predict/eclo", json=row)
 
-    def submit_batch(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.request("POST", "/api/predict/eclo/batch", json={"items": rows})
+    def submit_batch(self, rows: list[dict[str, Any]], model: str = "eclo") -> dict[str, Any]:
+        return self.request("POST", f"/api/predict/{model}/batch", json={"items": rows})
 
     def batch(self, poll_url: str) -> dict[str, Any]:
         return self.request("GET", poll_url)

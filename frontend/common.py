@@ -1,14 +1,17 @@
-"""What every page shares: the API client, the model's vocabularies, labels with English hints, error display."""
+"""What every page shares: the API client, the model's inputs and vocabularies, labels with English hints, and
+the one way an API error becomes the page's message."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
-from backend.core.config import get_settings
 from frontend.client import ApiClient, ApiError, ApiUnavailable
+from frontend.settings import get_settings
 
 RISK_COLORS = {"low": "#2e7d32", "moderate": "#f9a825", "high": "#ef6c00", "severe": "#c62828"}
 DAYS = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")
@@ -24,8 +27,6 @@ ENGLISH = {
     "일요일": "Sun", "중구": "Jung-gu", "동구": "Dong-gu", "서구": "Seo-gu", "남구": "Nam-gu", "북구": "Buk-gu",
     "수성구": "Suseong-gu", "달서구": "Dalseo-gu", "달성군": "Dalseong-gun",
 }  # fmt: skip
-FIELDS = ("weather", "road_surface", "road_type", "accident_type", "time_period", "district", "day_of_week",
-          "accident_hour", "accident_year", "accident_month", "accident_day")  # fmt: skip
 
 
 def label(value: str) -> str:
@@ -39,45 +40,55 @@ def label(value: str) -> str:
 
 @st.cache_resource
 def client() -> ApiClient:
-    return ApiClient(get_settings().api_url)
+    settings = get_settings()
+    return ApiClient(settings.api_url, timeout=settings.api_timeout_seconds, attempts=settings.api_attempts)
 
 
 def public_api_url() -> str:
-    settings = get_settings()
-    return settings.api_public_url or settings.api_url
+    return get_settings().browser_api_url
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def eclo_model() -> dict[str, Any]:
-    """The ECLO model's description: the form's choices come from its vocabularies."""
-    return next(m for m in client().models() if m["name"] == "eclo")
+    """The ECLO model's description: its input fields and, for the form's choices, its vocabularies."""
+    return client().model("eclo")
 
 
-def show_unavailable(error: ApiError) -> None:
-    """A clear message and a retry button instead of the page; never a traceback."""
-    st.error(f"The prediction API is not reachable: {error.message}")
-    st.caption(f"API address: {get_settings().api_url}. Is the service running (`make run`)?")
-    if st.button("Retry", type="primary"):
-        eclo_model.clear()
-        st.rerun()
+def input_fields(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's input fields, as the API describes them (name, kind, required, range)."""
+    return model["input_fields"]
+
+
+def show_error(error: ApiError) -> NoReturn:
+    """The page's message for a failed API call, then the page stops; never a traceback. An unreachable API
+    gets a Retry button; a refused request lists what was wrong."""
+    if isinstance(error, ApiUnavailable):
+        st.error(f"The prediction API is not reachable: {error.message}")
+        st.caption(f"API address: {get_settings().api_url}. Is the service running (`make run`)?")
+        if st.button("Retry", type="primary"):
+            st.cache_data.clear()
+            st.rerun()
+    else:
+        st.error(error.message)
+        if error.details:
+            rows = [{k: v for k, v in d.items() if k != "allowed"} for d in error.details if isinstance(d, dict)]
+            st.dataframe(rows, hide_index=True)
     st.stop()
 
 
-def show_api_error(error: ApiError) -> None:
-    st.error(error.message)
-    if error.details:
-        st.dataframe([{k: v for k, v in d.items() if k != "allowed"} for d in error.details], hide_index=True)
+@contextmanager
+def api_call() -> Iterator[None]:
+    """`with api_call(): ...` shows any API error of the block with `show_error`."""
+    try:
+        yield
+    except ApiError as exc:
+        show_error(exc)
 
 
 def model_or_stop() -> dict[str, Any]:
-    try:
+    with api_call():
         return eclo_model()
-    except ApiUnavailable as exc:
-        show_unavailable(exc)
-    except ApiError as exc:
-        show_api_error(exc)
-        st.stop()
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: show_error stops the page")
 
 
 def risk_badge(eclo: float, risk: str) -> str:

@@ -11,11 +11,14 @@ import pytest
 import yaml
 
 from backend.core.config import Settings
-from tests.conftest import PROJECT_ROOT
+from backend.processes import PROJECT_ROOT
+from frontend.settings import DashboardSettings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-SETTINGS = {name.upper() for name in Settings.model_fields}
+BACKEND_SETTINGS = {name.upper() for name in Settings.model_fields}
+DASHBOARD_SETTINGS = {name.upper() for name in DashboardSettings.model_fields}
+SETTINGS = BACKEND_SETTINGS | DASHBOARD_SETTINGS
 COMPOSE_ONLY = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "STREAMLIT_PORT"}
 
 
@@ -50,7 +53,11 @@ def test_dependencies_wait_for_health(service: str) -> None:
 
 @pytest.mark.parametrize("service", ["api", "worker", "flower"])
 def test_backend_environment_names_only_real_settings(service: str) -> None:
-    assert set(_env(service)) <= SETTINGS, set(_env(service)) - SETTINGS
+    assert set(_env(service)) <= BACKEND_SETTINGS, set(_env(service)) - BACKEND_SETTINGS
+
+
+def test_dashboard_environment_names_only_its_settings() -> None:
+    assert set(_env("frontend")) <= DASHBOARD_SETTINGS, set(_env("frontend")) - DASHBOARD_SETTINGS
 
 
 def test_env_example_documents_every_setting() -> None:
@@ -111,3 +118,10 @@ def test_dependency_layer_comes_before_the_code() -> None:
     backend = dockerfile.split("AS backend", 1)[1].split("AS frontend", 1)[0]
     assert backend.index("COPY pyproject.toml") < backend.index("pip install -r") < backend.index("COPY backend")
     assert Path(PROJECT_ROOT / ".dockerignore").read_text().count(".venv") == 1
+
+
+def test_the_dashboard_image_copies_no_backend_code() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    frontend = dockerfile.split("AS frontend", 1)[1]
+    copies = [line for line in frontend.splitlines() if line.startswith("COPY")]
+    assert "COPY frontend ./frontend" in copies and not any("backend" in line for line in copies)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from backend.devstack import free_port, redis_answers, wait_until
-from tests.api.helpers import submit, wait_for_batch
-from tests.conftest import PROJECT_ROOT
+from backend.processes import PROJECT_ROOT, free_port, redis_answers, wait_until
+from tests.fixtures.batches import submit, wait_for_batch
 
 
 def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path: Path, csv_rows: list[dict]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import PROJECT_ROOT, Stack
+from tests.fixtures.stack import PROJECT_ROOT, Stack
 
 SCRIPT = str(PROJECT_ROOT / "test_mvp.sh")
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.errors import ServiceError
 from backend.ml.errors import InvalidRow, ModelNotFound
+from backend.schemas.health import HealthResponse
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
-    413: "too_large",
+    413: "too_large",  # the code of every 413 (backend.core.errors.TooLarge too)
     415: "unsupported",
 }
 
@@ -33,6 +34,17 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or []}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def health_response(report: HealthResponse) -> JSONResponse:
+    """200 with the report; 503 in the envelope, naming what is down, with the report beside it."""
+    body = report.model_dump()
+    if report.status == "ok":
+        return JSONResponse(body)
+    down = sorted(name for name, c in report.components.items() if c.status != "ok")
+    details = [{"dependency": name, "detail": report.components[name].detail} for name in down]
+    error = {"code": "dependency_unavailable", "message": f"unavailable: {', '.join(down)}", "details": details}
+    return JSONResponse({"error": error, **body}, status_code=503)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

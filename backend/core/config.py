@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     # Storage and models
     model_dir: Path = PROJECT_ROOT / "model"
+    # Extra model kinds, as a JSON object kind -> "package.module:loader" (a test double's kind, a plug-in).
+    model_plugins: dict[str, str] = {}
     data_dir: Path = PROJECT_ROOT / "var"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'traffic.db'}"
 
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
     celery_visibility_timeout_seconds: int = Field(default=300, ge=1)
     celery_unacked_restore_interval_seconds: int = Field(default=10, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
+    # The queue batches go through: stacks sharing one Redis stay apart by their queue (and KEY_PREFIX).
+    celery_queue: str = "batches"
 
     # Single-prediction cache (best-effort)
     cache_enabled: bool = True
@@ -64,10 +68,7 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_basic_auth: str | None = None
 
-    # Dashboard: where it reaches the API, and the links it shows to the browser
-    api_url: str = "http://127.0.0.1:8000"
-    api_public_url: str | None = None
-    flower_url: str = "http://127.0.0.1:5555"
+    # Where `make run` serves the dashboard (whose own settings are frontend/settings.py)
     streamlit_port: int = 8501
 
     @model_validator(mode="after")

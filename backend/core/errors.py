@@ -21,9 +21,11 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
-class BatchTooLarge(ServiceError):
+class TooLarge(ServiceError):
+    """Every 413 of the API carries this code."""
+
     status_code = 413
-    code = "batch_too_large"
+    code = "too_large"
 
 
 class InvalidRequest(ServiceError):

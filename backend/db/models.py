@@ -100,15 +100,14 @@ class BatchJob(Base):
 
 
 class BatchRow(Base):
-    """The answer (or the validation error) of one row of a batch."""
+    """The answer (the model's own output, whatever its kind) or the validation error of one row of a batch."""
 
     __tablename__ = "batch_rows"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"))
     row_index: Mapped[int] = mapped_column(Integer)
-    eclo: Mapped[float | None] = mapped_column(Float)
-    risk_level: Mapped[str | None] = mapped_column(String(16))
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model_version: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -28,7 +28,8 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 
 
 def model_dirs(root: Path) -> list[Path]:
-    """Every folder under `root` that holds a model (a metadata file beside a model file)."""
+    """Every folder under `root` that holds a model (its metadata file names its kind; the kind's loader checks
+    the rest)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / METADATA_FILE).is_file() and (p / MODEL_FILE).is_file())
+    return sorted(p for p in root.iterdir() if (p / METADATA_FILE).is_file())

@@ -19,35 +19,45 @@ import numpy as np
 
 from backend.ml.errors import FieldError, InvalidRow
 
-API_FIELDS: tuple[str, ...] = (
-    "weather",
-    "road_surface",
-    "road_type",
-    "accident_type",
-    "time_period",
-    "district",
-    "day_of_week",
-    "accident_hour",
-    "accident_year",
-    "accident_month",
-    "accident_day",
-)
-REQUIRED_FIELDS = tuple(f for f in API_FIELDS if f != "time_period")
+YEAR_RANGE = (1970, 2100)
 
-# Dacon train.csv column each API field comes from.
-API_FIELD_TO_COLUMN: dict[str, str] = {
-    "weather": "기상상태",
-    "road_surface": "노면상태",
-    "road_type": "도로형태",
-    "accident_type": "사고유형",
-    "time_period": "시간대",
-    "district": "시군구",
-    "day_of_week": "요일",
-    "accident_hour": "사고일시 (hour)",
-    "accident_year": "사고일시 (year)",
-    "accident_month": "사고일시 (month)",
-    "accident_day": "사고일시 (day)",
-}
+
+@dataclass(frozen=True, slots=True)
+class InputField:
+    """One field of an ECLO input row. The API schema, this module's parser and (through GET /api/models) the
+    dashboard all read this list: it is the one source of the input fields."""
+
+    name: str
+    column: str  # the Dacon train.csv column it comes from
+    description: str
+    kind: str = "category"  # or "integer"
+    required: bool = True
+    low: int | None = None
+    high: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+INPUT_FIELDS: tuple[InputField, ...] = (
+    InputField("weather", "기상상태", "weather, e.g. 맑음"),
+    InputField("road_surface", "노면상태", "road surface, e.g. 건조"),
+    InputField("road_type", "도로형태", "a major class (교차로) or the full value (교차로 - 교차로안)"),
+    InputField("accident_type", "사고유형", "차대사람, 차대차 or 차량단독"),
+    InputField(
+        "time_period", "시간대", "출근시간대, 퇴근시간대, 심야, 일반시간대; derived from accident_hour when absent",
+        required=False,
+    ),
+    InputField("district", "시군구", "a 구/군 (중구) or the full value (대구광역시 중구 동성로1가)"),
+    InputField("day_of_week", "요일", "day of the week, e.g. 월요일"),
+    InputField("accident_hour", "사고일시", "hour of the accident", "integer", low=0, high=23),
+    InputField("accident_year", "사고일시", "year of the accident", "integer", low=YEAR_RANGE[0], high=YEAR_RANGE[1]),
+    InputField("accident_month", "사고일시", "month of the accident", "integer", low=1, high=12),
+    InputField("accident_day", "사고일시", "day of the month", "integer", low=1, high=31),
+)  # fmt: skip
+INPUT_FIELD_BY_NAME = {f.name: f for f in INPUT_FIELDS}
+API_FIELDS: tuple[str, ...] = tuple(f.name for f in INPUT_FIELDS)
+REQUIRED_FIELDS = tuple(f.name for f in INPUT_FIELDS if f.required)
 
 MORNING_RUSH, EVENING_RUSH, LATE_NIGHT, REGULAR = "출근시간대", "퇴근시간대", "심야", "일반시간대"
 TIME_PERIOD_HOURS: dict[str, frozenset[int]] = {
@@ -59,7 +69,6 @@ TIME_PERIODS = (LATE_NIGHT, REGULAR, MORNING_RUSH, EVENING_RUSH)
 # Older free-form labels: accepted, and replaced by the band of the hour.
 LEGACY_TIME_LABELS = frozenset({"낮", "밤", "새벽", "아침", "저녁"})
 
-YEAR_RANGE = (1970, 2100)
 CITY_SUFFIXES = ("광역시", "특별시", "특별자치시")
 
 # Categorical model features and the parsed attribute each one reads.
@@ -89,6 +98,10 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 FEATURES: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+_YEAR, _MONTH, _DAY, _HOUR = (FEATURE_INDEX[n] for n in ("year", "month", "day", "hour"))
+_HOUR_SIN, _HOUR_COS = FEATURE_INDEX["hour_sin"], FEATURE_INDEX["hour_cos"]
+_MONTH_SIN, _MONTH_COS = FEATURE_INDEX["month_sin"], FEATURE_INDEX["month_cos"]
+_IS_DAY_OFF = FEATURE_INDEX["is_day_off"]
 # Per-area target statistics: the feature holding it and the categorical feature it is computed over.
 TARGET_STAT_FEATURES: dict[str, str] = {"gu_target_mean": "gu", "dong_target_mean": "dong"}
 # A statistic whose finer category is missing (a district given as 구/군 only) takes its coarser one's value.
@@ -185,7 +198,10 @@ def _text(row: Mapping[str, Any], name: str, errors: list[FieldError], required:
     return value.strip()
 
 
-def _integer(row: Mapping[str, Any], name: str, low: int, high: int, errors: list[FieldError]) -> int | None:
+def _integer(row: Mapping[str, Any], name: str, errors: list[FieldError]) -> int | None:
+    spec = INPUT_FIELD_BY_NAME[name]
+    low, high = spec.low, spec.high
+    assert low is not None and high is not None
     value = row.get(name)
     if value is None or value == "":
         errors.append(FieldError(name, "field required"))
@@ -225,10 +241,10 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
     district = _text(row, "district", errors)
     day_of_week = _text(row, "day_of_week", errors)
     label = _text(row, "time_period", errors, required=False)
-    hour = _integer(row, "accident_hour", 0, 23, errors)
-    year = _integer(row, "accident_year", *YEAR_RANGE, errors)
-    month = _integer(row, "accident_month", 1, 12, errors)
-    day = _integer(row, "accident_day", 1, 31, errors)
+    hour = _integer(row, "accident_hour", errors)
+    year = _integer(row, "accident_year", errors)
+    month = _integer(row, "accident_month", errors)
+    day = _integer(row, "accident_day", errors)
     if year is not None and month is not None and day is not None:
         last = calendar.monthrange(year, month)[1]
         if day > last:
@@ -396,15 +412,15 @@ class FeatureEncoder:
             raise InvalidRow(_one_error_per_field(errors))
         hour_angle = 2.0 * math.pi * row.hour / 24.0
         month_angle = 2.0 * math.pi * (row.month - 1) / 12.0
-        out[9] = row.year
-        out[10] = row.month
-        out[11] = row.day
-        out[12] = row.hour
-        out[13] = math.sin(hour_angle)
-        out[14] = math.cos(hour_angle)
-        out[15] = math.sin(month_angle)
-        out[16] = math.cos(month_angle)
-        out[17] = 1.0 if is_day_off(row.year, row.month, row.day, row.day_of_week) else 0.0
+        out[_YEAR] = row.year
+        out[_MONTH] = row.month
+        out[_DAY] = row.day
+        out[_HOUR] = row.hour
+        out[_HOUR_SIN] = math.sin(hour_angle)
+        out[_HOUR_COS] = math.cos(hour_angle)
+        out[_MONTH_SIN] = math.sin(month_angle)
+        out[_MONTH_COS] = math.cos(month_angle)
+        out[_IS_DAY_OFF] = 1.0 if is_day_off(row.year, row.month, row.day, row.day_of_week) else 0.0
         for feature, categorical in TARGET_STAT_FEATURES.items():
             index = FEATURE_INDEX[feature]
             code = out[FEATURE_INDEX[categorical]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
 from backend.ml.errors import InvalidRow
 from backend.ml.fastpath import SingleRowPredictor
-from backend.ml.features import FEATURE_SOURCE, FEATURES, FeatureEncoder, TargetStat
+from backend.ml.features import FEATURE_SOURCE, FEATURES, INPUT_FIELDS, FeatureEncoder, TargetStat
 
 # Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
 RISK_LEVELS: list[dict[str, Any]] = [
@@ -59,21 +59,16 @@ class EcloPrediction:
         return out
 
 
-@dataclass
-class BatchScores:
-    """A batch scored row by row: a bad row is an error at its index, never a failure of the others."""
-
-    results: dict[int, EcloPrediction] = field(default_factory=dict)
-    errors: dict[int, InvalidRow] = field(default_factory=dict)
-
-
 class EcloModel:
+    """The ECLO kind of `backend.ml.protocol.PredictiveModel`."""
+
     def __init__(self, booster: lgb.Booster, metadata: Mapping[str, Any], num_threads: int = 1) -> None:
         if list(metadata["features"]) != list(FEATURES):
             raise ValueError("model features differ from this code's feature encoding; retrain the model")
         self.booster = booster
         self.metadata = dict(metadata)
         self.name: str = metadata.get("name", "eclo")
+        self.kind: str = metadata.get("kind", "eclo")
         self.version: str = metadata["version"]
         stats = {k: TargetStat.from_dict(v) for k, v in metadata.get("target_stats", {}).items()}
         self.encoder = FeatureEncoder(metadata["vocabularies"], stats)
@@ -100,6 +95,9 @@ class EcloModel:
 
     def encode(self, row: Mapping[str, Any]) -> np.ndarray:
         return self.encoder.encode(row)
+
+    def validate(self, row: Mapping[str, Any]) -> None:
+        self.encode(row)
 
     def _prediction(self, raw: float, contributions: np.ndarray | None) -> EcloPrediction:
         eclo = max(0.0, math.expm1(raw))
@@ -128,22 +126,11 @@ class EcloModel:
         raw = self._single.raw(features)
         return self._prediction(raw, self._single.contributions(features) if explain else None)
 
-    def predict_many(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> list[EcloPrediction]:
-        """All rows or none: the first invalid row raises InvalidRow with its index."""
-        if not rows:
-            return []
-        encoded = []
-        for index, row in enumerate(rows):
-            try:
-                encoded.append(self.encode(row))
-            except InvalidRow as exc:
-                exc.index = index
-                raise
-        return self._score(np.vstack(encoded), explain)
-
-    def predict_batch(self, rows: Sequence[Mapping[str, Any]], explain: bool = False) -> BatchScores:
-        """Every valid row scored; every invalid row reported at its index."""
-        scores = BatchScores()
+    def predict_many(
+        self, rows: Sequence[Mapping[str, Any]], explain: bool = False
+    ) -> list[EcloPrediction | InvalidRow]:
+        """Every valid row scored in one booster call; every invalid row answered by its InvalidRow (index set)."""
+        outcomes: list[EcloPrediction | InvalidRow | None] = [None] * len(rows)
         valid: list[int] = []
         encoded: list[np.ndarray] = []
         for index, row in enumerate(rows):
@@ -152,11 +139,11 @@ class EcloModel:
                 valid.append(index)
             except InvalidRow as exc:
                 exc.index = index
-                scores.errors[index] = exc
+                outcomes[index] = exc
         if encoded:
             for index, prediction in zip(valid, self._score(np.vstack(encoded), explain), strict=True):
-                scores.results[index] = prediction
-        return scores
+                outcomes[index] = prediction
+        return outcomes  # type: ignore[return-value]  # every slot is filled
 
     def info(self) -> dict[str, Any]:
         """What a client needs to know of this model: identity, metrics and the values it accepts."""
@@ -170,13 +157,20 @@ class EcloModel:
             "lightgbm_version",
             "num_trees",
         )
+        m = self.metadata
+        summary = None
+        if m.get("cv_rmsle") is not None:
+            summary = (f"CV RMSLE {m['cv_rmsle']:.4f} vs constant {m['baseline_constant_rmsle']:.4f} "
+                       f"(ratio {m['cv_to_baseline_ratio']:.3f})")  # fmt: skip
         return {
             **{k: self.metadata.get(k) for k in keys},
+            "summary": summary,
             "metrics": {
                 k: self.metadata.get(k)
                 for k in ("cv_rmsle", "baseline_constant_rmsle", "cv_to_baseline_ratio", "cv_folds")
             },
             "features": list(FEATURES),
+            "input_fields": [f.to_dict() for f in INPUT_FIELDS],
             "allowed_values": self.allowed_values(),
             "risk_levels": RISK_LEVELS,
         }

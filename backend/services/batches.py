@@ -1,4 +1,5 @@
-"""Batch submission (record first, then queue the task) and the poll view built from our own record."""
+"""Batches of any model kind: submission (record first, then send `batches.score`), the poll view built from our
+own record (Redis while it lives, then the database), and the listing."""
 
 from __future__ import annotations
 
@@ -8,26 +9,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from celery import Celery
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.api.schemas import (
+from backend.core.config import Settings
+from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, QueueFull, TooLarge
+from backend.core.metrics import BATCHES_SUBMITTED
+from backend.db import crud
+from backend.ml.registry import ModelRegistry
+from backend.schemas.batches import (
+    FINAL_STATUSES,
+    PENDING,
     BatchAccepted,
     BatchProgress,
     BatchResultItem,
     BatchRowError,
     BatchStatusResponse,
     BatchSummary,
-    Page,
 )
-from backend.core.config import Settings
-from backend.core.errors import BatchTooLarge, DependencyUnavailable, InvalidRequest, NotFound, QueueFull
-from backend.core.metrics import BATCHES_SUBMITTED
-from backend.db import crud
+from backend.schemas.pages import Page
 from backend.services.recorder import Recorder
-from backend.tasks.store import FINAL_STATUSES, PENDING, SCORE_BATCH_TASK, BatchRecord, BatchStore
+from backend.tasks.batches import BatchRecord, BatchStore, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +42,19 @@ SECONDS_PER_ROW = 0.0005
 def submit_batch(
     *,
     store: BatchStore,
-    celery: Celery,
+    registry: ModelRegistry,
     recorder: Recorder | None,
     items: list[Any],
     model: str,
     request_id: str,
     settings: Settings,
 ) -> BatchAccepted:
+    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch."""
+    registry.get(model)  # an unknown model: ModelNotFound (404) before anything is recorded
     if not items:
         raise InvalidRequest("a batch holds at least 1 row; got 0", details=[{"field": "items"}])
     if len(items) > settings.batch_max_rows:
-        raise BatchTooLarge(
+        raise TooLarge(
             f"a batch holds at most {settings.batch_max_rows} rows; got {len(items)}",
             details=[{"field": "items", "max_rows": settings.batch_max_rows, "got": len(items)}],
         )
@@ -64,7 +69,7 @@ def submit_batch(
             retry_after_seconds=max(1, round(settings.max_pending_batches * SECONDS_PER_BATCH)),
         )
     try:
-        celery.send_task(SCORE_BATCH_TASK, args=[batch_id], task_id=batch_id, headers={"request_id": request_id})
+        score_batch.apply_async(args=[batch_id], task_id=batch_id, headers={"request_id": request_id})
     except (OperationalError, redis.RedisError, OSError) as exc:
         try:
             store.discard(batch_id)
@@ -121,7 +126,7 @@ def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
     )
     if record.is_final:
         outcomes = sorted(store.outcomes(record.batch_id).items())
-        response.results = [BatchResultItem(index=i, **o) for i, o in outcomes if "error" not in o]
+        response.results = [BatchResultItem(**o, index=i) for i, o in outcomes if "error" not in o]
         response.errors = [
             BatchRowError(index=i, message=o["error"], details=o.get("details", []))
             for i, o in outcomes
@@ -150,11 +155,7 @@ def _from_database(sessions: sessionmaker[Session] | None, batch_id: str) -> Bat
             )
             if job.status in FINAL_STATUSES:
                 response.results = [
-                    BatchResultItem(
-                        index=r.row_index, eclo=r.eclo, risk_level=r.risk_level, model_version=r.model_version
-                    )  # fmt: skip
-                    for r in job.rows
-                    if r.error is None
+                    BatchResultItem(**(r.output or {}), index=r.row_index) for r in job.rows if r.error is None
                 ]
                 response.errors = [
                     BatchRowError(index=r.row_index, message=r.error, details=r.details or [])

@@ -9,9 +9,9 @@ import redis
 from celery import Celery
 from sqlalchemy import Engine
 
-from backend.api.schemas import ComponentHealth, HealthResponse
 from backend.db.session import ping
 from backend.ml.registry import ModelRegistry
+from backend.schemas.health import ComponentHealth, HealthResponse
 from backend.services.recorder import Recorder
 
 WORKER_PING_TIMEOUT = 0.5
@@ -31,6 +31,12 @@ def check_model(registry: ModelRegistry) -> ComponentHealth:
     if not names:
         return ComponentHealth(status="down", detail=f"no model under {registry.model_dir}")
     return ComponentHealth(status="ok", detail=", ".join(f"{n} {registry.get(n).version}" for n in names))
+
+
+def readiness(registry: ModelRegistry) -> HealthResponse:
+    """Ready to serve single predictions: a model is loaded."""
+    model = check_model(registry)
+    return HealthResponse(status="ok" if model.status == "ok" else "degraded", components={"model": model})
 
 
 def check_redis(client: redis.Redis) -> ComponentHealth:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from backend.api.schemas import Page, PredictionRecord
 from backend.db import crud
+from backend.schemas.pages import Page
+from backend.schemas.records import PredictionRecord
 
 
 def list_predictions(

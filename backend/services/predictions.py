@@ -14,9 +14,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend.core.errors import DependencyUnavailable, InvalidRequest
+from backend.core.errors import InvalidRequest
 from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS
-from backend.ml.errors import ModelNotFound
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
 from backend.services.recorder import Recorder
@@ -126,10 +125,10 @@ class EcloPredictionService:
         self.model_name = model_name
 
     def model(self) -> EcloModel:
-        try:
-            return self.registry.get(self.model_name)
-        except ModelNotFound as exc:
-            raise DependencyUnavailable("model", str(exc)) from exc
+        """The loaded ECLO model; ModelNotFound (404) when none is."""
+        model = self.registry.get(self.model_name)
+        assert isinstance(model, EcloModel), f"model {self.model_name!r} is not of the ECLO kind"
+        return model
 
     async def predict(self, row: Mapping[str, Any], request_id: str | None = None) -> bytes:
         """Validate and encode the row (InvalidRow names every bad field), then answer from the cache or the

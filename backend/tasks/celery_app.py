@@ -1,50 +1,56 @@
-"""The Celery app: Redis broker and result backend from settings, configured for at-least-once batches."""
+"""The one Celery app (API and workers alike): Redis broker and result backend, at-least-once batches."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 
 from backend.core.config import Settings, get_settings
 
 
-def create_celery(settings: Settings) -> Celery:
-    app = Celery("traffic", broker=settings.broker_url, backend=settings.result_backend_url)
-    app.conf.update(
-        include=["backend.tasks.eclo"],
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend_url,
+        "include": ["backend.tasks.batches", "backend.tasks.worker"],
+        "task_default_queue": settings.celery_queue,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
         # At least once: ack after the work, requeue when the worker process dies, one message at a time.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.batch_soft_time_limit_seconds,
-        task_time_limit=settings.batch_time_limit_seconds,
-        broker_transport_options={
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.batch_soft_time_limit_seconds,
+        "task_time_limit": settings.batch_time_limit_seconds,
+        "broker_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout_seconds,
             "unacked_restore_interval": settings.celery_unacked_restore_interval_seconds,
             "unacked_restore_throttle": 1,
             "socket_timeout": 5,
             "socket_connect_timeout": 2,
         },
-        result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout_seconds},
-        result_expires=settings.batch_result_ttl_seconds,
+        "result_backend_transport_options": {"visibility_timeout": settings.celery_visibility_timeout_seconds},
+        "result_expires": settings.batch_result_ttl_seconds,
         # Publishing must fail fast when Redis is down: the API answers 503 instead of hanging.
-        task_publish_retry_policy={
-            "max_retries": 2,
-            "interval_start": 0,
-            "interval_step": 0.2,
-            "interval_max": 0.5,
-        },
-        broker_connection_timeout=2,
-        broker_connection_retry_on_startup=True,
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        "broker_connection_timeout": 2,
+        "broker_connection_retry_on_startup": True,
         # Events for Flower.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        task_track_started=True,
-        worker_concurrency=settings.worker_concurrency,
-    )
-    return app
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "worker_concurrency": settings.worker_concurrency,
+    }
 
 
-celery_app = create_celery(get_settings())
+def configure_celery(app: Celery, settings: Settings) -> None:
+    """Point the app at `settings` (the API's lifespan does this before its first publish)."""
+    app.conf.update(celery_config(settings))
+    app._pool = None  # connections made under other settings are not reused
+    app.amqp._producer_pool = None
+
+
+celery_app = Celery("traffic")
+configure_celery(celery_app, get_settings())

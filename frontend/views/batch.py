@@ -1,43 +1,49 @@
-"""A CSV of up to 100 rows scored as a batch by the workers, with a live progress bar."""
+"""A CSV of up to 100 rows scored as a batch by the workers; a fragment follows its progress live."""
 
 import io
-import time
 
 import pandas as pd
 import streamlit as st
 
-from frontend.client import ApiError, ApiUnavailable
-from frontend.common import FIELDS, client, model_or_stop, show_api_error, show_unavailable
+from frontend.common import api_call, client, input_fields, model_or_stop
+from frontend.settings import get_settings
 
 MAX_ROWS = 100
-POLL_SECONDS = 0.3
-POLL_TIMEOUT_SECONDS = 120
-TEMPLATE = pd.DataFrame(
-    [
-        ["맑음", "건조", "교차로", "차대차", "", "중구", "월요일", 14, 2024, 12, 9],
-        ["비", "젖음/습기", "단일로 - 기타", "차대사람", "", "대구광역시 수성구 범어동", "금요일", 22, 2024, 12, 13],
-        ["흐림", "건조", "교차로 - 교차로안", "차량단독", "출근시간대", "달서구", "화요일", 8, 2024, 12, 10],
-    ],
-    columns=list(FIELDS),
-)
-INTEGER_FIELDS = ("accident_hour", "accident_year", "accident_month", "accident_day")
+FINAL = ("success", "partial", "failure")
+EXAMPLES = {
+    "weather": ["맑음", "비", "흐림"],
+    "road_surface": ["건조", "젖음/습기", "건조"],
+    "road_type": ["교차로", "단일로 - 기타", "교차로 - 교차로안"],
+    "accident_type": ["차대차", "차대사람", "차량단독"],
+    "time_period": ["", "", "출근시간대"],
+    "district": ["중구", "대구광역시 수성구 범어동", "달서구"],
+    "day_of_week": ["월요일", "금요일", "화요일"],
+    "accident_hour": [14, 22, 8],
+    "accident_year": [2024, 2024, 2024],
+    "accident_month": [12, 12, 12],
+    "accident_day": [9, 13, 10],
+}
 
 st.title("Batch scoring")
 model = model_or_stop()
 allowed = model["allowed_values"]
+fields = input_fields(model)
+names = [f["name"] for f in fields]
+integers = [f["name"] for f in fields if f.get("kind") == "integer"]
+template = pd.DataFrame({name: EXAMPLES.get(name, ["", "", ""]) for name in names})
 st.download_button(
-    "Download the CSV template", TEMPLATE.to_csv(index=False).encode("utf-8"), "eclo_batch_template.csv", "text/csv"
+    "Download the CSV template", template.to_csv(index=False).encode("utf-8"), "eclo_batch_template.csv", "text/csv"
 )
 
 
 def row_issues(row: dict) -> str:
-    """What the API will reject in this row (it scores the others)."""
-    issues = [f"{f} missing" for f in FIELDS if f != "time_period" and row.get(f) in (None, "")]
-    for field in ("weather", "road_surface", "road_type", "accident_type", "district", "day_of_week", "time_period"):
+    """What the API will reject in this row (it scores the others); the API stays the authority."""
+    issues = [f"{f['name']} missing" for f in fields if f.get("required") and row.get(f["name"]) in (None, "")]
+    for field in (f["name"] for f in fields if f.get("kind") == "category"):
         value = row.get(field)
         if value not in (None, "") and value not in allowed[field] and not _known_district(field, value):
             issues.append(f"{field} '{value}' unknown")
-    for field in INTEGER_FIELDS:
+    for field in integers:
         if row.get(field) not in (None, "") and not isinstance(row[field], int):
             issues.append(f"{field} not a whole number")
     return "; ".join(issues)
@@ -58,13 +64,31 @@ def read_rows(data: bytes) -> list[dict]:
     rows = []
     for record in frame.to_dict("records"):
         row = {k.strip(): v.strip() for k, v in record.items()}
-        for field in INTEGER_FIELDS:
+        for field in integers:
             if row.get(field, "").lstrip("-").isdigit():
                 row[field] = int(row[field])
         if not row.get("time_period"):
             row.pop("time_period", None)
         rows.append(row)
     return rows
+
+
+def progress_bar(status: dict) -> None:
+    done, total = status["progress"]["done"], status["progress"]["total"]
+    st.progress(done / total, text=f"{status['status']}: {done} of {total} rows")
+
+
+@st.fragment(run_every=get_settings().batch_poll_seconds)
+def follow_batch() -> None:
+    """Polls the running batch and redraws only its progress bar; a full rerun shows the results once done."""
+    rows, accepted = st.session_state["following"]
+    with api_call():
+        status = client().batch(accepted["poll_url"])
+    progress_bar(status)
+    if status["status"] in FINAL:
+        del st.session_state["following"]
+        st.session_state["batch"] = (rows, status)
+        st.rerun()
 
 
 uploaded = st.file_uploader(f"A CSV with the template's columns, up to {MAX_ROWS} rows", type=["csv"])
@@ -92,41 +116,26 @@ if uploaded is not None:
     st.dataframe(preview, hide_index=True)
 
     if st.button(f"Score {len(rows)} rows", type="primary"):
-        try:
+        with api_call():
             accepted = client().submit_batch(rows)
-            bar = st.progress(0.0, text="queued")
-            deadline = time.monotonic() + POLL_TIMEOUT_SECONDS
-            while True:
-                status = client().batch(accepted["poll_url"])
-                done, total = status["progress"]["done"], status["progress"]["total"]
-                bar.progress(done / total, text=f"{status['status']}: {done} of {total} rows")
-                if status["status"] in ("success", "partial", "failure") or time.monotonic() > deadline:
-                    break
-                time.sleep(POLL_SECONDS)
-            st.session_state["batch"] = (rows, status)
-        except ApiUnavailable as exc:
-            show_unavailable(exc)
-        except ApiError as exc:
-            show_api_error(exc)
+        st.session_state.pop("batch", None)
+        st.session_state["following"] = (rows, accepted)
 
-if "batch" in st.session_state:
+if "following" in st.session_state:
+    follow_batch()
+elif "batch" in st.session_state:
     rows, status = st.session_state["batch"]
-    if status["status"] not in ("success", "partial", "failure"):
-        st.warning(f"The batch is still {status['status']}; poll it later at {status['batch_id']}.")
-    else:
-        table = pd.DataFrame(rows)
-        table["eclo"] = None
-        table["risk_level"] = None
-        table["error"] = None
-        for result in status["results"]:
-            table.loc[result["index"], ["eclo", "risk_level"]] = [round(result["eclo"], 3), result["risk_level"]]
-        for error in status["errors"]:
-            table.loc[error["index"], "error"] = error["message"]
-        st.success(f"Batch {status['status']}: {len(status['results'])} results, {len(status['errors'])} errors.")
-        st.dataframe(table, hide_index=True)
-        st.download_button(
-            "Download the results (CSV)",
-            table.to_csv(index=False).encode("utf-8"),
-            "eclo_batch_results.csv",
-            "text/csv",
-        )
+    progress_bar(status)
+    table = pd.DataFrame(rows)
+    table["eclo"] = None
+    table["risk_level"] = None
+    table["error"] = None
+    for result in status["results"]:
+        table.loc[result["index"], ["eclo", "risk_level"]] = [round(result["eclo"], 3), result["risk_level"]]
+    for error in status["errors"]:
+        table.loc[error["index"], "error"] = error["message"]
+    st.success(f"Batch {status['status']}: {len(status['results'])} results, {len(status['errors'])} errors.")
+    st.dataframe(table, hide_index=True)
+    st.download_button(
+        "Download the results (CSV)", table.to_csv(index=False).encode("utf-8"), "eclo_batch_results.csv", "text/csv"
+    )

@@ -5,8 +5,7 @@ from datetime import date
 import plotly.graph_objects as go
 import streamlit as st
 
-from frontend.client import ApiError, ApiUnavailable
-from frontend.common import client, label, model_or_stop, risk_badge, row_for, show_api_error, show_unavailable
+from frontend.common import api_call, client, label, model_or_stop, risk_badge, row_for
 
 st.title("Predict accident severity")
 st.caption("ECLO = 10 × deaths + 5 × serious + 3 × minor + 1 × reported injuries, for an accident in Daegu.")
@@ -44,12 +43,8 @@ if submitted:
                   "district": district}  # fmt: skip
     if not period.startswith("("):
         conditions["time_period"] = period
-    try:
+    with api_call():
         st.session_state["prediction"] = client().predict_eclo(row_for(conditions, when, hour))
-    except ApiUnavailable as exc:
-        show_unavailable(exc)
-    except ApiError as exc:
-        show_api_error(exc)
 
 answer = st.session_state.get("prediction")
 if answer:

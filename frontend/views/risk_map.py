@@ -7,8 +7,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_folium import st_folium
 
-from frontend.client import ApiError, ApiUnavailable
-from frontend.common import RISK_COLORS, client, label, model_or_stop, row_for, show_api_error, show_unavailable
+from frontend.common import RISK_COLORS, api_call, client, label, model_or_stop, row_for
 
 DAEGU = (35.8714, 128.6014)
 # Approximate centres of Daegu's 구/군.
@@ -55,18 +54,13 @@ def scored(rows: list[dict]) -> list[dict]:
 
 base = {"weather": weather, "road_surface": surface, "road_type": road, "accident_type": kind}
 districts = [d for d in DISTRICT_CENTRES if d in allowed["district"]]
-try:
+with api_call():
     by_district = scored([row_for({**base, "district": d}, when, hour) for d in districts])
     focus = st.selectbox("district for the charts", districts, format_func=label)
     by_hour = scored([row_for({**base, "district": focus}, when, h) for h in range(24)])
     by_weather = scored([row_for({**base, "district": focus, "weather": w}, when, hour) for w in allowed["weather"]])
     roads = allowed["road_type"]
     by_road = scored([row_for({**base, "district": focus, "road_type": r}, when, hour) for r in roads])
-except ApiUnavailable as exc:
-    show_unavailable(exc)
-except ApiError as exc:
-    show_api_error(exc)
-    st.stop()
 
 left, right = st.columns([3, 2])
 with left:

@@ -2,22 +2,16 @@
 
 import streamlit as st
 
-from backend.core.config import get_settings
-from frontend.client import ApiError, ApiUnavailable
-from frontend.common import client, public_api_url, show_api_error, show_unavailable
+from frontend.common import api_call, client, public_api_url
+from frontend.settings import get_settings
 
 STATUS_ICON = {"ok": "🟢", "degraded": "🟠", "down": "🔴"}
 
 st.title("System")
-try:
+with api_call():
     health = client().health()
     models = client().models()
     recent = client().predictions(size=10)
-except ApiUnavailable as exc:
-    show_unavailable(exc)
-except ApiError as exc:
-    show_api_error(exc)
-    st.stop()
 
 st.subheader(f"{STATUS_ICON.get(health['status'], '⚪')} Service {health['status']}")
 st.dataframe(
@@ -35,15 +29,16 @@ st.dataframe(
 
 st.subheader("Models")
 for model in models:
-    metrics = model["metrics"]
-    st.markdown(f"**{model['name']}** · version `{model['version']}` · {model['num_trees']} trees")
-    cols = st.columns(4)
-    cols[0].metric("CV RMSLE", f"{metrics['cv_rmsle']:.4f}")
-    cols[1].metric("constant baseline", f"{metrics['baseline_constant_rmsle']:.4f}")
-    cols[2].metric(
-        "ratio", f"{metrics['cv_to_baseline_ratio']:.3f}", help="CV RMSLE / constant baseline; lower is better"
-    )
-    cols[3].metric("training rows", f"{model['rows']:,}")
+    trees = f" · {model['num_trees']} trees" if model.get("num_trees") else ""
+    st.markdown(f"**{model['name']}** ({model.get('kind')}) · version `{model['version']}`{trees}")
+    if model.get("summary"):
+        st.caption(model["summary"])
+    metrics = {k: v for k, v in model["metrics"].items() if isinstance(v, int | float)}
+    if metrics:
+        cols = st.columns(min(len(metrics), 4) + 1)
+        for col, (name, value) in zip(cols, list(metrics.items())[:4], strict=False):
+            col.metric(name.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+        cols[-1].metric("training rows", f"{model['rows']:,}" if model.get("rows") else "–")
     st.caption(f"trained {model['trained_at']} on {model['data_source']}")
 
 st.subheader("Links")

@@ -6,9 +6,9 @@ import json
 
 import httpx
 
-from backend.devstack import wait_until
-from tests.api.helpers import wait_for_batch
-from tests.conftest import Stack
+from backend.processes import wait_until
+from tests.fixtures.batches import wait_for_batch
+from tests.fixtures.stack import Stack
 
 
 def _json_lines(text: str) -> list[dict]:

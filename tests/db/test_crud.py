@@ -38,16 +38,19 @@ def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None
     crud.upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)
     crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
     rows = [
-        {"row_index": 0, "eclo": 3.2, "risk_level": "low", "model_version": "v1"},
+        {"row_index": 0, "model_version": "v1", "output": {"eclo": 3.2, "risk_level": "low", "model_version": "v1"}},
         {"row_index": 1, "error": "invalid input in 1 field(s): weather", "details": [{"field": "weather"}]},
     ]
     crud.save_batch_rows(db_session, batch_id="b1", rows=rows)
-    crud.save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "eclo": 99.0}])
+    crud.save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "output": {"eclo": 99.0}}])
     crud.upsert_batch_job(db_session, batch_id="b1", status="partial", done=2)
     db_session.commit()
     job = crud.get_batch_job(db_session, batch_id="b1")
     assert job is not None and job.status == "partial" and job.done == 2
-    assert [(r.row_index, r.eclo, r.error is None) for r in job.rows] == [(0, 3.2, True), (1, None, False)]
+    assert [(r.row_index, (r.output or {}).get("eclo"), r.error is None) for r in job.rows] == [
+        (0, 3.2, True),
+        (1, None, False),
+    ]
     jobs, total = crud.list_batch_jobs(db_session, page=1, size=10, status="partial")
     assert total == 1 and jobs[0].id == "b1"
     assert crud.list_batch_jobs(db_session, page=1, size=10, status="pending")[1] == 0

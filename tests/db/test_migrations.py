@@ -1,8 +1,10 @@
 """Migrations on SQLite always and on PostgreSQL when it answers: up, down, up; and they match the models."""
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from backend.db.migrate import downgrade, upgrade
 from backend.db.models import Base
@@ -34,5 +36,28 @@ def test_models_and_migrations_agree(database_url: str) -> None:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_batch_rows_of_the_first_schema_keep_their_answers(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0001")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO batch_jobs (id, model_name, status, total, done, created_at) "
+                                    "VALUES ('b', 'eclo', 'success', 2, 2, CURRENT_TIMESTAMP)"))  # fmt: skip
+            connection.execute(text("INSERT INTO batch_rows (batch_id, row_index, eclo, risk_level, model_version) "
+                                    "VALUES ('b', 0, 3.5, 'low', 'v1')"))  # fmt: skip
+            connection.execute(text("INSERT INTO batch_rows (batch_id, row_index, error) VALUES ('b', 1, 'bad')"))
+        upgrade(empty_database_url)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT row_index, output FROM batch_rows ORDER BY row_index")).all()
+        outputs = [json.loads(o) if isinstance(o, str) else o for _, o in rows]
+        assert outputs == [{"eclo": 3.5, "risk_level": "low", "model_version": "v1"}, None]
+        downgrade(empty_database_url, "0001")
+        with engine.connect() as connection:
+            back = connection.execute(text("SELECT eclo, risk_level FROM batch_rows ORDER BY row_index")).all()
+        assert [tuple(r) for r in back] == [(3.5, "low"), (None, None)]
     finally:
         engine.dispose()

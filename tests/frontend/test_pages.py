@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pandas as pd
@@ -9,9 +10,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from backend.core.config import get_settings
-from backend.devstack import free_port
-from tests.conftest import PROJECT_ROOT, Stack
+from backend.processes import free_port
+from frontend.settings import get_settings
+from tests.fixtures.stack import PROJECT_ROOT, Stack
 
 APP = str(PROJECT_ROOT / "frontend" / "app.py")
 PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py"]
@@ -62,6 +63,11 @@ def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -
     assert app.subheader[0].value == "Preview: 100 rows"
     next(b for b in app.button if b.label == "Score 100 rows").click().run()
     assert not app.exception, [e.message for e in app.exception]
+    for _ in range(100):  # AppTest does not fire `run_every`: each run is one poll of the fragment
+        if app.success:
+            break
+        time.sleep(0.1)
+        app.run()
     assert "Batch success: 100 results, 0 errors." in [s.value for s in app.success]
     (bar,) = app.get("progress")
     assert bar.value == 100 and bar.proto.text == "success: 100 of 100 rows"
@@ -93,6 +99,7 @@ def test_system_page_shows_health_and_models(live_api: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_api_down_shows_a_message_and_a_retry_button(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_ATTEMPTS", "1")  # the retries themselves are tested in test_client.py
     _point_at(monkeypatch, f"http://127.0.0.1:{free_port()}")
     try:
         app = _open(page)
@@ -100,3 +107,8 @@ def test_api_down_shows_a_message_and_a_retry_button(page: str, monkeypatch: pyt
         assert [b.label for b in app.button] == ["Retry"]
     finally:
         get_settings.cache_clear()
+
+
+def test_the_dashboard_needs_nothing_of_the_backend() -> None:
+    sources = [p.read_text() for p in (PROJECT_ROOT / "frontend").rglob("*.py")]
+    assert sources and not any("import backend" in s or "from backend" in s for s in sources)

@@ -9,6 +9,7 @@ import pytest
 from backend.core.config import PROJECT_ROOT
 from backend.ml.dacon import api_rows, read_text_csv
 from backend.ml.errors import InvalidRow
+from backend.ml.kinds import MODEL_KINDS
 from backend.ml.predictor import RISK_LEVELS, EcloModel, risk_level
 from backend.ml.registry import ModelRegistry
 
@@ -48,7 +49,7 @@ def test_metadata_fields(small_model_root: Path) -> None:
 
 
 def test_round_trip_predict_many_equals_predict_one(small_model_root: Path, small_csv: Path) -> None:
-    model = ModelRegistry(small_model_root).get("eclo")
+    model = ModelRegistry(small_model_root, MODEL_KINDS).get("eclo")
     rows = [row for row in api_rows(read_text_csv(small_csv).head(200)) if row is not None]
     assert len(rows) == 200
     many = model.predict_many(rows)
@@ -87,17 +88,12 @@ def test_classic_example_on_eclo_scale(small_model: EcloModel, classic_row: dict
     assert prediction.risk_level == risk_level(prediction.eclo)
 
 
-def test_predict_many_names_the_bad_row(small_model: EcloModel, classic_row: dict) -> None:
-    with pytest.raises(InvalidRow) as caught:
-        small_model.predict_many([classic_row, {**classic_row, "weather": "폭풍"}])
-    assert caught.value.index == 1 and caught.value.errors[0].field == "weather"
-
-
-def test_predict_batch_keeps_good_rows(small_model: EcloModel, classic_row: dict) -> None:
-    rows = [classic_row, {**classic_row, "accident_hour": 99}, {**classic_row, "accident_hour": 3}]
-    scores = small_model.predict_batch(rows)
-    assert sorted(scores.results) == [0, 2] and list(scores.errors) == [1]
-    assert scores.results[0].eclo == small_model.predict_one(classic_row).eclo
+def test_predict_many_names_the_bad_row_and_keeps_the_others(small_model: EcloModel, classic_row: dict) -> None:
+    rows = [classic_row, {**classic_row, "weather": "폭풍"}, {**classic_row, "accident_hour": 3}]
+    first, bad, third = small_model.predict_many(rows)
+    assert isinstance(bad, InvalidRow) and bad.index == 1 and bad.errors[0].field == "weather"
+    assert first.eclo == small_model.predict_one(classic_row).eclo
+    assert third.eclo == small_model.predict_one(rows[2]).eclo
 
 
 def test_risk_levels_cover_the_scale() -> None:

@@ -7,7 +7,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from backend.devstack import free_port
+from backend.processes import free_port
 from backend.services.predictions import PredictionCache
 
 

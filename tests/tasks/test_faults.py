@@ -7,10 +7,10 @@ import time
 import httpx
 import redis
 
-from backend.devstack import free_port, start_redis, stop, wait_until
 from backend.ml.predictor import EcloModel
-from tests.api.helpers import submit, wait_for_batch
-from tests.conftest import Stack
+from backend.processes import free_port, start_redis, stop, wait_until
+from tests.fixtures.batches import submit, wait_for_batch
+from tests.fixtures.stack import Stack
 
 SLOW = {"BATCH_THROTTLE_SECONDS": "0.15", "BATCH_CHUNK_ROWS": "10"}  # 100 rows take about 1.5 s
 

@@ -1,19 +1,24 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from backend.api.deps import CeleryDep, RegistryDep
-from backend.api.schemas import HealthResponse
+from backend.api.deps import RegistryDep, ResourcesDep
+from backend.api.errors import health_response
+from backend.schemas.errors import HealthErrorResponse
+from backend.schemas.health import HealthResponse
 from backend.services import health as health_service
+from backend.tasks.celery_app import celery_app
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("", responses={503: {"model": HealthResponse}})
-def health(request: Request, registry: RegistryDep, celery: CeleryDep) -> JSONResponse:
+@router.get("", response_model=HealthResponse, responses={503: {"model": HealthErrorResponse}})
+def health(request: Request, resources: ResourcesDep) -> JSONResponse:
     """Every component's state (model, redis, broker, database, workers); 503 naming what is down."""
     state = request.app.state
-    report = health_service.health(registry, state.redis, state.broker_redis, celery, state.db_engine, state.recorder)
-    return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
+    report = health_service.health(
+        resources.registry, resources.redis, state.broker_redis, celery_app, resources.engine, state.recorder
+    )
+    return health_response(report)
 
 
 @router.get("/live")
@@ -22,12 +27,7 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"model": HealthResponse}})
+@router.get("/ready", response_model=HealthResponse, responses={503: {"model": HealthErrorResponse}})
 def ready(registry: RegistryDep) -> JSONResponse:
     """Ready to serve single predictions: the model is loaded."""
-    model = health_service.check_model(registry)
-    body = {
-        "status": "ok" if model.status == "ok" else "degraded",
-        "components": {"model": model.model_dump()},
-    }
-    return JSONResponse(body, status_code=200 if model.status == "ok" else 503)
+    return health_response(health_service.readiness(registry))

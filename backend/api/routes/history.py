@@ -4,7 +4,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import SessionDep
-from backend.api.schemas import ErrorResponse, Page, PredictionRecord
+from backend.schemas.errors import ErrorResponse
+from backend.schemas.pages import Page
+from backend.schemas.records import PredictionRecord
 from backend.services import history
 
 router = APIRouter(prefix="/api/predictions", tags=["history"])

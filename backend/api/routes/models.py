@@ -1,18 +1,19 @@
 from fastapi import APIRouter
 
 from backend.api.deps import RegistryDep
-from backend.api.schemas import ErrorResponse, ModelInfo, ModelList
+from backend.schemas.errors import ErrorResponse
+from backend.schemas.models import ModelInfo, ModelList
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 @router.get("")
 def list_models(registry: RegistryDep) -> ModelList:
-    """Every loaded model: version, training date, metrics and the values each input field accepts."""
+    """Every loaded model: version, training date, metrics and the inputs it accepts."""
     return ModelList(models=[ModelInfo(**registry.get(name).info()) for name in registry.names()])
 
 
-@router.get("/{name}", responses={503: {"model": ErrorResponse}})
+@router.get("/{name}", responses={404: {"model": ErrorResponse}})
 def get_model(name: str, registry: RegistryDep) -> ModelInfo:
     """One loaded model."""
     return ModelInfo(**registry.get(name).info())

@@ -1,9 +1,17 @@
 """Batches through a real uvicorn server, a real Redis and a real prefork Celery worker (concurrency 2)."""
 
-import httpx
+from pathlib import Path
 
+import httpx
+from fastapi.testclient import TestClient
+
+from backend.api.deps import get_registry
+from backend.ml.kinds import MODEL_KINDS
 from backend.ml.predictor import EcloModel
-from tests.api.helpers import submit, wait_for_batch
+from backend.ml.registry import ModelRegistry
+from backend.tasks.batches import run_batch
+from backend.wiring import Resources
+from tests.fixtures.batches import submit, wait_for_batch
 
 
 def test_hundred_rows_equal_single_predictions(api: httpx.Client, csv_rows: list[dict], small_model: EcloModel) -> None:
@@ -44,7 +52,7 @@ def test_101_rows_are_too_many(api: httpx.Client, csv_rows: list[dict]) -> None:
     response = api.post("/api/predict/eclo/batch", json={"items": csv_rows[:101]})
     assert response.status_code == 413
     error = response.json()["error"]
-    assert error["code"] == "batch_too_large"
+    assert error["code"] == "too_large"
     assert error["message"] == "a batch holds at most 100 rows; got 101"
 
 
@@ -70,3 +78,38 @@ def test_concurrent_batches_all_finish(api: httpx.Client, csv_rows: list[dict]) 
     """Several batches at once on a prefork pool of 2: catches LightGBM's OpenMP deadlock after fork."""
     ids = [submit(api, csv_rows[i * 20 : (i + 1) * 20])["batch_id"] for i in range(8)]
     assert all(wait_for_batch(api, batch_id, timeout=30)["status"] == "success" for batch_id in ids)
+
+
+# In-process: the app under TestClient on the real test Redis; the batch task run directly, as a worker would.
+
+
+def test_a_batch_of_the_second_kind_in_process(app_client: TestClient, app_resources: Resources) -> None:
+    accepted = app_client.post("/api/predict/echo/batch", json={"items": [{"x": 1}, {"x": "a"}, {"x": 2.5}]})
+    assert accepted.status_code == 202, accepted.text
+    batch_id = accepted.json()["batch_id"]
+    pending = app_client.get(f"/api/predict/batch/{batch_id}/results").json()
+    assert pending["status"] == "pending" and pending["model"] == "echo" and pending["results"] is None
+    assert run_batch(app_resources, batch_id)["status"] == "partial"
+    body = app_client.get(f"/api/predict/batch/{batch_id}/results").json()
+    assert body["results"] == [
+        {"index": 0, "doubled": 2, "model_version": "echo-1"},
+        {"index": 2, "doubled": 5.0, "model_version": "echo-1"},
+    ]
+    assert body["errors"] == [{"index": 1, "message": "invalid input in 1 field(s): x",
+                               "details": [{"field": "x", "message": "must be a number"}]}]  # fmt: skip
+
+
+def test_a_batch_for_an_unknown_model_is_404(app_client: TestClient) -> None:
+    response = app_client.post("/api/predict/nope/batch", json={"items": [{"x": 1}]})
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "no model named 'nope'; available: echo, eclo"
+
+
+def test_the_registry_is_injected(app_client: TestClient, tmp_path: Path) -> None:
+    empty = ModelRegistry(tmp_path / "no-models", MODEL_KINDS)
+    app_client.app.dependency_overrides[get_registry] = lambda: empty  # type: ignore[attr-defined]
+    assert app_client.get("/api/models").json() == {"models": []}
+    refused = app_client.post("/api/predict/eclo/batch", json={"items": [{"x": 1}]})
+    assert refused.status_code == 404 and refused.json()["error"]["details"] == [{"available": []}]
+    ready = app_client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["error"]["code"] == "dependency_unavailable"

@@ -1,7 +1,7 @@
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.helpers import submit, wait_for_batch
+from tests.fixtures.batches import submit, wait_for_batch
 
 
 def test_health_reports_every_component(api: httpx.Client) -> None:

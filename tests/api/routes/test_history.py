@@ -7,10 +7,10 @@ import uuid
 import httpx
 import redis
 
-from backend.devstack import wait_until
 from backend.ml.predictor import EcloModel
-from tests.api.helpers import submit, wait_for_batch
-from tests.conftest import Stack
+from backend.processes import wait_until
+from tests.fixtures.batches import submit, wait_for_batch
+from tests.fixtures.stack import Stack
 
 
 def _recorded(api: httpx.Client, request_ids: set[str]) -> list[dict]:

@@ -1,6 +1,9 @@
-"""Our own record of every submitted batch, in Redis, shared by the API and the workers.
+"""The one batch pipeline of every model kind: its Redis record and the Celery task `batches.score`.
 
-Celery answers PENDING for any id it never saw, so the API trusts this record, not Celery's state.
+The API (backend.services.batches) records a batch here, then sends `score_batch` by reference; a worker
+takes the batch id, asks the registry for the batch's model by name and calls its `predict_many`, a chunk at a
+time. Celery answers PENDING for any id it never saw, so the API trusts this record, not Celery's state.
+
 Keys (all expire after the result TTL):
 - `<prefix>batch:<id>`        hash: status, total, model, request_id, created/started/finished, deliveries, error
 - `<prefix>batch:<id>:items`  the submitted rows (JSON)
@@ -11,18 +14,31 @@ Keys (all expire after the result TTL):
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 import redis
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.core.config import Settings
+from backend.core.logging import request_id_var
+from backend.db import crud
+from backend.db.session import session_scope
+from backend.ml.errors import InvalidRow
+from backend.schemas.batches import FAILURE, FINAL_STATUSES, PARTIAL, PROCESSING, SUCCESS
+from backend.tasks.celery_app import celery_app
 
-SCORE_BATCH_TASK = "eclo.score_batch"
-PENDING, PROCESSING, SUCCESS, PARTIAL, FAILURE = "pending", "processing", "success", "partial", "failure"
-FINAL_STATUSES = frozenset({SUCCESS, PARTIAL, FAILURE})
+if TYPE_CHECKING:
+    from backend.wiring import Resources
+
+log = logging.getLogger(__name__)
 
 # Atomically: drop stale active entries, refuse when the active set is full, else record the batch.
 _CREATE = """
@@ -182,9 +198,6 @@ class BatchStore:
             pipe.expire(k, self.ttl)
         pipe.execute()
 
-    def active_count(self) -> int:
-        return int(self.client.zcard(self._active_key))
-
     def batch_stats(self) -> tuple[dict[str, int], int]:
         """Batches finished so far by final status (all workers), and batches queued or running now."""
         pipe = self.client.pipeline()
@@ -192,3 +205,119 @@ class BatchStore:
         pipe.zcard(self._active_key)
         finished, active = pipe.execute()
         return {k.decode(): int(v) for k, v in finished.items()}, int(active)
+
+
+class BatchTask(Task):
+    """The batch task's dependencies, opened in each worker child after the fork (backend.tasks.worker)."""
+
+    resources: ClassVar[Resources | None] = None
+
+
+@celery_app.task(name="batches.score", bind=True, base=BatchTask)
+def score_batch(self: BatchTask, batch_id: str) -> dict[str, Any]:
+    """Score every row of a batch with its model; resumes where a killed delivery stopped."""
+    assert self.resources is not None, "worker resources are opened by worker_process_init"
+    request_id_var.set(self.request.get("request_id"))
+
+    def report(done: int, total: int) -> None:
+        self.update_state(state="PROGRESS", meta={"done": done, "total": total})
+
+    return run_batch(self.resources, batch_id, report)
+
+
+def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The body of `batches.score`, callable without Celery (tests call it directly)."""
+    settings = resources.settings
+    store = resources.batches
+    record = store.get(batch_id)
+    if record is None:
+        log.warning("batch %s: no record (expired or never submitted); dropping the task", batch_id)
+        return {"batch_id": batch_id, "status": "missing"}
+    request_id_var.set(record.request_id or request_id_var.get())
+    if record.is_final:
+        return {"batch_id": batch_id, "status": record.status}
+    delivery = store.start_delivery(batch_id)
+    if delivery > settings.batch_max_deliveries:
+        _finish(resources, record, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
+        return {"batch_id": batch_id, "status": FAILURE}
+    _mirror(
+        resources,
+        batch_id,
+        model_name=record.model,
+        status=PROCESSING,
+        total=record.total,
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        started_at=datetime.fromtimestamp(record.started_at or time.time(), UTC),
+        request_id=record.request_id,
+    )
+    try:
+        model = resources.registry.get(record.model)
+        items = store.items(batch_id) or []
+        done = store.done_indices(batch_id)
+        todo = [i for i in range(len(items)) if i not in done]
+        for start in range(0, len(todo), settings.batch_chunk_rows):
+            chunk = todo[start : start + settings.batch_chunk_rows]
+            outcomes = model.predict_many([items[i] for i in chunk])
+            store.save_outcomes(batch_id, {i: _outcome(o) for i, o in zip(chunk, outcomes, strict=True)})
+            if report is not None:
+                report(len(done) + start + len(chunk), len(items))
+            if settings.batch_throttle_seconds:
+                time.sleep(settings.batch_throttle_seconds)
+    except SoftTimeLimitExceeded:
+        _finish(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
+        raise
+    except redis.RedisError:
+        # Redis is gone: so is the acknowledgement. The message returns after the visibility timeout and the
+        # next delivery resumes from the rows already stored.
+        raise
+    except Exception as exc:
+        _finish(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")
+        raise
+    outcomes = store.outcomes(batch_id)
+    failed = sum(1 for o in outcomes.values() if "error" in o)
+    status = SUCCESS if failed == 0 else (FAILURE if failed == len(outcomes) else PARTIAL)
+    _finish(resources, record, status, "every row failed validation" if status == FAILURE else None)
+    log.info("batch %s %s: %d rows, %d invalid, delivery %d", batch_id, status, len(outcomes), failed, delivery,
+             extra={"batch_id": batch_id})  # fmt: skip
+    return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}
+
+
+def _outcome(outcome: Any) -> dict[str, Any]:
+    if isinstance(outcome, InvalidRow):
+        return {"error": outcome.summary(), "details": [e.to_dict() for e in outcome.errors]}
+    return outcome.to_dict()
+
+
+def _finish(resources: Resources, record: BatchRecord, status: str, error: str | None = None) -> None:
+    resources.batches.finish(record.batch_id, status, error)
+    outcomes = resources.batches.outcomes(record.batch_id)
+    _mirror(
+        resources,
+        record.batch_id,
+        rows=outcomes,
+        model_name=record.model,
+        status=status,
+        total=record.total,
+        done=len(outcomes),
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        finished_at=datetime.now(UTC),
+        error=error,
+        request_id=record.request_id,
+    )
+
+
+def _mirror(resources: Resources, batch_id: str, rows: dict[int, dict[str, Any]] | None = None, **fields: Any) -> None:
+    """Mirror the batch into the database; a database failure is logged, never fails the batch."""
+    try:
+        with session_scope(resources.sessions) as session:
+            crud.upsert_batch_job(session, batch_id=batch_id, **fields)
+            if rows is not None:
+                crud.save_batch_rows(session, batch_id=batch_id, rows=[_row(i, o) for i, o in sorted(rows.items())])
+    except SQLAlchemyError as exc:
+        log.warning("batch %s: could not record it in the database: %s", batch_id, str(exc).splitlines()[0])
+
+
+def _row(index: int, outcome: dict[str, Any]) -> dict[str, Any]:
+    if "error" in outcome:
+        return {"row_index": index, "error": outcome["error"], "details": outcome.get("details")}
+    return {"row_index": index, "model_version": outcome.get("model_version"), "output": outcome}

@@ -1,8 +1,11 @@
-"""Local processes for the embedded stack and the tests: a Redis server when none answers, readiness waits."""
+"""Local processes, for `make run`'s launcher and the tests alike: a group of child processes each in its own
+session with its own log file, a Redis server when none answers, ports and readiness waits."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -11,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
@@ -79,3 +84,51 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class ProcessGroup:
+    """Child processes started with `spawn`, each in its own session (a kill reaches its children too) and
+    logging to `<logs>/<name>.log`; `stop_all` ends them: SIGTERM, then SIGKILL after `timeout`."""
+
+    def __init__(self, logs: Path, env: dict[str, str] | None = None) -> None:
+        self.logs = logs
+        self.env = dict(os.environ if env is None else env)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def spawn(self, name: str, command: list[str], **env: str) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.commands[name] = (command, env)
+        log = open(self.log_file(name), "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        command, env = self.commands[name]
+        return self.spawn(name, command, **env)
+
+    @staticmethod
+    def kill(process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a child and its whole process group (a Celery worker with its pool)."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self, timeout: float = 15) -> None:
+        running = [p for p in self.processes.values() if p.poll() is None]
+        for process in reversed(running):
+            os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,70 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from backend.api.deps import (
+    BatchStoreDep,
+    RecorderDep,
+    RegistryDep,
+    RequestIdDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+)
+from backend.schemas.batches import BatchAccepted, BatchStatus, BatchStatusResponse, BatchSubmitRequest, BatchSummary
+from backend.schemas.errors import ErrorResponse
+from backend.schemas.pages import Page
+from backend.services import batches
+
+router = APIRouter(prefix="/api/predict", tags=["batches"])
+
+
+@router.post(
+    "/{model_name}/batch",
+    status_code=202,
+    responses={
+        404: {"model": ErrorResponse, "description": "no such model"},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+def submit_batch(
+    model_name: str,
+    body: BatchSubmitRequest,
+    store: BatchStoreDep,
+    registry: RegistryDep,
+    recorder: RecorderDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> BatchAccepted:
+    """Queue 1 to 100 rows for the workers, scored by the model named in the path; poll `poll_url`."""
+    return batches.submit_batch(
+        store=store,
+        registry=registry,
+        recorder=recorder,
+        items=body.items,
+        model=model_name,
+        request_id=request_id,
+        settings=settings,
+    )
+
+
+@router.get("/batch", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def list_batches(
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 20,
+    status: BatchStatus | None = None,
+) -> Page[BatchSummary]:
+    """Batches, newest first, optionally of one status."""
+    return batches.list_batches(session=session, page=page, size=size, status=status)
+
+
+@router.get("/batch/{batch_id}/results", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def batch_results(
+    batch_id: str, store: BatchStoreDep, sessions: SessionsDep, settings: SettingsDep
+) -> BatchStatusResponse:
+    """Status, progress and (once finished) the per-row results and errors of a batch."""
+    return batches.batch_status(store=store, sessions=sessions, batch_id=batch_id, settings=settings)

@@ -1,0 +1,1 @@
+"""Request and response models shared by the API, the services and the tasks (no web framework inside)."""

@@ -1,0 +1,77 @@
+"""Batches of any model kind: submission, the poll answer (a result row is the model's own output), listings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.schemas.eclo import CLASSIC_EXAMPLE
+
+BatchStatus = Literal["pending", "processing", "success", "partial", "failure"]
+PENDING, PROCESSING, SUCCESS, PARTIAL, FAILURE = "pending", "processing", "success", "partial", "failure"
+FINAL_STATUSES = frozenset({SUCCESS, PARTIAL, FAILURE})
+
+
+class BatchSubmitRequest(BaseModel):
+    items: list[Any] = Field(
+        description="1 to 100 rows, each an input object of the model named in the path",
+        json_schema_extra={"examples": [[CLASSIC_EXAMPLE]]},
+    )
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    status: BatchStatus
+    total: int
+    poll_url: str
+    estimated_seconds: float
+
+
+class BatchProgress(BaseModel):
+    done: int
+    total: int
+
+
+class BatchResultItem(BaseModel):
+    """One scored row: its index and the model's own output (ECLO: `eclo`, `risk_level`; other kinds: theirs)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"index": 0, "eclo": 3.1, "risk_level": "low", "model_version": "86ed57ac"}]},
+    )
+
+    index: int
+    model_version: str
+
+
+class BatchRowError(BaseModel):
+    index: int
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class BatchStatusResponse(BaseModel):
+    batch_id: str
+    status: BatchStatus
+    progress: BatchProgress
+    model: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    results: list[BatchResultItem] | None = None
+    errors: list[BatchRowError] | None = None
+    error: str | None = None
+
+
+class BatchSummary(BaseModel):
+    id: str
+    model_name: str
+    status: BatchStatus
+    total: int
+    done: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None

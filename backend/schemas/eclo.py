@@ -1,0 +1,57 @@
+"""The ECLO input row and single-prediction answer; the input fields come from `backend.ml.features.INPUT_FIELDS`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from backend.ml.features import INPUT_FIELDS, InputField
+
+CLASSIC_EXAMPLE: dict[str, Any] = {
+    "weather": "맑음",
+    "road_surface": "건조",
+    "road_type": "교차로",
+    "accident_type": "차대차",
+    "time_period": "낮",
+    "district": "중구",
+    "day_of_week": "월요일",
+    "accident_hour": 14,
+    "accident_year": 2024,
+    "accident_month": 12,
+    "accident_day": 10,
+}
+
+
+def _field(spec: InputField) -> tuple[Any, Any]:
+    description = f"{spec.column}: {spec.description}"
+    if spec.kind == "integer":
+        return int, Field(ge=spec.low, le=spec.high, description=description)
+    if not spec.required:
+        return str | None, Field(default=None, description=description)
+    return str, Field(description=description)
+
+
+EcloInput = create_model(  # type: ignore[call-overload]
+    "EcloInput",
+    __doc__=(
+        "One accident. Categories must be in the loaded model's vocabulary (see GET /api/models).\n\n"
+        "Documents the body; validation (every bad field at once, against the model's vocabularies) is done by "
+        "the model runtime, the same code the batch workers use."
+    ),
+    __config__=ConfigDict(json_schema_extra={"examples": [CLASSIC_EXAMPLE]}),
+    **{spec.name: _field(spec) for spec in INPUT_FIELDS},
+)
+
+
+class Contribution(BaseModel):
+    feature: str
+    contribution: float = Field(description="effect on log1p(ECLO) of this input field")
+
+
+class EcloPredictionResponse(BaseModel):
+    eclo: float = Field(ge=0)
+    risk_level: str
+    model_version: str
+    explanation: list[Contribution]
+    cached: bool

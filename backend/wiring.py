@@ -1,0 +1,55 @@
+"""What the API and the workers are built from, by the same functions: settings -> the model registry, Redis,
+the batch record store and the database. The API opens them in its lifespan, each worker child after the fork."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.core.config import Settings
+from backend.core.redis import sync_redis
+from backend.db.session import make_engine, session_factory
+from backend.ml.kinds import MODEL_KINDS
+from backend.ml.protocol import ModelLoader
+from backend.ml.registry import ModelRegistry, get_registry, import_loader
+from backend.tasks.batches import BatchStore
+
+
+def model_loaders(settings: Settings) -> dict[str, ModelLoader]:
+    """The kinds this code serves, plus any named in MODEL_PLUGINS (kind -> 'module:loader')."""
+    return {**MODEL_KINDS, **{kind: import_loader(path) for kind, path in settings.model_plugins.items()}}
+
+
+def open_registry(settings: Settings) -> ModelRegistry:
+    """The process-wide registry; predictions use one thread each (the API's event loop, a worker child)."""
+    return get_registry(settings.model_dir, model_loaders(settings), num_threads=1)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    registry: ModelRegistry
+    redis: redis.Redis
+    batches: BatchStore
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()
+
+
+def open_resources(settings: Settings) -> Resources:
+    client = sync_redis(settings.redis_url, settings)
+    engine = make_engine(settings.database_url)
+    return Resources(
+        settings=settings,
+        registry=open_registry(settings),
+        redis=client,
+        batches=BatchStore.from_settings(client, settings),
+        engine=engine,
+        sessions=session_factory(engine),
+    )

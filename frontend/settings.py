@@ -1,0 +1,31 @@
+"""The dashboard's own settings (env vars or `.env`); it needs nothing of the backend but its URL."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    # Where the dashboard reaches the API, and the addresses it shows to the browser.
+    api_url: str = "http://127.0.0.1:8000"
+    api_public_url: str | None = None
+    flower_url: str = "http://127.0.0.1:5555"
+    # Each API call: a timeout, and attempts with exponential backoff (connection errors, 5xx, 429).
+    api_timeout_seconds: float = Field(default=10.0, gt=0)
+    api_attempts: int = Field(default=3, ge=1)
+    # How often the batch page polls a running batch.
+    batch_poll_seconds: float = Field(default=0.3, gt=0)
+
+    @property
+    def browser_api_url(self) -> str:
+        return self.api_public_url or self.api_url
+
+
+@lru_cache
+def get_settings() -> DashboardSettings:
+    return DashboardSettings()
