@@ -17,7 +17,10 @@ setup: $(STAMP)
 model/eclo/metadata.json: | $(STAMP)
 	$(PY) -m backend.ml.train eclo --out model/eclo
 
-model: model/eclo/metadata.json
+model/congestion/metadata.json: | $(STAMP)
+	$(PY) -m backend.ml.train congestion --out model/congestion
+
+model: model/eclo/metadata.json model/congestion/metadata.json
 
 run: setup model
 	$(PY) -m backend.launcher
@@ -32,6 +35,7 @@ lint: setup
 
 bench: setup model
 	$(PY) bench/bench_predict.py
+	$(PY) bench/bench_congestion.py
 
 bench-http: setup model
 	$(PY) bench/bench_http.py

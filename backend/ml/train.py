@@ -1,5 +1,6 @@
-"""Training command: `python -m backend.ml.train eclo --data PATH.csv --out model/eclo`.
+"""Training command: `python -m backend.ml.train eclo|congestion ...` (see --help of each).
 
+`eclo --data PATH.csv --out model/eclo`:
 Without `--data` it trains on the seeded synthetic Dacon set. LightGBM with native categorical features on
 log1p(ECLO), K-fold CV reporting RMSLE against a constant baseline on the same folds, early stopping, then a
 final fit on all rows with the mean best iteration count.
@@ -225,6 +226,40 @@ def _train_eclo_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_congestion_command(args: argparse.Namespace) -> int:
+    from backend.ml.congestion import loaders
+    from backend.ml.congestion.artifacts import save_congestion
+    from backend.ml.congestion.network import generate_network
+    from backend.ml.congestion.training import format_table, train_congestion
+
+    if args.speeds:
+        frame = loaders.read_speeds(args.speeds)
+        if not args.sensors:
+            raise DataFileError("--sensors is needed with --speeds (sensor_id, latitude, longitude)")
+        sensors = loaders.read_sensors(args.sensors)
+        loaders.check_sensors(frame, sensors, where=str(args.speeds))
+        source = str(Path(args.speeds).resolve())
+        edges = loaders.read_edges(args.edges) if args.edges else None
+    else:
+        print(f"no --speeds: generating a network ({args.weeks} weeks of 207 sensors, seed {args.seed})")
+        network = generate_network(weeks=args.weeks, seed=args.seed)
+        frame, sensors, edges = network.speeds, network.sensors, network.edges
+        source = f"generated:weeks={args.weeks},seed={args.seed}"
+    ids = list(frame.columns)
+    if edges is not None:
+        neighbours = loaders.neighbours_from_edges(edges, ids)
+    else:
+        neighbours = loaders.neighbours_by_distance(sensors[sensors.sensor_id.isin(ids)].reset_index(drop=True))
+    print(f"read {len(frame)} five-minute steps x {len(ids)} sensors ({frame.index[0]} to {frame.index[-1]}); "
+          f"missing readings {(frame.to_numpy() <= 0).mean():.1%}")  # fmt: skip
+    result = train_congestion(frame, neighbours, seed=args.seed)
+    print(format_table(result.table))
+    metadata = save_congestion(result, Path(args.out), frame=frame, sensors=sensors, neighbours=neighbours,
+                               data_source=source)  # fmt: skip
+    print(f"saved {args.out}: version {metadata['version']}, {metadata['num_trees']} trees")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.ml.train", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="model", required=True)
@@ -234,9 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     eclo.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     eclo.add_argument("--seed", type=int, default=42)
     eclo.add_argument("--rows", type=int, default=40_000, help="rows of the synthetic set when --data is omitted")
+    congestion = commands.add_parser("congestion", help="train the road-congestion model (METR-LA layout)")
+    congestion.add_argument("--speeds", help="wide speed table: CSV, .csv.gz or .h5 (no --speeds: generate)")
+    congestion.add_argument("--sensors", help="sensor table: sensor_id, latitude, longitude (header optional)")
+    congestion.add_argument("--edges", help="edge list from_sensor, to_sensor, weight (else k nearest sensors)")
+    congestion.add_argument("--out", default="model/congestion", help="artifact folder (default: model/congestion)")
+    congestion.add_argument("--weeks", type=int, default=8, help="weeks of the generated network (no --speeds)")
+    congestion.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     try:
-        return _train_eclo_command(args)
+        return _train_eclo_command(args) if args.model == "eclo" else _train_congestion_command(args)
     except (DataFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,249 @@
+"""The in-process congestion predictor: one LightGBM booster (the horizon is a feature), the sensor table, the
+neighbour lists, free-flow speeds and the historical profiles it was trained with.
+
+A row is `{"sensor_id", "readings": [{"timestamp", "speed_mph"}, ...], "neighbour_readings": {id: [...]}}`
+(readings also in the nested `traffic_data: {speed_mph}` form; timestamps ISO-8601 or epoch seconds). The last 12
+five-minute slots up to the newest reading are used; neighbours' readings are optional.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
+from backend.ml.congestion.features import (
+    FEATURES,
+    HORIZONS,
+    NAN,
+    STEPS_PER_DAY,
+    WINDOW,
+    Profiles,
+    feature_rows,
+    summarise,
+)
+from backend.ml.errors import FieldError, InvalidRow
+from backend.ml.fastpath import SingleRowPredictor
+
+PROFILES_FILE = "profiles.npy"
+MAX_READINGS = 288
+# Congestion level from speed / free-flow speed.
+LEVELS: list[dict[str, Any]] = [
+    {"level": "free", "min_ratio": 0.85},
+    {"level": "moderate", "min_ratio": 0.6},
+    {"level": "heavy", "min_ratio": 0.4},
+    {"level": "severe", "min_ratio": 0.0},
+]
+
+
+def congestion_level(speed: float, free_flow: float) -> str:
+    ratio = speed / free_flow if free_flow > 0 else 1.0
+    return next(band["level"] for band in LEVELS if ratio >= band["min_ratio"])
+
+
+@dataclass(frozen=True, slots=True)
+class CongestionForecast:
+    sensor_id: str
+    as_of: str
+    speeds: tuple[float, ...]  # at 15, 30, 60 minutes
+    levels: tuple[str, ...]
+    model_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sensor_id": self.sensor_id, "as_of": self.as_of}
+        for horizon, speed, level in zip(HORIZONS, self.speeds, self.levels, strict=True):
+            out[f"speed_mph_{horizon * 5}"] = speed
+            out[f"level_{horizon * 5}"] = level
+        out["model_version"] = self.model_version
+        return out
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def _timestamp(value: Any) -> float | None:
+    """Wall-clock seconds since 1970: a reading's slot of the day is its local time, as in the training data."""
+    if type(value) is str and len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return ((moment.replace(tzinfo=None) if moment.tzinfo else moment) - EPOCH).total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _speed(reading: Mapping[str, Any]) -> Any:
+    nested = reading.get("traffic_data")
+    return nested.get("speed_mph") if isinstance(nested, Mapping) else reading.get("speed_mph")
+
+
+def align(readings: Any, field: str, errors: list[FieldError], end: float | None = None) -> tuple[list[float], float]:
+    """Readings -> the 12 five-minute slots ending at `end` (default: the newest reading), NaN = missing."""
+    window = [NAN] * WINDOW
+    if not isinstance(readings, Sequence) or isinstance(readings, str) or not 1 <= len(readings) <= MAX_READINGS:
+        errors.append(FieldError(field, f"must be a list of 1 to {MAX_READINGS} readings"))
+        return window, 0.0
+    parsed: list[tuple[float, float]] = []
+    for i, reading in enumerate(readings):
+        if type(reading) is not dict and not isinstance(reading, Mapping):
+            errors.append(FieldError(f"{field}[{i}]", "must be an object with timestamp and speed_mph"))
+            return window, 0.0
+        moment, speed = _timestamp(reading.get("timestamp")), _speed(reading)
+        if moment is None:
+            errors.append(FieldError(f"{field}[{i}].timestamp", "must be an ISO-8601 time or epoch seconds"))
+            return window, 0.0
+        if type(speed) not in (float, int) or not 0 <= speed <= 120:
+            errors.append(FieldError(f"{field}[{i}].speed_mph", f"must be a number from 0 to 120, got {speed!r}"))
+            return window, 0.0
+        parsed.append((moment, float(speed)))
+    end = max(m for m, _ in parsed) if end is None else end
+    for moment, speed in parsed:
+        back = round((end - moment) / 300.0)
+        if 0 <= back < WINDOW and speed > 0:  # 0 mph is the layout's "missing"
+            window[WINDOW - 1 - back] = speed
+    return window, end
+
+
+class CongestionModel:
+    """The congestion kind of `backend.ml.protocol.PredictiveModel`."""
+
+    def __init__(self, booster: lgb.Booster, metadata: Mapping[str, Any], profiles: np.ndarray) -> None:
+        if list(metadata["features"]) != list(FEATURES):
+            raise ValueError("model features differ from this code's congestion features; retrain the model")
+        self.booster = booster
+        self.metadata = dict(metadata)
+        self.name: str = metadata.get("name", "congestion")
+        self.kind: str = "congestion"
+        self.version: str = metadata["version"]
+        self.sensor_ids: list[str] = [s["sensor_id"] for s in metadata["sensors"]]
+        self.index = {sensor: i for i, sensor in enumerate(self.sensor_ids)}
+        self.free_flow = np.array([s["free_flow_mph"] for s in metadata["sensors"]], dtype=np.float64)
+        self.neighbours: dict[str, list[str]] = {k: list(v) for k, v in metadata["neighbours"].items()}
+        self.profiles = Profiles(profiles)
+        self._single = SingleRowPredictor(booster, len(FEATURES))
+        self._horizons = np.array(HORIZONS)
+
+    @classmethod
+    def load(cls, folder: Path, *, num_threads: int = 1) -> CongestionModel:
+        metadata = read_metadata(folder)
+        model_path = folder / metadata.get("model_file", MODEL_FILE)
+        if file_version(model_path) != metadata["version"]:
+            raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
+        profiles = np.load(folder / PROFILES_FILE, allow_pickle=False)
+        return cls(lgb.Booster(model_file=str(model_path)), metadata, profiles)
+
+    def _parse(self, row: Any) -> tuple[int, list[float], float, list[tuple[int, list[float]]]]:
+        errors: list[FieldError] = []
+        if not isinstance(row, Mapping):
+            raise InvalidRow([FieldError("row", "must be an object with sensor_id and readings")])
+        sensor = row.get("sensor_id")
+        sensor = str(sensor) if isinstance(sensor, str | int) and not isinstance(sensor, bool) else None
+        if sensor is None or sensor not in self.index:
+            shown = ", ".join(self.sensor_ids[:8])
+            errors.append(FieldError("sensor_id", f"unknown sensor {row.get('sensor_id')!r}; known: {shown}, ..."))
+        window, end = align(row.get("readings"), "readings", errors)
+        nearby: list[tuple[int, list[float]]] = []
+        given = row.get("neighbour_readings") or {}
+        if not isinstance(given, Mapping):
+            errors.append(FieldError("neighbour_readings", "must be an object: sensor id -> readings"))
+        elif sensor in self.index and not errors:
+            for member in self.neighbours.get(sensor, []):
+                if member in given:
+                    member_window, _ = align(given[member], f"neighbour_readings.{member}", errors, end)
+                    nearby.append((self.index[member], member_window))
+        if errors:
+            raise InvalidRow(errors)
+        return self.index[sensor], window, end, nearby  # type: ignore[index]
+
+    def validate(self, row: Any) -> None:
+        self._parse(row)
+
+    def features(self, row: Any) -> tuple[list[list[float]], float, int, float]:
+        """The model's rows (one per horizon), the base speed, the sensor's index and the window's end."""
+        s, window, end, nearby = self._parse(row)
+        moment = datetime.fromtimestamp(end, UTC)
+        slot, weekday = moment.hour * 12 + moment.minute // 5, moment.weekday()
+        profiles = self.profiles.filled
+        summary = summarise(window)
+        profile_now = float(profiles[s, weekday, slot])
+        targets = tuple(
+            float(profiles[s, (weekday + (slot + h) // STEPS_PER_DAY) % 7, (slot + h) % STEPS_PER_DAY])
+            for h in HORIZONS
+        )
+        nbr = (NAN, NAN, NAN)
+        summaries = [(m, summarise(w)) for m, w in nearby]
+        lasts = [(m, x[0], x[2]) for m, x in summaries if x[0] == x[0]]
+        if lasts:
+            changes = [last - lag3 for _, last, lag3 in lasts if lag3 == lag3]
+            nbr = (
+                sum(last for _, last, _ in lasts) / len(lasts),
+                sum(changes) / len(changes) if changes else NAN,
+                sum(last - float(profiles[m, weekday, slot]) for m, last, _ in lasts) / len(lasts),
+            )
+        rows = feature_rows(summary, slot, weekday, profile_now, targets, float(self.free_flow[s]), nbr)
+        base = summary[0] if summary[0] == summary[0] else profile_now
+        return rows, base, s, end
+
+    def predict_one(self, row: Any) -> CongestionForecast:
+        """No DataFrame, no numpy per step: three rows through LightGBM's single-row fast path."""
+        rows, base, s, end = self.features(row)
+        raw = self._single.raw
+        speeds = tuple(round(min(120.0, max(0.0, base + raw(np.array(x)))), 2) for x in rows)
+        return self._forecast(s, end, speeds)
+
+    def _forecast(self, s: int, end: float, speeds: tuple[float, ...]) -> CongestionForecast:
+        levels = tuple(congestion_level(v, self.free_flow[s]) for v in speeds)
+        as_of = datetime.fromtimestamp(end, UTC).replace(tzinfo=None).isoformat()
+        return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version)
+
+    def predict_many(self, rows: Sequence[Any]) -> list[CongestionForecast | InvalidRow]:
+        """Equal to `predict_one` row by row; a bad row is its InvalidRow (index set)."""
+        outcomes: list[CongestionForecast | InvalidRow] = []
+        for index, row in enumerate(rows):
+            try:
+                outcomes.append(self.predict_one(row))
+            except InvalidRow as exc:
+                exc.index = index
+                outcomes.append(exc)
+        return outcomes
+
+    def info(self) -> dict[str, Any]:
+        m = self.metadata
+        metric_names = [f"{kind}_{minutes}" for kind in ("mae", "rmse", "mape") for minutes in (15, 30, 60)]
+        metric_names += [f"baseline_{b}_mae_{minutes}" for b in ("last", "ha") for minutes in (15, 30, 60)]
+        return {
+            **{
+                k: m.get(k)
+                for k in (
+                    "name",
+                    "kind",
+                    "version",
+                    "trained_at",
+                    "rows",
+                    "data_source",
+                    "lightgbm_version",
+                    "num_trees",
+                )
+            },  # fmt: skip
+            "summary": (
+                f"MAE 15/30/60 min {m['mae_15']:.2f}/{m['mae_30']:.2f}/{m['mae_60']:.2f} mph vs copy-last "
+                f"{m['baseline_last_mae_15']:.2f}/{m['baseline_last_mae_30']:.2f}/"
+                f"{m['baseline_last_mae_60']:.2f}, historical average {m['baseline_ha_mae_15']:.2f}/"
+                f"{m['baseline_ha_mae_30']:.2f}/{m['baseline_ha_mae_60']:.2f}"
+            ),  # fmt: skip
+            "metrics": {name: m.get(name) for name in metric_names},
+            "features": list(FEATURES),
+            "sensors": len(self.sensor_ids),
+            "time_range": m.get("time_range"),
+            "horizons_minutes": [h * 5 for h in HORIZONS],
+            "levels": LEVELS,
+        }

@@ -1,0 +1,88 @@
+"""In-process congestion prediction speed: single-row latency (p50/p99 µs) with and without neighbours' readings,
+and predict_many throughput (rows/s), beside ECLO's single-row latency measured in the same run as a baseline.
+
+Usage: python bench/bench_congestion.py [--model-dir model] [--rounds 3000]
+Rows are distinct: windows of a freshly generated network (not the model's training data) at varied times and
+sensors; there is no cache on this path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backend.ml.congestion.model import CongestionModel
+from backend.ml.congestion.network import generate_network
+from backend.ml.dacon import api_rows
+from backend.ml.datagen import generate_dacon_frame
+from backend.ml.predictor import EcloModel
+
+
+def _percentiles(samples: list[float]) -> str:
+    us = np.asarray(samples) * 1e6
+    return f"p50 {np.percentile(us, 50):7.1f} µs   p99 {np.percentile(us, 99):7.1f} µs"
+
+
+def _time(predict, rows: list, rounds: int) -> list[float]:  # noqa: ANN001 - any model's predict_one
+    for row in rows[:100]:
+        predict(row)
+    samples = []
+    for i in range(rounds):
+        row = rows[i % len(rows)]
+        started = time.perf_counter()
+        predict(row)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("model"))
+    parser.add_argument("--rounds", type=int, default=3000)
+    args = parser.parse_args()
+    model = CongestionModel.load(args.model_dir / "congestion")
+    speeds = generate_network(weeks=1, seed=2024).speeds
+    stamps = [t.isoformat() for t in speeds.index]
+    rng = np.random.default_rng(0)
+
+    def readings(sensor: str, end: int) -> list[dict]:
+        column = speeds[sensor].to_numpy()
+        return [{"timestamp": stamps[i], "speed_mph": float(column[i])} for i in range(end - 11, end + 1)]
+
+    alone, together = [], []
+    for _ in range(args.rounds):
+        sensor, end = str(rng.choice(model.sensor_ids)), int(rng.integers(12, len(speeds)))
+        row = {"sensor_id": sensor, "readings": readings(sensor, end)}
+        alone.append(row)
+        together.append({**row, "neighbour_readings": {m: readings(m, end) for m in model.neighbours[sensor]}})
+    eclo = EcloModel.load(args.model_dir / "eclo")
+    candidates = [r for r in api_rows(generate_dacon_frame(4000, seed=7).astype(str)) if r is not None]
+    outcomes = eclo.predict_many(candidates)
+    eclo_rows = [r for r, o in zip(candidates, outcomes, strict=True) if not isinstance(o, Exception)]
+    print(f"model congestion {model.version}, {model.metadata['num_trees']} trees, {len(model.sensor_ids)} sensors; "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
+    timings = {
+        "baseline: ECLO predict_one, prediction only": _time(
+            lambda r: eclo.predict_one(r, False), eclo_rows, args.rounds
+        ),
+        "congestion predict_one, own readings only": _time(model.predict_one, alone, args.rounds),
+        "congestion predict_one, with neighbours": _time(model.predict_one, together, args.rounds),
+    }
+    for label, samples in timings.items():
+        print(f"{label:<45}: {_percentiles(samples)}")
+    for label, rows in (("own readings only", alone), ("with neighbours", together)):
+        rounds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            model.predict_many(rows[:1000])
+            rounds.append(time.perf_counter() - started)
+        print(f"congestion predict_many 1000 rows, {label}: {1000 / min(rounds):8.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
