@@ -102,7 +102,7 @@ fi
 request GET /api/models
 VERSION=$(json 'next(m["version"] for m in b["models"] if m["name"] == "eclo")')
 if [ "$STATUS" = 200 ] && [ -n "$VERSION" ]; then
-  pass "model info" "eclo version $VERSION, CV RMSLE $(json 'next(m["metrics"]["cv_rmsle"] for m in b["models"] if m["name"] == "eclo")'), $(json 'len(b["models"][0]["allowed_values"]["district"])') districts"
+  pass "model info" "eclo version $VERSION, CV RMSLE $(json 'next(m["metrics"]["cv_rmsle"] for m in b["models"] if m["name"] == "eclo")'), $(json 'len(next(m for m in b["models"] if m["name"] == "eclo")["allowed_values"]["district"])') districts"
 else
   fail "model info" "status $STATUS: $(seen)"
 fi
