@@ -74,6 +74,8 @@ def test_redis_down_then_back(own_stack: Stack, classic_row: dict, csv_rows: lis
         assert "redis" in refused.json()["error"]["message"]
         health = api.get("/health")
         assert health.status_code == 503 and health.json()["components"]["redis"]["status"] == "down"
+        error = health.json()["error"]  # the envelope, naming what is down
+        assert error["code"] == "dependency_unavailable" and "redis" in error["message"]
 
         restarted = start_redis(port, own_stack.logs / "redis-again")
         try:
