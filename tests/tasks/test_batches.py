@@ -11,9 +11,11 @@ import httpx
 import pytest
 import redis
 
+from backend.core.config import Settings
 from backend.db.migrate import upgrade
+from backend.ml.congestion.loaders import read_speeds
 from backend.tasks.batches import BatchStore, run_batch
-from backend.wiring import Resources
+from backend.wiring import Resources, open_resources
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack, stack_env
 
@@ -123,3 +125,31 @@ def test_a_second_kind_runs_through_the_real_worker(redis_url: str, two_kinds_mo
             assert api.get(f"/api/predict/batch/{mixed['batch_id']}/results").json()["results"] == mixed["results"]
     finally:
         stack.stop_all()
+
+
+def test_a_congestion_batch_runs_through_the_same_task(
+    redis_url: str, congestion_model_dir: Path, small_network: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "congestion").symlink_to(congestion_model_dir, target_is_directory=True)
+    database_url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(database_url)
+    settings = Settings(redis_url=redis_url, database_url=database_url, model_dir=tmp_path / "models",
+                        key_prefix=f"cong-{uuid.uuid4().hex[:8]}:")  # fmt: skip
+    resources = open_resources(settings)
+    try:
+        model = resources.registry.get("congestion")
+        speeds = read_speeds(small_network["speeds"])
+        sensor = speeds.columns[0]
+        column = speeds[sensor]
+        readings = [
+            {"timestamp": speeds.index[i].isoformat(), "speed_mph": float(column.iloc[i])} for i in range(300, 312)
+        ]
+        good = {"sensor_id": sensor, "readings": readings}
+        resources.batches.create("c1", [good, {"sensor_id": "nope", "readings": []}], "congestion", "r", 10)
+        assert run_batch(resources, "c1")["status"] == "partial"
+        outcomes = resources.batches.outcomes("c1")
+        assert outcomes[0] == model.predict_one(good).to_dict() and "speed_mph_60" in outcomes[0]
+        assert {d["field"] for d in outcomes[1]["details"]} == {"sensor_id", "readings"}
+    finally:
+        resources.close()
