@@ -10,7 +10,9 @@ MAE/RMSE/MAPE (a target of 0 is missing and never scored) beside two baselines o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,18 +117,12 @@ class Prepared:
                     np.nanmean(last - their_profile, axis=1))  # fmt: skip
 
 
-class _quiet:
-    """nanmean of an all-NaN row is NaN (no neighbour data): expected, not worth a warning."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """nanmean / nanpercentile of an all-NaN row is NaN (no data there): expected, not worth a warning."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
+        yield
 
 
 def window_stats_rows(stats: Any, i: np.ndarray, s: np.ndarray) -> Any:
