@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
+
 MODEL_FILE = "model.txt"
 METADATA_FILE = "metadata.json"
 
@@ -33,3 +35,11 @@ def model_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / METADATA_FILE).is_file())
+
+
+def load_booster(folder: Path, metadata: dict[str, Any]) -> lgb.Booster:
+    """The folder's LightGBM text model, refused when its bytes are not the version its metadata names."""
+    model_path = folder / metadata.get("model_file", MODEL_FILE)
+    if file_version(model_path) != metadata["version"]:
+        raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
+    return lgb.Booster(model_file=str(model_path))

@@ -11,10 +11,11 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
+from backend.ml.artifacts import load_booster, read_metadata
 from backend.ml.errors import InvalidRow
 from backend.ml.fastpath import SingleRowPredictor
 from backend.ml.features import FEATURE_SOURCE, FEATURES, INPUT_FIELDS, FeatureEncoder, TargetStat
+from backend.ml.protocol import IDENTITY_KEYS
 
 # Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
 RISK_LEVELS: list[dict[str, Any]] = [
@@ -84,11 +85,7 @@ class EcloModel:
     @classmethod
     def load(cls, model_dir: Path, num_threads: int = 1) -> EcloModel:
         metadata = read_metadata(model_dir)
-        model_path = model_dir / metadata.get("model_file", MODEL_FILE)
-        if file_version(model_path) != metadata["version"]:
-            raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
-        booster = lgb.Booster(model_file=str(model_path))
-        return cls(booster, metadata, num_threads=num_threads)
+        return cls(load_booster(model_dir, metadata), metadata, num_threads=num_threads)
 
     def allowed_values(self) -> dict[str, list[str]]:
         return self.encoder.allowed_values()
@@ -147,23 +144,13 @@ class EcloModel:
 
     def info(self) -> dict[str, Any]:
         """What a client needs to know of this model: identity, metrics and the values it accepts."""
-        keys = (
-            "name",
-            "kind",
-            "version",
-            "trained_at",
-            "rows",
-            "data_source",
-            "lightgbm_version",
-            "num_trees",
-        )
         m = self.metadata
         summary = None
         if m.get("cv_rmsle") is not None:
             summary = (f"CV RMSLE {m['cv_rmsle']:.4f} vs constant {m['baseline_constant_rmsle']:.4f} "
                        f"(ratio {m['cv_to_baseline_ratio']:.3f})")  # fmt: skip
         return {
-            **{k: self.metadata.get(k) for k in keys},
+            **{k: self.metadata.get(k) for k in IDENTITY_KEYS},
             "summary": summary,
             "metrics": {
                 k: self.metadata.get(k)

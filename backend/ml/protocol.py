@@ -6,9 +6,9 @@ protocol, so adding a kind adds a model, not a second pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from backend.ml.errors import InvalidRow
 
@@ -48,3 +48,22 @@ class PredictiveModel(Protocol):
 
 class ModelLoader(Protocol):
     def __call__(self, folder: Path, *, num_threads: int = 1) -> PredictiveModel: ...
+
+
+# The keys of `info()` that say which model this is and where it came from, whatever its kind.
+IDENTITY_KEYS = ("name", "kind", "version", "trained_at", "rows", "data_source", "lightgbm_version", "num_trees")
+
+P = TypeVar("P")
+
+
+def predict_row_by_row(predict_one: Callable[[Any], P], rows: Sequence[Any]) -> list[P | InvalidRow]:
+    """`predict_many` for kinds that score one row at a time: each row's prediction, or its InvalidRow with the
+    row's index set."""
+    outcomes: list[P | InvalidRow] = []
+    for index, row in enumerate(rows):
+        try:
+            outcomes.append(predict_one(row))
+        except InvalidRow as exc:
+            exc.index = index
+            outcomes.append(exc)
+    return outcomes

@@ -18,7 +18,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from backend.ml.artifacts import MODEL_FILE, file_version, read_metadata
+from backend.ml.artifacts import load_booster, read_metadata
 from backend.ml.congestion.features import (
     FEATURES,
     HORIZONS,
@@ -31,6 +31,7 @@ from backend.ml.congestion.features import (
 )
 from backend.ml.errors import FieldError, InvalidRow
 from backend.ml.fastpath import SingleRowPredictor
+from backend.ml.protocol import IDENTITY_KEYS, predict_row_by_row
 
 PROFILES_FILE = "profiles.npy"
 MAX_READINGS = 288
@@ -135,11 +136,8 @@ class CongestionModel:
     @classmethod
     def load(cls, folder: Path, *, num_threads: int = 1) -> CongestionModel:
         metadata = read_metadata(folder)
-        model_path = folder / metadata.get("model_file", MODEL_FILE)
-        if file_version(model_path) != metadata["version"]:
-            raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
         profiles = np.load(folder / PROFILES_FILE, allow_pickle=False)
-        return cls(lgb.Booster(model_file=str(model_path)), metadata, profiles)
+        return cls(load_booster(folder, metadata), metadata, profiles)
 
     def _parse(self, row: Any) -> tuple[int, list[float], float, list[tuple[int, list[float]]]]:
         errors: list[FieldError] = []
@@ -207,33 +205,14 @@ class CongestionModel:
 
     def predict_many(self, rows: Sequence[Any]) -> list[CongestionForecast | InvalidRow]:
         """Equal to `predict_one` row by row; a bad row is its InvalidRow (index set)."""
-        outcomes: list[CongestionForecast | InvalidRow] = []
-        for index, row in enumerate(rows):
-            try:
-                outcomes.append(self.predict_one(row))
-            except InvalidRow as exc:
-                exc.index = index
-                outcomes.append(exc)
-        return outcomes
+        return predict_row_by_row(self.predict_one, rows)
 
     def info(self) -> dict[str, Any]:
         m = self.metadata
         metric_names = [f"{kind}_{minutes}" for kind in ("mae", "rmse", "mape") for minutes in (15, 30, 60)]
         metric_names += [f"baseline_{b}_mae_{minutes}" for b in ("last", "ha") for minutes in (15, 30, 60)]
         return {
-            **{
-                k: m.get(k)
-                for k in (
-                    "name",
-                    "kind",
-                    "version",
-                    "trained_at",
-                    "rows",
-                    "data_source",
-                    "lightgbm_version",
-                    "num_trees",
-                )
-            },  # fmt: skip
+            **{k: m.get(k) for k in IDENTITY_KEYS},
             "summary": (
                 f"MAE 15/30/60 min {m['mae_15']:.2f}/{m['mae_30']:.2f}/{m['mae_60']:.2f} mph vs copy-last "
                 f"{m['baseline_last_mae_15']:.2f}/{m['baseline_last_mae_30']:.2f}/"
