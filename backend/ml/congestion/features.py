@@ -7,6 +7,7 @@ free-flow speed and its neighbours' summaries (NaN when absent) into the model's
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,7 +120,9 @@ class Profiles:
 
     def __init__(self, table: np.ndarray) -> None:
         self.table = table.astype(np.float32)  # (sensors, 8, 288)
-        overall = np.nanmean(np.where(np.isnan(table[:, 7]), np.nan, table[:, 7]), axis=1)
+        with warnings.catch_warnings():  # a sensor with no reading at all: its mean is NaN, filled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            overall = np.nanmean(table[:, 7], axis=1)
         self.filled = np.where(np.isnan(table), table[:, 7:8, :], table)
         self.filled = np.where(np.isnan(self.filled), overall[:, None, None], self.filled)
         self.filled = np.nan_to_num(self.filled, nan=float(np.nanmean(overall)) if np.isfinite(overall).any() else 0)

@@ -80,7 +80,10 @@ class Prepared:
         self.weekday, self.slot = weekday, slot
         windows = np.lib.stride_tricks.sliding_window_view(speeds, WINDOW, axis=0)  # (T-11, S, 12)
         self.stats = window_stats(windows)  # arrays (T-11, S), row i = window ending at t = i + 11
-        self.neighbours = neighbours
+        width = max((len(n) for n in neighbours), default=0)
+        self.neighbour_table = np.full((len(neighbours), max(width, 1)), -1)  # (sensors, k), -1 = none
+        for sensor, members in enumerate(neighbours):
+            self.neighbour_table[sensor, : len(members)] = members
 
     def rows(
         self, ends: np.ndarray, profiles: Profiles, free_flow: np.ndarray, horizon: int
@@ -102,11 +105,7 @@ class Prepared:
     def neighbour_aggregates(
         self, i: np.ndarray, s: np.ndarray, profiles: Profiles, t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        width = max(len(n) for n in self.neighbours)
-        table = np.full((len(self.neighbours), width), -1)
-        for sensor, members in enumerate(self.neighbours):
-            table[sensor, : len(members)] = members
-        members = table[s]  # (n, k), -1 = none
+        members = self.neighbour_table[s]
         present = members >= 0
         m = np.maximum(members, 0)
         last = np.where(present, self.stats.last[i[:, None], m], np.nan)
