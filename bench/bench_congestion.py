@@ -1,7 +1,7 @@
 """In-process congestion prediction speed: single-row latency (p50/p99 µs) with and without neighbours' readings,
 and predict_many throughput (rows/s), beside ECLO's single-row latency measured in the same run as a baseline.
 
-Usage: python bench/bench_congestion.py [--model-dir model] [--rounds 3000]
+Usage: python bench/bench_congestion.py [--model-dir model] [--rounds 3000] [--repeats 5]
 Rows are distinct: windows of a freshly generated network (not the model's training data) at varied times and
 sensors; there is no cache on this path.
 """
@@ -23,9 +23,13 @@ from backend.ml.datagen import generate_dacon_frame
 from backend.ml.predictor import EcloModel
 
 
-def _percentiles(samples: list[float]) -> str:
-    us = np.asarray(samples) * 1e6
-    return f"p50 {np.percentile(us, 50):7.1f} µs   p99 {np.percentile(us, 99):7.1f} µs"
+def _percentiles(rounds: list[list[float]]) -> str:
+    """Median over rounds of each round's p50 and p99: a slow spell of a shared machine moves one round."""
+    us = [np.asarray(samples) * 1e6 for samples in rounds]
+    p50s = [np.percentile(u, 50) for u in us]
+    p99s = [np.percentile(u, 99) for u in us]
+    spread = f"(rounds {min(p50s):.0f}..{max(p50s):.0f})"
+    return f"p50 {np.median(p50s):7.1f} µs   p99 {np.median(p99s):7.1f} µs   {spread}"
 
 
 def _time(predict, rows: list, rounds: int) -> list[float]:  # noqa: ANN001 - any model's predict_one
@@ -43,7 +47,8 @@ def _time(predict, rows: list, rounds: int) -> list[float]:  # noqa: ANN001 - an
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("model"))
-    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3000, help="predictions per case per round")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds; the median round is reported")
     args = parser.parse_args()
     model = CongestionModel.load(args.model_dir / "congestion")
     speeds = generate_network(weeks=1, seed=2024).speeds
@@ -66,13 +71,15 @@ def main() -> None:
     eclo_rows = [r for r, o in zip(candidates, outcomes, strict=True) if not isinstance(o, Exception)]
     print(f"model congestion {model.version}, {model.metadata['num_trees']} trees, {len(model.sensor_ids)} sensors; "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
-    timings = {
-        "baseline: ECLO predict_one, prediction only": _time(
-            lambda r: eclo.predict_one(r, False), eclo_rows, args.rounds
-        ),
-        "congestion predict_one, own readings only": _time(model.predict_one, alone, args.rounds),
-        "congestion predict_one, with neighbours": _time(model.predict_one, together, args.rounds),
+    cases = {
+        "baseline: ECLO predict_one, prediction only": (lambda r: eclo.predict_one(r, False), eclo_rows),
+        "congestion predict_one, own readings only": (model.predict_one, alone),
+        "congestion predict_one, with neighbours": (model.predict_one, together),
     }
+    timings: dict[str, list[list[float]]] = {label: [] for label in cases}
+    for _ in range(args.repeats):  # interleaved, so the baseline shares each round's conditions
+        for label, (predict, rows) in cases.items():
+            timings[label].append(_time(predict, rows, args.rounds))
     for label, samples in timings.items():
         print(f"{label:<45}: {_percentiles(samples)}")
     for label, rows in (("own readings only", alone), ("with neighbours", together)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -34,6 +35,8 @@ class _FastConfig:
                 ctypes.byref(self.handle),
             )
         )
+        self.row = np.zeros(num_features, dtype=np.float64)
+        self.row_ptr = self.row.ctypes.data_as(ctypes.c_void_p)
         self.out = np.empty(out_size, dtype=np.float64)
         self.out_ptr = self.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self.out_len = ctypes.c_int64()
@@ -53,6 +56,10 @@ class SingleRowPredictor:
         self._local = threading.local()
 
     def _config(self, predict_type: int) -> _FastConfig:
+        try:
+            return self._local.configs[predict_type]
+        except (AttributeError, KeyError):
+            pass
         configs = self._local.__dict__.setdefault("configs", {})
         config = configs.get(predict_type)
         if config is None:
@@ -73,6 +80,18 @@ class SingleRowPredictor:
 
     def raw(self, row: np.ndarray) -> float:
         return float(self._run(row, PREDICT_NORMAL)[0])
+
+    def raw_each(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        """Raw scores of plain-Python rows, each copied into the thread's own input buffer (no array per row)."""
+        config = self._config(PREDICT_NORMAL)
+        buffer, score, predict = config.row, config.out.item, _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        args = (config.handle, config.row_ptr, config.out_len_ref, config.out_ptr)
+        scores = []
+        for row in rows:
+            buffer[:] = row
+            _safe_call(predict(*args))
+            scores.append(score(0))
+        return scores
 
     def contributions(self, row: np.ndarray) -> np.ndarray:
         return self._run(row, PREDICT_CONTRIB)

@@ -162,21 +162,34 @@ NAN = float("nan")
 def summarise(window: list[float]) -> tuple[float, float, float, float, float, float, float]:
     """`window_stats` of one window in plain Python (the single-prediction path: numpy costs more than the work
     on 12 numbers). Returns (last, staleness, lag3, first, mean, minimum, missing); a test holds the two equal."""
-    real = [(i, v) for i, v in enumerate(window) if v == v]  # v == v: not NaN
-    if not real:
+    values = [v for v in window if v == v]  # v == v: not NaN
+    if not values:
         return NAN, float(WINDOW), NAN, NAN, NAN, NAN, float(WINDOW)
-    latest, last = real[-1]
-    lag3 = next((v for i, v in reversed(real) if i < WINDOW - 3), NAN)
-    values = [v for _, v in real]
+    last, lag3 = latest_and_lag3(window)
+    latest = next(i for i in range(WINDOW - 1, -1, -1) if window[i] == window[i])
     return (
         last,
         float(WINDOW - 1 - latest),
         lag3,
-        real[0][1],
+        values[0],
         sum(values) / len(values),
         min(values),
-        float(WINDOW - len(real)),
+        float(WINDOW - len(values)),
     )
+
+
+def latest_and_lag3(window: list[float]) -> tuple[float, float]:
+    """`summarise(window)`'s (last, lag3), all a neighbour contributes."""
+    last = lag3 = NAN
+    for i in range(WINDOW - 1, -1, -1):
+        value = window[i]
+        if value == value:
+            if last != last:
+                last = value
+            if i < WINDOW - 3:
+                lag3 = value
+                break
+    return last, lag3
 
 
 def feature_rows(

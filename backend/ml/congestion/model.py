@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -27,6 +26,7 @@ from backend.ml.congestion.features import (
     WINDOW,
     Profiles,
     feature_rows,
+    latest_and_lag3,
     summarise,
 )
 from backend.ml.errors import FieldError, InvalidRow
@@ -44,13 +44,18 @@ LEVELS: list[dict[str, Any]] = [
 ]
 
 
+_BANDS = tuple((band["min_ratio"], band["level"]) for band in LEVELS)
+
+
 def congestion_level(speed: float, free_flow: float) -> str:
     ratio = speed / free_flow if free_flow > 0 else 1.0
-    return next(band["level"] for band in LEVELS if ratio >= band["min_ratio"])
+    for min_ratio, level in _BANDS:
+        if ratio >= min_ratio:
+            return level
+    return _BANDS[-1][1]
 
 
-@dataclass(frozen=True, slots=True)
-class CongestionForecast:
+class CongestionForecast(NamedTuple):
     sensor_id: str
     as_of: str
     speeds: tuple[float, ...]  # at 15, 30, 60 minutes
@@ -77,40 +82,100 @@ def _timestamp(value: Any) -> float | None:
         except ValueError:
             return None
         return ((moment.replace(tzinfo=None) if moment.tzinfo else moment) - EPOCH).total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if type(value) in (int, float) and math.isfinite(value):
         return float(value)
     return None
 
 
-def _speed(reading: Mapping[str, Any]) -> Any:
+def _nested_speed(reading: Mapping[str, Any]) -> Any:
     nested = reading.get("traffic_data")
-    return nested.get("speed_mph") if isinstance(nested, Mapping) else reading.get("speed_mph")
+    return nested.get("speed_mph") if isinstance(nested, Mapping) else None
 
 
-def align(readings: Any, field: str, errors: list[FieldError], end: float | None = None) -> tuple[list[float], float]:
-    """Readings -> the 12 five-minute slots ending at `end` (default: the newest reading), NaN = missing."""
+def align(
+    readings: Any,
+    field: str,
+    errors: list[FieldError],
+    end: float | None = None,
+    moments: dict[str, float] | None = None,
+) -> tuple[list[float], float]:
+    """Readings -> the 12 five-minute slots ending at `end` (default: the newest reading), NaN = missing.
+
+    `moments` memoises parsed timestamps within one prediction: a sensor's and its neighbours' readings
+    usually share them, and parsing is most of the single-prediction cost."""
+    moments = {} if moments is None else moments
+    aligned = _align_plain(readings, end, moments)
+    return aligned if aligned is not None else _align_checked(readings, field, errors, end, moments)
+
+
+def _align_plain(readings: Any, end: float | None, moments: dict[str, float]) -> tuple[list[float], float] | None:
+    """`align` of the common case (a list of dicts with string timestamps and numeric speeds) at a third of the
+    cost; None for anything else, which `_align_checked` then reads or refuses with the field's error."""
+    if type(readings) is not list or not 1 <= len(readings) <= MAX_READINGS:
+        return None
+    try:
+        if end is None:
+            for reading in readings:
+                stamp = reading["timestamp"]
+                if stamp not in moments:
+                    if type(stamp) is not str or (moment := _timestamp(stamp)) is None:
+                        return None
+                    moments[stamp] = moment
+            end = max([moments[reading["timestamp"]] for reading in readings])
+        window = [NAN] * WINDOW
+        for reading in readings:
+            stamp, speed = reading["timestamp"], reading["speed_mph"]
+            moment = moments.get(stamp)  # keys are strings only: a hit is a string timestamp
+            if moment is None:
+                if type(stamp) is not str or (moment := _timestamp(stamp)) is None:
+                    return None
+                moments[stamp] = moment
+            if not (type(speed) is float or type(speed) is int) or not 0 <= speed <= 120:
+                return None
+            back = (end - moment) / 300.0
+            if -0.5 < back < WINDOW - 0.5 and speed > 0:  # 0 mph is the layout's "missing"
+                window[WINDOW - 1 - int(back + 0.5)] = float(speed)
+    except (KeyError, TypeError):
+        return None
+    return window, end
+
+
+def _align_checked(
+    readings: Any, field: str, errors: list[FieldError], end: float | None, moments: dict[str, float]
+) -> tuple[list[float], float]:
     window = [NAN] * WINDOW
     if not isinstance(readings, Sequence) or isinstance(readings, str) or not 1 <= len(readings) <= MAX_READINGS:
         errors.append(FieldError(field, f"must be a list of 1 to {MAX_READINGS} readings"))
         return window, 0.0
-    parsed: list[tuple[float, float]] = []
+    stamps: list[float] = []
+    speeds: list[float] = []
     for i, reading in enumerate(readings):
         if type(reading) is not dict and not isinstance(reading, Mapping):
             errors.append(FieldError(f"{field}[{i}]", "must be an object with timestamp and speed_mph"))
             return window, 0.0
-        moment, speed = _timestamp(reading.get("timestamp")), _speed(reading)
+        stamp = reading.get("timestamp")
+        moment = moments.get(stamp) if type(stamp) is str else None
         if moment is None:
-            errors.append(FieldError(f"{field}[{i}].timestamp", "must be an ISO-8601 time or epoch seconds"))
-            return window, 0.0
+            moment = _timestamp(stamp)
+            if moment is None:
+                errors.append(FieldError(f"{field}[{i}].timestamp", "must be an ISO-8601 time or epoch seconds"))
+                return window, 0.0
+            if type(stamp) is str:
+                moments[stamp] = moment
+        speed = reading.get("speed_mph")
+        if speed is None:
+            speed = _nested_speed(reading)
         if type(speed) not in (float, int) or not 0 <= speed <= 120:
             errors.append(FieldError(f"{field}[{i}].speed_mph", f"must be a number from 0 to 120, got {speed!r}"))
             return window, 0.0
-        parsed.append((moment, float(speed)))
-    end = max(m for m, _ in parsed) if end is None else end
-    for moment, speed in parsed:
-        back = round((end - moment) / 300.0)
-        if 0 <= back < WINDOW and speed > 0:  # 0 mph is the layout's "missing"
-            window[WINDOW - 1 - back] = speed
+        stamps.append(moment)
+        speeds.append(speed)
+    if end is None:
+        end = max(stamps)
+    for moment, speed in zip(stamps, speeds):  # noqa: B905 - built together above
+        back = (end - moment) / 300.0
+        if -0.5 < back < WINDOW - 0.5 and speed > 0:  # 0 mph is the layout's "missing"
+            window[WINDOW - 1 - int(back + 0.5)] = float(speed)
     return window, end
 
 
@@ -131,6 +196,7 @@ class CongestionModel:
         self.neighbours: dict[str, list[str]] = {k: list(v) for k, v in metadata["neighbours"].items()}
         self.profiles = Profiles(profiles)
         self._single = SingleRowPredictor(booster, len(FEATURES))
+        self._free_flow: list[float] = self.free_flow.tolist()
         self._horizons = np.array(HORIZONS)
 
     @classmethod
@@ -141,22 +207,24 @@ class CongestionModel:
 
     def _parse(self, row: Any) -> tuple[int, list[float], float, list[tuple[int, list[float]]]]:
         errors: list[FieldError] = []
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise InvalidRow([FieldError("row", "must be an object with sensor_id and readings")])
         sensor = row.get("sensor_id")
-        sensor = str(sensor) if isinstance(sensor, str | int) and not isinstance(sensor, bool) else None
+        if type(sensor) is not str:
+            sensor = str(sensor) if isinstance(sensor, int) and not isinstance(sensor, bool) else None
         if sensor is None or sensor not in self.index:
             shown = ", ".join(self.sensor_ids[:8])
             errors.append(FieldError("sensor_id", f"unknown sensor {row.get('sensor_id')!r}; known: {shown}, ..."))
-        window, end = align(row.get("readings"), "readings", errors)
+        moments: dict[str, float] = {}
+        window, end = align(row.get("readings"), "readings", errors, moments=moments)
         nearby: list[tuple[int, list[float]]] = []
         given = row.get("neighbour_readings") or {}
-        if not isinstance(given, Mapping):
+        if type(given) is not dict and not isinstance(given, Mapping):
             errors.append(FieldError("neighbour_readings", "must be an object: sensor id -> readings"))
         elif sensor in self.index and not errors:
             for member in self.neighbours.get(sensor, []):
                 if member in given:
-                    member_window, _ = align(given[member], f"neighbour_readings.{member}", errors, end)
+                    member_window, _ = align(given[member], f"neighbour_readings.{member}", errors, end, moments)
                     nearby.append((self.index[member], member_window))
         if errors:
             raise InvalidRow(errors)
@@ -170,37 +238,37 @@ class CongestionModel:
         s, window, end, nearby = self._parse(row)
         moment = datetime.fromtimestamp(end, UTC)
         slot, weekday = moment.hour * 12 + moment.minute // 5, moment.weekday()
-        profiles = self.profiles.filled
+        profile = self.profiles.filled.item
         summary = summarise(window)
-        profile_now = float(profiles[s, weekday, slot])
+        profile_now = profile(s, weekday, slot)
         targets = tuple(
-            float(profiles[s, (weekday + (slot + h) // STEPS_PER_DAY) % 7, (slot + h) % STEPS_PER_DAY])
-            for h in HORIZONS
+            profile(s, (weekday + (slot + h) // STEPS_PER_DAY) % 7, (slot + h) % STEPS_PER_DAY) for h in HORIZONS
         )
         nbr = (NAN, NAN, NAN)
-        summaries = [(m, summarise(w)) for m, w in nearby]
-        lasts = [(m, x[0], x[2]) for m, x in summaries if x[0] == x[0]]
+        lasts = [(m, *latest_and_lag3(w)) for m, w in nearby]
+        lasts = [(m, last, lag3) for m, last, lag3 in lasts if last == last]
         if lasts:
             changes = [last - lag3 for _, last, lag3 in lasts if lag3 == lag3]
             nbr = (
                 sum(last for _, last, _ in lasts) / len(lasts),
                 sum(changes) / len(changes) if changes else NAN,
-                sum(last - float(profiles[m, weekday, slot]) for m, last, _ in lasts) / len(lasts),
+                sum(last - profile(m, weekday, slot) for m, last, _ in lasts) / len(lasts),
             )
-        rows = feature_rows(summary, slot, weekday, profile_now, targets, float(self.free_flow[s]), nbr)
+        rows = feature_rows(summary, slot, weekday, profile_now, targets, self._free_flow[s], nbr)
         base = summary[0] if summary[0] == summary[0] else profile_now
         return rows, base, s, end
 
     def predict_one(self, row: Any) -> CongestionForecast:
         """No DataFrame, no numpy per step: three rows through LightGBM's single-row fast path."""
         rows, base, s, end = self.features(row)
-        raw = self._single.raw
-        speeds = tuple(round(min(120.0, max(0.0, base + raw(np.array(x)))), 2) for x in rows)
+        raw = self._single.raw_each(rows)
+        speeds = tuple(round(min(120.0, max(0.0, base + delta)), 2) for delta in raw)
         return self._forecast(s, end, speeds)
 
     def _forecast(self, s: int, end: float, speeds: tuple[float, ...]) -> CongestionForecast:
-        levels = tuple(congestion_level(v, self.free_flow[s]) for v in speeds)
-        as_of = datetime.fromtimestamp(end, UTC).replace(tzinfo=None).isoformat()
+        free_flow = self._free_flow[s]
+        levels = tuple(congestion_level(v, free_flow) for v in speeds)
+        as_of = (EPOCH + timedelta(seconds=end)).isoformat()
         return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version)
 
     def predict_many(self, rows: Sequence[Any]) -> list[CongestionForecast | InvalidRow]:

@@ -8,8 +8,15 @@ import pandas as pd
 import pytest
 
 from backend.ml.congestion.loaders import read_speeds
-from backend.ml.congestion.model import LEVELS, CongestionModel, congestion_level
-from backend.ml.errors import InvalidRow
+from backend.ml.congestion.model import (
+    LEVELS,
+    CongestionModel,
+    _align_checked,
+    _align_plain,
+    align,
+    congestion_level,
+)
+from backend.ml.errors import FieldError, InvalidRow
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.registry import ModelRegistry
 
@@ -96,3 +103,38 @@ def test_the_registry_serves_both_kinds(congestion_model_dir: Path, small_model_
     info = registry.get("congestion").info()
     assert info["kind"] == "congestion" and info["sensors"] == 24 and info["levels"] == LEVELS
     assert info["metrics"]["mae_15"] < info["metrics"]["baseline_last_mae_15"]
+
+
+ALIGN_CASES = [
+    [{"timestamp": f"2024-03-04T08:{m:02d}:00", "speed_mph": 40.0 + m} for m in range(0, 60, 5)],
+    [{"timestamp": f"2024-03-04T08:{m:02d}:00", "speed_mph": m} for m in (55, 0, 10, 20, 5)],  # ints, a 0, gaps
+    [{"timestamp": f"2024-03-04T08:{m:02d}:00+09:00", "speed_mph": 30.5} for m in (50, 40, 45)],  # out of order
+    [{"timestamp": f"2024-03-04T08:{m:02d}:00", "speed_mph": 33.0} for m in (0, 2, 3, 7, 58)],  # off the grid
+    [{"timestamp": "2024-03-04T07:00:00", "speed_mph": 20.0}, {"timestamp": "2024-03-04T08:00:00", "speed_mph": 21.0}],
+]
+
+
+@pytest.mark.parametrize("readings", ALIGN_CASES)
+@pytest.mark.parametrize("end", [None, 1709540100.0])
+def test_the_quick_alignment_equals_the_checked_one(readings: list[dict], end: float | None) -> None:
+    quick = _align_plain(readings, end, {})
+    assert quick is not None
+    assert quick == _align_checked(readings, "readings", [], end, {})
+    assert quick == align(readings, "readings", [], end)
+
+
+def test_what_the_quick_alignment_declines_the_checked_one_reads_or_names() -> None:
+    nested = [{"timestamp": "2024-03-04T08:00:00", "traffic_data": {"speed_mph": 41.0}}]
+    assert _align_plain(nested, None, {}) is None and align(nested, "readings", [])[0][-1] == 41.0
+    for bad, field in (
+        ([{"timestamp": "2024-03-04T08:00:00", "speed_mph": 41.0}, {"timestamp": "soon", "speed_mph": 1.0}],
+         "readings[1].timestamp"),
+        ([{"timestamp": "2024-03-04T08:00:00", "speed_mph": True}], "readings[0].speed_mph"),
+        ([{"timestamp": "2024-03-04T08:00:00", "speed_mph": 41.0}, ["2024-03-04T08:05:00", 40.0]], "readings[1]"),
+        ([{"timestamp": ["2024"], "speed_mph": 41.0}], "readings[0].timestamp"),
+        ({"timestamp": "2024-03-04T08:00:00"}, "readings"),
+    ):  # fmt: skip
+        errors: list[FieldError] = []
+        assert _align_plain(bad, None, {}) is None
+        align(bad, "readings", errors)
+        assert [e.field for e in errors] == [field]
