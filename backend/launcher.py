@@ -1,6 +1,6 @@
 """`make run`: the embedded stack on one machine — Redis (started when none answers), the database schema
-(`alembic upgrade head`), the API, one Celery worker, Flower and the dashboard — with the URLs printed; Ctrl-C stops
-everything it started."""
+(`alembic upgrade head`) with the congestion model's sensors registered, the API, one Celery worker, the readings
+feed consumer, Flower and the dashboard — with the URLs printed; Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from sqlalchemy.engine import make_url
 
 from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
+from backend.db.session import make_engine, session_factory
+from backend.feed import stream_key
 from backend.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.services.traffic import register_model_sensors
 from backend.wiring import open_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -34,6 +37,20 @@ def describe_models(settings: Settings) -> list[str]:
             f"{info['rows']} rows ({info['data_source']}); {summary}"
         )
     return lines
+
+
+def register_default_sensors(settings: Settings) -> str:
+    """The congestion model's sensors, registered (or updated) so that their readings are accepted."""
+    registry = open_registry(settings)
+    if "congestion" not in registry.names():
+        return "no congestion model: no sensors registered"
+    engine = make_engine(settings.database_url)
+    try:
+        model = registry.get("congestion")
+        result = register_model_sensors(session_factory(engine), model)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+    return f"{result.created + result.updated} sensors of the congestion model registered"
 
 
 def _safe_url(url: str) -> str:
@@ -75,6 +92,7 @@ class Launcher:
         self.logs.mkdir(parents=True, exist_ok=True)
         redis_line = self.ensure_redis()
         upgrade(s.database_url)
+        sensors_line = register_default_sensors(s)
         python = sys.executable
         api = f"http://{s.api_host}:{s.api_port}"
         self.group.spawn(
@@ -85,6 +103,7 @@ class Launcher:
             [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),
              "--loglevel", "INFO", "-n", "embedded@%h"],
         )  # fmt: skip
+        self.group.spawn("feed", [python, "-m", "backend.feed"])
         flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
                   f"--address={s.api_host}"]  # fmt: skip
         if s.flower_basic_auth:
@@ -107,7 +126,8 @@ class Launcher:
             f"Dashboard  http://{s.api_host}:{s.streamlit_port}",
             f"Flower     http://{s.api_host}:{s.flower_port}",
             f"Redis      {redis_line}",
-            f"database   {_safe_url(s.database_url)} (migrated to the latest schema)",
+            f"database   {_safe_url(s.database_url)} (migrated to the latest schema; {sensors_line})",
+            f"live feed  Redis stream {stream_key(s)} -> database (replay: python -m backend.replay --rate 60)",
             f"logs       {self.logs}",
         ]
 

@@ -17,7 +17,10 @@ from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
+from backend.feed import feed_lag_seconds, stream_key
+from backend.services.congestion import CongestionService
 from backend.services.predictions import EcloPredictionService, PredictionCache
+from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
 from backend.tasks.celery_app import celery_app, configure_celery
 from backend.wiring import open_resources
@@ -41,7 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.recorder = Recorder(resources.sessions)
         state.recorder.start()
         state.eclo_service = EcloPredictionService(resources.registry, cache, state.recorder)
-        collector = ServiceCollector(resources.batches.batch_stats, state.recorder.stats)
+        state.congestion_service = CongestionService(
+            resources.registry, resources.sessions, cache, settings.congestion_min_readings
+        )
+        state.sensors = SensorDirectory(resources.sessions)
+        collector = ServiceCollector(
+            resources.batches.batch_stats,
+            state.recorder.stats,
+            lambda: feed_lag_seconds(resources.redis, stream_key(settings), settings.feed_group),
+        )
         REGISTRY.register(collector)
         # Startup objects (libraries, model, vocabularies) live as long as the process: keep them out of the
         # cyclic GC, whose full passes over them otherwise stall requests for tens of milliseconds.
@@ -59,8 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Traffic prediction service",
-        description="Traffic predictions (ECLO accident severity for Daegu): single answers in-process, "
-        "batches of any model kind via Celery.",
+        description="Traffic predictions: ECLO accident severity for Daegu, and road-sensor congestion 15/30/60 "
+        "minutes ahead from ingested readings. Single answers in-process, batches of any model kind via Celery.",
         version="0.1.0",
         lifespan=lifespan,
     )

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.stack",
     "tests.fixtures.app",
+    "tests.fixtures.traffic",
 ]

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.ml.registry import ModelRegistry
+from backend.services.congestion import CongestionService
 from backend.services.predictions import EcloPredictionService
+from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
 from backend.tasks.batches import BatchStore
 from backend.wiring import Resources
@@ -46,6 +48,14 @@ async def get_eclo_service(request: Request) -> EcloPredictionService:
     return request.app.state.eclo_service
 
 
+async def get_congestion_service(request: Request) -> CongestionService:
+    return request.app.state.congestion_service
+
+
+async def get_sensor_directory(request: Request) -> SensorDirectory:
+    return request.app.state.sensors
+
+
 async def get_recorder(request: Request) -> Recorder:
     return request.app.state.recorder
 
@@ -69,6 +79,8 @@ RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
+CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
+SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 SessionDep = Annotated[Session, Depends(get_db)]

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     # The queue batches go through: stacks sharing one Redis stay apart by their queue (and KEY_PREFIX).
     celery_queue: str = "batches"
 
+    # Sensor readings: the live feed (a Redis Stream read by one consumer group) and congestion predictions
+    # The feed consumer (`python -m backend.feed`) runs beside the API: /health reports it down when it is silent.
+    feed_enabled: bool = True
+    feed_group: str = "readings-store"
+    # A consumer's name: a restarted consumer of the same name takes back the messages it had not acknowledged.
+    feed_consumer: str | None = None
+    feed_batch: int = Field(default=1000, ge=1, le=10_000)
+    # Messages another consumer left unacknowledged this long are claimed (that consumer is presumed dead).
+    feed_claim_idle_seconds: float = Field(default=60.0, gt=0)
+    # Readings a sensor needs in the hour up to its newest one for a prediction from stored readings.
+    congestion_min_readings: int = Field(default=3, ge=1, le=12)
+
     # Single-prediction cache (best-effort)
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3600, ge=1)

@@ -18,16 +18,24 @@ HTTP_LATENCY = Histogram(
 )
 PREDICTIONS = Counter("predictions_total", "Single predictions answered", ["model", "version", "cached"])
 CACHE_LOOKUPS = Counter("prediction_cache_lookups_total", "Prediction cache lookups", ["result"])
+READINGS = Counter("readings_total", "Sensor readings received, by outcome and source", ["outcome", "source"])
 BATCHES_SUBMITTED = Counter("batches_submitted_total", "Batches accepted for the workers", ["model"])
 
 
 class ServiceCollector(Collector):
     """Numbers read at scrape time from shared state: batches by final status and pending batches (Redis,
-    written by every worker), and the records written or lost by this process's database recorder."""
+    written by every worker), the records written or lost by this process's database recorder, and the live
+    feed's lag."""
 
-    def __init__(self, batch_stats: Callable[[], tuple[dict[str, int], int]], recorder_stats: Callable[[], dict]):
+    def __init__(
+        self,
+        batch_stats: Callable[[], tuple[dict[str, int], int]],
+        recorder_stats: Callable[[], dict],
+        feed_lag: Callable[[], float] | None = None,
+    ) -> None:
         self.batch_stats = batch_stats
         self.recorder_stats = recorder_stats
+        self.feed_lag = feed_lag
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -46,3 +54,11 @@ class ServiceCollector(Collector):
             records.add_metric([outcome], stats[outcome])
         yield records
         yield GaugeMetricFamily("db_records_queued", "Records waiting to be written", value=stats["queued"])
+        if self.feed_lag is not None:
+            try:
+                lag = self.feed_lag()
+            except Exception:  # Redis down: absent from this scrape
+                return
+            yield GaugeMetricFamily(
+                "readings_feed_lag_seconds", "Age of the oldest reading of the live feed not yet stored", value=lag
+            )

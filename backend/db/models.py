@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -124,11 +125,13 @@ class Sensor(Base):
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     name: Mapped[str | None] = mapped_column(String(200))
+    free_flow_mph: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TrafficReading(Base):
-    """One sensor reading; re-sending the same (sensor, timestamp) updates it, never duplicates it."""
+    """One sensor reading, stored in UTC with the offset it came in; the first of a (sensor, timestamp) is kept,
+    a re-sent one is a duplicate and stored nowhere. The unique constraint is also the sensor + time index."""
 
     __tablename__ = "traffic_readings"
 
@@ -138,8 +141,9 @@ class TrafficReading(Base):
     speed_mph: Mapped[float] = mapped_column(Float)
     volume: Mapped[float | None] = mapped_column(Float)
     occupancy: Mapped[float | None] = mapped_column(Float)
+    utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
-    __table_args__ = (UniqueConstraint("sensor_id", "timestamp"),)
+    __table_args__ = (UniqueConstraint("sensor_id", "timestamp"), Index("ix_traffic_readings_timestamp", "timestamp"))
 
 
 class Dataset(Base):

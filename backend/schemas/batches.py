@@ -21,6 +21,13 @@ class BatchSubmitRequest(BaseModel):
     )
 
 
+class CongestionBatchRequest(BaseModel):
+    items: list[Any] = Field(
+        description="1 to 100 items `{sensor_id, recent?, neighbour_readings?}` (see POST /api/predict/congestion)",
+        json_schema_extra={"examples": [[{"sensor_id": "773869"}, {"sensor_id": "717510"}]]},
+    )
+
+
 class BatchAccepted(BaseModel):
     batch_id: str
     status: BatchStatus

@@ -17,6 +17,7 @@ from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, QueueFull, TooLarge
 from backend.core.metrics import BATCHES_SUBMITTED
 from backend.db import crud
+from backend.ml.errors import InvalidRow
 from backend.ml.registry import ModelRegistry
 from backend.schemas.batches import (
     FINAL_STATUSES,
@@ -30,7 +31,7 @@ from backend.schemas.batches import (
 )
 from backend.schemas.pages import Page
 from backend.services.recorder import Recorder
-from backend.tasks.batches import BatchRecord, BatchStore, score_batch
+from backend.tasks.batches import BatchRecord, BatchStore, row_outcome, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,12 @@ def submit_batch(
     model: str,
     request_id: str,
     settings: Settings,
+    refused: dict[int, InvalidRow] | None = None,
 ) -> BatchAccepted:
-    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch."""
+    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. `refused`:
+    rows the caller already found invalid (while preparing them), stored as their errors before the task runs."""
     registry.get(model)  # an unknown model: ModelNotFound (404) before anything is recorded
-    if not items:
-        raise InvalidRequest("a batch holds at least 1 row; got 0", details=[{"field": "items"}])
-    if len(items) > settings.batch_max_rows:
-        raise TooLarge(
-            f"a batch holds at most {settings.batch_max_rows} rows; got {len(items)}",
-            details=[{"field": "items", "max_rows": settings.batch_max_rows, "got": len(items)}],
-        )
+    check_batch_size(items, settings)
     batch_id = uuid.uuid4().hex
     try:
         active = store.create(batch_id, items, model, request_id, settings.max_pending_batches)
@@ -69,6 +66,8 @@ def submit_batch(
             retry_after_seconds=max(1, round(settings.max_pending_batches * SECONDS_PER_BATCH)),
         )
     try:
+        if refused:
+            store.save_outcomes(batch_id, {i: row_outcome(problem) for i, problem in refused.items()})
         score_batch.apply_async(args=[batch_id], task_id=batch_id, headers={"request_id": request_id})
     except (OperationalError, redis.RedisError, OSError) as exc:
         try:
@@ -89,6 +88,16 @@ def submit_batch(
         poll_url=f"/api/predict/batch/{batch_id}/results",
         estimated_seconds=round(active * SECONDS_PER_BATCH + len(items) * SECONDS_PER_ROW, 3),
     )
+
+
+def check_batch_size(items: list[Any], settings: Settings) -> None:
+    if not items:
+        raise InvalidRequest("a batch holds at least 1 row; got 0", details=[{"field": "items"}])
+    if len(items) > settings.batch_max_rows:
+        raise TooLarge(
+            f"a batch holds at most {settings.batch_max_rows} rows; got {len(items)}",
+            details=[{"field": "items", "max_rows": settings.batch_max_rows, "got": len(items)}],
+        )
 
 
 def batch_status(

@@ -63,6 +63,18 @@ def check_database(engine: Engine, recorder: Recorder) -> ComponentHealth:
     return result.model_copy(update={"detail": detail})
 
 
+def check_feed(client: redis.Redis, heartbeat_key: str, lag: Callable[[], float]) -> ComponentHealth:
+    """The readings feed consumer writes a heartbeat every loop (at most every 0.5 s while idle)."""
+
+    def beat() -> str:
+        raw = client.get(heartbeat_key)
+        if raw is None:
+            raise RuntimeError("no consumer heartbeat: is `python -m backend.feed` running?")
+        return f"consumer seen {time.time() - float(raw):.1f} s ago; oldest unstored message {lag():.1f} s old"
+
+    return _timed(beat)
+
+
 def health(
     registry: ModelRegistry,
     redis_client: redis.Redis,
@@ -70,6 +82,7 @@ def health(
     celery: Celery,
     engine: Engine,
     recorder: Recorder,
+    feed: Callable[[], ComponentHealth] | None = None,
 ) -> HealthResponse:
     components = {
         "model": check_model(registry),
@@ -77,6 +90,8 @@ def health(
         "broker": check_redis(broker_client),
         "database": check_database(engine, recorder),
     }
+    if feed is not None:
+        components["feed"] = feed()
     components["workers"] = (
         check_workers(celery)
         if components["broker"].status == "ok"

@@ -258,7 +258,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
         for start in range(0, len(todo), settings.batch_chunk_rows):
             chunk = todo[start : start + settings.batch_chunk_rows]
             outcomes = model.predict_many([items[i] for i in chunk])
-            store.save_outcomes(batch_id, {i: _outcome(o) for i, o in zip(chunk, outcomes, strict=True)})
+            store.save_outcomes(batch_id, {i: row_outcome(o) for i, o in zip(chunk, outcomes, strict=True)})
             if report is not None:
                 report(len(done) + start + len(chunk), len(items))
             if settings.batch_throttle_seconds:
@@ -282,7 +282,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
     return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}
 
 
-def _outcome(outcome: Any) -> dict[str, Any]:
+def row_outcome(outcome: Any) -> dict[str, Any]:
     if isinstance(outcome, InvalidRow):
         return {"error": outcome.summary(), "details": [e.to_dict() for e in outcome.errors]}
     return outcome.to_dict()

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from backend.api.deps import (
     BatchStoreDep,
+    CongestionServiceDep,
     RecorderDep,
     RegistryDep,
     RequestIdDep,
@@ -11,12 +12,56 @@ from backend.api.deps import (
     SessionsDep,
     SettingsDep,
 )
-from backend.schemas.batches import BatchAccepted, BatchStatus, BatchStatusResponse, BatchSubmitRequest, BatchSummary
+from backend.schemas.batches import (
+    BatchAccepted,
+    BatchStatus,
+    BatchStatusResponse,
+    BatchSubmitRequest,
+    BatchSummary,
+    CongestionBatchRequest,
+)
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 from backend.services import batches
+from backend.services.congestion import prepare_batch
 
 router = APIRouter(prefix="/api/predict", tags=["batches"])
+
+
+@router.post(
+    "/congestion/batch",
+    status_code=202,
+    responses={
+        404: {"model": ErrorResponse, "description": "no congestion model"},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+def submit_congestion_batch(
+    body: CongestionBatchRequest,
+    congestion: CongestionServiceDep,
+    store: BatchStoreDep,
+    registry: RegistryDep,
+    recorder: RecorderDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> BatchAccepted:
+    """Queue 1 to 100 `{sensor_id, recent?}` items; items without `recent` are read from the stored readings
+    now, at submission. The same batch pipeline and poll as every model kind."""
+    batches.check_batch_size(body.items, settings)
+    rows, refused = prepare_batch(congestion, body.items)
+    return batches.submit_batch(
+        store=store,
+        registry=registry,
+        recorder=recorder,
+        items=rows,
+        model=congestion.model_name,
+        request_id=request_id,
+        settings=settings,
+        refused=refused,
+    )
 
 
 @router.post(

@@ -1,0 +1,133 @@
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from backend.api.deps import SensorDirectoryDep, SessionDep, SessionsDep
+from backend.core.errors import InvalidRequest, TooLarge
+from backend.schemas.errors import ErrorResponse
+from backend.schemas.pages import Page
+from backend.schemas.traffic import (
+    FLAT_READING_EXAMPLE,
+    MAX_READINGS_PER_CALL,
+    NESTED_READING_EXAMPLE,
+    IngestResult,
+    ReadingOut,
+    ReadingsIngestRequest,
+    SensorIn,
+    SensorOut,
+    SensorsUpsertResult,
+)
+from backend.services import readings, traffic
+
+router = APIRouter(prefix="/api/traffic", tags=["traffic"])
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # 10,000 readings of ~200 bytes, with room to spare
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
+}  # fmt: skip
+
+
+async def _json_body(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise TooLarge(f"the body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,}", [{"field": "body"}])
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise TooLarge(f"the body exceeds {MAX_BODY_BYTES:,} bytes", [{"field": "body"}])
+    if "csv" in request.headers.get("content-type", ""):
+        return body.decode("utf-8", errors="replace")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
+
+
+@router.post(
+    "/readings",
+    response_model=IngestResult,
+    responses=ERRORS,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": ReadingsIngestRequest.model_json_schema(),
+        "example": {"readings": [FLAT_READING_EXAMPLE, NESTED_READING_EXAMPLE]}}}}},
+)  # fmt: skip
+async def ingest_readings(request: Request, sessions: SessionsDep, sensors: SensorDirectoryDep) -> IngestResult:
+    """Store 1 to 10,000 readings. Each invalid one is refused with its index while the others are stored; a
+    reading already stored (same sensor and timestamp) counts as a duplicate. Stored before the answer leaves."""
+    body = await _json_body(request)
+    items = body.get("readings") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("the body must be {\"readings\": [...]} with 1 to 10,000 readings",
+                             details=[{"field": "readings"}])  # fmt: skip
+    if len(items) > MAX_READINGS_PER_CALL:
+        raise TooLarge(f"at most {MAX_READINGS_PER_CALL:,} readings per call; got {len(items):,}",
+                       details=[{"field": "readings", "max": MAX_READINGS_PER_CALL, "got": len(items)}])  # fmt: skip
+    outcome = await run_in_threadpool(readings.ingest, sessions, sensors, items, "rest")
+    return IngestResult(accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected)
+
+
+@router.get("/sensors", responses={503: {"model": ErrorResponse}})
+def list_sensors(session: SessionDep) -> list[SensorOut]:
+    """Every registered sensor: coordinates, free-flow speed, newest reading and its congestion level."""
+    return traffic.list_sensors(session)
+
+
+@router.put(
+    "/sensors",
+    responses=ERRORS,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "properties": {"sensors": {
+            "type": "array", "items": SensorIn.model_json_schema()}}}},
+        "text/csv": {"schema": {"type": "string"}, "example": "sensor_id,latitude,longitude\n773869,34.15,-118.32"},
+    }}},
+)  # fmt: skip
+async def put_sensors(request: Request, sessions: SessionsDep, sensors: SensorDirectoryDep) -> SensorsUpsertResult:
+    """Register or update sensors: JSON `{"sensors": [...]}`, or the sensor table as CSV (`text/csv`: with a
+    header `sensor_id,latitude,longitude[,name,free_flow_mph]`, or the header-less METR-LA layout)."""
+    body = await _json_body(request)
+    if isinstance(body, str):
+        items = traffic.sensors_from_csv(body)
+    elif isinstance(body, dict) and isinstance(body.get("sensors"), list):
+        items = body["sensors"]
+    else:
+        raise InvalidRequest("send {\"sensors\": [...]} as JSON, or the sensor table as text/csv",
+                             details=[{"field": "sensors"}])  # fmt: skip
+    result = await run_in_threadpool(traffic.upsert_sensors, sessions, items)
+    sensors.reload_soon()
+    return result
+
+
+@router.get("/current", responses={503: {"model": ErrorResponse}})
+def current(session: SessionDep) -> list[SensorOut]:
+    """The newest reading of each sensor that has one, its congestion level and how old it is."""
+    return traffic.current(session)
+
+
+@router.get("/historical/{day}", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def historical(
+    day: date,
+    session: SessionDep,
+    sensor_id: Annotated[str | None, Query(max_length=64)] = None,
+    utc_offset_minutes: Annotated[int, Query(ge=-720, le=840, description="the day's zone; UTC by default")] = 0,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page[ReadingOut]:
+    """Readings of one day (YYYY-MM-DD), oldest first, optionally of one sensor, with totals and pages."""
+    return traffic.readings_of_day(session, day, sensor_id, page, size, utc_offset_minutes)
+
+
+@router.get("/sensors/{sensor_id}/readings", responses=ERRORS | {404: {"model": ErrorResponse}})
+def sensor_readings(
+    sensor_id: str,
+    session: SessionDep,
+    since: Annotated[datetime | None, Query(description="ISO-8601 with a zone; inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO-8601 with a zone; exclusive")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page[ReadingOut]:
+    """One sensor's readings between two times, oldest first, with totals and pages."""
+    return traffic.readings_of_sensor(session, sensor_id, since, until, page, size)

@@ -1,0 +1,154 @@
+"""Sensors and stored readings: registration (JSON or the loaders' CSV layout), the current state, history pages.
+Times leave in the zone each reading came in (stored in UTC with its offset)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, TooLarge
+from backend.db import readings as stored
+from backend.db.models import Sensor, TrafficReading
+from backend.ml.congestion.model import CongestionModel, congestion_level
+from backend.schemas.pages import Page
+from backend.schemas.traffic import (
+    MAX_SENSORS_PER_CALL,
+    LatestReading,
+    ReadingOut,
+    SensorIn,
+    SensorOut,
+    SensorsUpsertResult,
+)
+
+
+def local_time(reading: TrafficReading) -> datetime:
+    return reading.timestamp.astimezone(timezone(timedelta(minutes=reading.utc_offset_minutes)))
+
+
+def _latest(reading: TrafficReading | None, free_flow: float | None, now: datetime) -> LatestReading | None:
+    if reading is None:
+        return None
+    level = congestion_level(reading.speed_mph, free_flow) if free_flow and reading.speed_mph > 0 else None
+    return LatestReading(
+        timestamp=local_time(reading),
+        speed_mph=reading.speed_mph,
+        level=level,
+        age_seconds=round((now - reading.timestamp).total_seconds(), 1),
+    )
+
+
+def sensors_from_csv(text: str) -> list[dict[str, Any]]:
+    """The loaders' sensor table: `sensor_id,latitude,longitude` with a header, or the METR-LA header-less
+    `index,sensor_id,latitude,longitude`."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise InvalidRequest("the sensor table is empty", details=[{"field": "body"}])
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "sensor_id" in header:
+        names = header
+        rows = rows[1:]
+    elif len(rows[0]) == 4:
+        names = ["index", "sensor_id", "latitude", "longitude"]
+    else:
+        raise InvalidRequest(
+            "a sensor table has a header naming sensor_id, latitude, longitude (and optionally name, "
+            "free_flow_mph), or four columns index,sensor_id,latitude,longitude without a header",
+            details=[{"field": "body"}],
+        )
+    return [{k: v.strip() for k, v in zip(names, row, strict=False) if k != "index" and v.strip() != ""}
+            for row in rows]  # fmt: skip
+
+
+def upsert_sensors(sessions: sessionmaker[Session], items: Sequence[Any]) -> SensorsUpsertResult:
+    if not items:
+        raise InvalidRequest("send at least one sensor", details=[{"field": "sensors"}])
+    if len(items) > MAX_SENSORS_PER_CALL:
+        raise TooLarge(f"at most {MAX_SENSORS_PER_CALL:,} sensors per call; got {len(items):,}",
+                       details=[{"field": "sensors", "max": MAX_SENSORS_PER_CALL}])  # fmt: skip
+    valid: dict[str, dict[str, Any]] = {}
+    problems = []
+    for index, item in enumerate(items):
+        try:
+            sensor = SensorIn.model_validate(item)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"]) or "sensor"
+                problems.append({"field": f"sensors[{index}].{where}", "message": error["msg"]})
+            continue
+        valid[sensor.sensor_id] = sensor.model_dump(exclude_unset=True)
+    if problems:
+        raise InvalidRequest(f"{len(problems)} sensor field(s) are invalid; nothing was stored", details=problems)
+    try:
+        with sessions() as session:
+            created, updated = stored.upsert_sensors(session, list(valid.values()))
+            session.commit()
+    except SQLAlchemyError as exc:
+        raise DependencyUnavailable("database", "cannot store the sensors") from exc
+    return SensorsUpsertResult(created=created, updated=updated)
+
+
+def register_model_sensors(sessions: sessionmaker[Session], model: CongestionModel) -> SensorsUpsertResult:
+    """The congestion model's sensor table (coordinates and free-flow speeds) as registered sensors."""
+    sensors = [
+        {"sensor_id": s["sensor_id"], "latitude": s["latitude"], "longitude": s["longitude"],
+         "free_flow_mph": s["free_flow_mph"]}
+        for s in model.metadata["sensors"]
+    ]  # fmt: skip
+    return upsert_sensors(sessions, sensors)
+
+
+def list_sensors(session: Session) -> list[SensorOut]:
+    now = datetime.now(UTC)
+    latest = stored.latest_per_sensor(session)
+    return [
+        SensorOut(
+            sensor_id=s.sensor_id, latitude=s.latitude, longitude=s.longitude, name=s.name,
+            free_flow_mph=s.free_flow_mph, latest=_latest(latest.get(s.sensor_id), s.free_flow_mph, now),
+        )
+        for s in session.scalars(select(Sensor).order_by(Sensor.sensor_id))
+    ]  # fmt: skip
+
+
+def current(session: Session) -> list[SensorOut]:
+    """Sensors that have readings, each with its newest."""
+    return [s for s in list_sensors(session) if s.latest is not None]
+
+
+def _page(items: list[TrafficReading], total: int, page: int, size: int) -> Page[ReadingOut]:
+    out = [
+        ReadingOut(sensor_id=r.sensor_id, timestamp=local_time(r), speed_mph=r.speed_mph, volume=r.volume,
+                   occupancy=r.occupancy)
+        for r in items
+    ]  # fmt: skip
+    return Page[ReadingOut].build(items=out, total=total, page=page, size=size)
+
+
+def readings_of_day(
+    session: Session, day: date, sensor_id: str | None, page: int, size: int, utc_offset_minutes: int = 0
+) -> Page[ReadingOut]:
+    """Readings of one calendar day (in UTC unless an offset is given), optionally of one sensor."""
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone(timedelta(minutes=utc_offset_minutes)))
+    items, total = stored.page_of_readings(
+        session, start=start, end=start + timedelta(days=1), sensor_id=sensor_id, page=page, size=size
+    )
+    return _page(items, total, page, size)
+
+
+def readings_of_sensor(
+    session: Session, sensor_id: str, since: datetime | None, until: datetime | None, page: int, size: int
+) -> Page[ReadingOut]:
+    if session.get(Sensor, sensor_id) is None:
+        raise NotFound(f"no sensor {sensor_id!r}; GET /api/traffic/sensors lists them")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidRequest(f"{name} needs a time zone (Z or +hh:mm)", details=[{"field": name}])
+    items, total = stored.page_of_readings(session, start=since, end=until, sensor_id=sensor_id, page=page, size=size)
+    return _page(items, total, page, size)

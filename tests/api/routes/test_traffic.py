@@ -1,0 +1,169 @@
+"""The congestion service over a real uvicorn API, Celery worker and feed consumer (PostgreSQL when it answers):
+sensors, readings in (REST), current state, history pages, congestion predictions single and batch."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.batches import submit, wait_for_batch
+from tests.fixtures.traffic import LA, flat, hour_of_readings, nested
+
+
+@pytest.fixture(scope="module")
+def neighbours(congestion_model_dir: Path) -> dict[str, list[str]]:
+    return json.loads((congestion_model_dir / "metadata.json").read_text())["neighbours"]
+
+
+@pytest.fixture(scope="module")
+def sensors(api: httpx.Client, network_sensors: list[dict[str, Any]]) -> list[str]:
+    """The network's sensors, registered: header-less CSV (the METR-LA file) first, then JSON adding free-flow."""
+    table = "\n".join(f"{i},{s['sensor_id']},{s['latitude']},{s['longitude']}" for i, s in enumerate(network_sensors))
+    first = api.put("/api/traffic/sensors", content=table, headers={"content-type": "text/csv"})
+    assert first.status_code == 200, first.text
+    assert first.json()["created"] + first.json()["updated"] == len(network_sensors)
+    second = api.put("/api/traffic/sensors", json={"sensors": network_sensors})
+    assert second.json() == {"created": 0, "updated": len(network_sensors)}
+    return [s["sensor_id"] for s in network_sensors]
+
+
+def _ingest(api: httpx.Client, readings: list[dict[str, Any]]) -> dict[str, Any]:
+    response = api.post("/api/traffic/readings", json={"readings": readings})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_sensors_are_listed_with_free_flow_speeds(api: httpx.Client, sensors: list[str], network_sensors: list) -> None:
+    listed = {s["sensor_id"]: s for s in api.get("/api/traffic/sensors").json()}
+    assert set(sensors) <= set(listed)
+    assert listed[sensors[0]]["free_flow_mph"] == network_sensors[0]["free_flow_mph"]
+    bad = api.put("/api/traffic/sensors", json={"sensors": [{"sensor_id": "x", "latitude": 95, "longitude": 0}]})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "sensors[0].latitude"
+
+
+def test_flat_and_nested_in_one_call_and_a_resent_reading_is_a_duplicate(api: httpx.Client, sensors: list) -> None:
+    moment = datetime(2024, 1, 10, 8, 0, tzinfo=LA)
+    readings = [flat(sensors[0], moment, 50.0, volume=800, occupancy=6.0), nested(sensors[1], moment, 45.0)]
+    assert _ingest(api, readings) == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert _ingest(api, readings[:1]) == {"accepted": 0, "duplicates": 1, "rejected": []}
+    stored = api.get(f"/api/traffic/sensors/{sensors[0]}/readings",
+                     params={"since": moment.isoformat(), "until": (moment + timedelta(minutes=1)).isoformat()})  # fmt: skip
+    body = stored.json()
+    assert body["total"] == 1
+    assert body["items"][0]["timestamp"] == "2024-01-10T08:00:00-08:00"  # in the zone it came in
+    assert body["items"][0]["volume"] == 800.0
+
+
+def test_each_invalid_reading_is_refused_by_index_and_the_valid_ones_are_stored(
+    api: httpx.Client, sensors: list
+) -> None:
+    moment = datetime(2024, 1, 11, 9, 0, tzinfo=LA)
+    readings = [flat(sensors[0], moment, 50.0), flat(sensors[0], moment + timedelta(minutes=5), 130.0),
+                flat("no-such-sensor", moment, 40.0), flat(sensors[1], moment, 44.0),
+                {"sensor_id": sensors[1], "timestamp": "2024-01-11T09:05:00", "speed_mph": 40.0}, "junk"]  # fmt: skip
+    answer = _ingest(api, readings)
+    assert answer["accepted"] == 2 and answer["duplicates"] == 0
+    assert [r["index"] for r in answer["rejected"]] == [1, 2, 4, 5]
+    messages = {r["index"]: r["message"] for r in answer["rejected"]}
+    assert "speed_mph" in messages[1] and "no-such-sensor" in messages[2] and "time zone" in messages[4]
+    day = api.get("/api/traffic/historical/2024-01-11", params={"utc_offset_minutes": -480}).json()
+    assert day["total"] == 2
+
+
+def test_whole_calls_out_of_bounds_are_refused(api: httpx.Client, sensors: list) -> None:
+    assert api.post("/api/traffic/readings", json={"readings": []}).status_code == 422
+    too_many = api.post("/api/traffic/readings", json={"readings": [{}] * 10_001})
+    assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_large"
+    assert api.post("/api/traffic/readings", content=b"{not json").status_code == 422
+
+
+def test_history_pages_carry_totals(api: httpx.Client, sensors: list) -> None:
+    end = datetime(2024, 1, 12, 10, 0, tzinfo=LA)
+    assert _ingest(api, hour_of_readings(sensors[:3], end))["accepted"] == 36
+    day = api.get("/api/traffic/historical/2024-01-12", params={"utc_offset_minutes": -480, "size": 10, "page": 4})
+    assert day.json()["total"] == 36 and day.json()["pages"] == 4 and len(day.json()["items"]) == 6
+    one = api.get("/api/traffic/historical/2024-01-12",
+                  params={"utc_offset_minutes": -480, "sensor_id": sensors[1], "size": 5}).json()  # fmt: skip
+    assert one["total"] == 12 and {r["sensor_id"] for r in one["items"]} == {sensors[1]}
+    assert api.get("/api/traffic/sensors/nope/readings").status_code == 404
+    assert api.get("/api/traffic/sensors/x/readings", params={"since": "2024-01-12T10:00:00"}).status_code in (404, 422)
+
+
+def test_current_state_shows_each_sensors_newest_reading_and_level(api: httpx.Client, sensors: list) -> None:
+    newest = datetime(2025, 6, 1, 7, 0, tzinfo=LA)
+    _ingest(api, [flat(sensors[-1], newest - timedelta(minutes=5), 60.0), flat(sensors[-1], newest, 12.0)])
+    state = {s["sensor_id"]: s for s in api.get("/api/traffic/current").json()}
+    latest = state[sensors[-1]]["latest"]
+    assert latest["speed_mph"] == 12.0 and latest["level"] == "severe"
+    assert latest["timestamp"] == "2025-06-01T07:00:00-08:00" and latest["age_seconds"] > 0
+
+
+def test_a_prediction_from_stored_readings_equals_one_from_the_same_readings_inline(
+    api: httpx.Client, sensors: list, neighbours: dict[str, list[str]]
+) -> None:
+    sensor = sensors[2]
+    group = [sensor, *neighbours[sensor]]
+    end = datetime(2024, 2, 5, 17, 30, tzinfo=LA)
+    readings = hour_of_readings(group, end)
+    _ingest(api, readings)
+    stored = api.post("/api/predict/congestion", json={"sensor_id": sensor})
+    assert stored.status_code == 200, stored.text
+    by_sensor: dict[str, list] = {}
+    for r in readings:
+        by_sensor.setdefault(r["sensor_id"], []).append({"timestamp": r["timestamp"], "speed_mph": r["speed_mph"]})
+    inline = api.post("/api/predict/congestion", json={
+        "sensor_id": sensor, "recent": by_sensor.pop(sensor), "neighbour_readings": by_sensor})  # fmt: skip
+    assert inline.status_code == 200, inline.text
+    a, b = stored.json(), inline.json()
+    assert a["forecasts"] == b["forecasts"] and a["as_of"] == "2024-02-05T17:30:00-08:00"
+    assert [f["horizon_minutes"] for f in a["forecasts"]] == [15, 30, 60]
+    assert a["forecasts"][0]["at"] == "2024-02-05T17:45:00-08:00"
+    alone = api.post("/api/predict/congestion", json={"sensor_id": sensor, "recent": b_readings(readings, sensor)})
+    assert alone.json()["forecasts"] != a["forecasts"]  # the stored neighbours were used
+    again = api.post("/api/predict/congestion", json={"sensor_id": sensor})
+    assert again.json()["cached"] is True and again.json()["forecasts"] == a["forecasts"]
+
+
+def b_readings(readings: list[dict[str, Any]], sensor: str) -> list[dict[str, Any]]:
+    return [r for r in readings if r["sensor_id"] == sensor]
+
+
+def test_too_few_readings_and_unknown_sensors_are_refused(api: httpx.Client, sensors: list) -> None:
+    sensor = sensors[-2]
+    _ingest(api, [flat(sensor, datetime(2024, 3, 1, 8, 0, tzinfo=LA), 50.0)])
+    few = api.post("/api/predict/congestion", json={"sensor_id": sensor})
+    assert few.status_code == 422
+    assert "has 1 reading(s)" in few.json()["error"]["message"] and "at least 3" in few.json()["error"]["message"]
+    unknown = api.post("/api/predict/congestion", json={"sensor_id": "nope"})
+    assert unknown.status_code == 404 and "unknown sensor" in unknown.json()["error"]["message"]
+    assert api.post("/api/predict/congestion", json={"sensor_id": 5}).status_code == 422
+
+
+def test_a_congestion_batch_of_100_through_a_worker_equals_single_predictions(api: httpx.Client, sensors: list) -> None:
+    end = datetime(2024, 4, 2, 8, 0, tzinfo=LA)
+    pool = sensors[:20]  # the last ones hold other tests' lone readings
+    _ingest(api, hour_of_readings(pool, end))
+    items: list[dict[str, Any]] = []
+    for i in range(100):
+        sensor = pool[i % len(pool)]
+        if i % 2:
+            items.append({"sensor_id": sensor})
+        else:
+            shift = end - timedelta(minutes=5 * (i % 7))
+            items.append({"sensor_id": sensor, "recent": hour_of_readings([sensor], shift, base=40.0 + i % 9)})
+    items[13] = {"sensor_id": "nope"}
+    accepted = submit(api, items, model="congestion")
+    result = wait_for_batch(api, accepted["batch_id"], timeout=60)
+    assert result["status"] == "partial" and [e["index"] for e in result["errors"]] == [13]
+    assert len(result["results"]) == 99
+    for row in result["results"][:40]:
+        single = api.post("/api/predict/congestion", json=items[row["index"]]).json()
+        assert [row["speed_mph_15"], row["speed_mph_30"], row["speed_mph_60"]] == [
+            f["speed_mph"] for f in single["forecasts"]
+        ]
+        assert row["level_60"] == single["forecasts"][2]["level"]
