@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test setup model lint bench bench-http smoke screenshots clean
+.PHONY: run test setup model lint bench bench-http bench-traffic smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: setup model
 
 bench-http: setup model
 	$(PY) bench/bench_http.py
+
+bench-traffic: setup model
+	$(PY) bench/bench_traffic.py
 
 smoke:
 	./test_mvp.sh

@@ -14,6 +14,13 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   batch of 100       POST /api/predict/eclo/batch with 100 rows is 202, then polled to "success" with 100 results
   101 rows           a batch of 101 rows answers 413 too_large
   unknown batch      GET /api/predict/batch/<unknown>/results answers 404
+  ingest readings    POST /api/traffic/readings with 12 readings (flat and nested) of the first registered sensor
+                     and 1 bad one: the 12 are stored (duplicates on a re-run within the minute)
+  rejected reading   the bad reading (speed 500 mph) is refused with index 12 and a message naming speed_mph
+  current state      GET /api/traffic/current shows that sensor's newest reading and its level
+  congestion         POST /api/predict/congestion {sensor_id} answers speeds 15/30/60 minutes ahead from the
+                     stored readings
+  congestion batch   POST /api/predict/congestion/batch with 5 items is polled to "success"
   metrics            GET /metrics counts the prediction requests this script just made
   flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
   streamlit          the Streamlit URL answers (only when --streamlit or STREAMLIT_URL is given)
@@ -49,6 +56,23 @@ RUN_ID="mvp-$$-$(date +%s)"
 
 pass() { printf 'PASS  %-18s %s\n' "$1" "$2"; }
 fail() { printf 'FAIL  %-18s %s\n' "$1" "$2"; FAILURES=$((FAILURES + 1)); }
+
+# poll_batch NAME POLL_URL EXPECTED_RESULTS: polls to a final state, then PASS/FAIL
+poll_batch() {
+  local name="$1" poll="$2" expected="$3" deadline state=""
+  deadline=$(( $(date +%s) + TIMEOUT ))
+  while [ "$(date +%s)" -le "$deadline" ]; do
+    request GET "$poll"
+    state=$(json 'b["status"]')
+    case "$state" in success|partial|failure) break ;; esac
+    sleep 0.2
+  done
+  if [ "$state" = success ] && [ "$(json 'len(b["results"])')" = "$expected" ]; then
+    pass "$name" "success, $expected results, progress $(json 'b["progress"]')"
+  else
+    fail "$name" "after ${TIMEOUT}s: status '$state': $(seen)"
+  fi
+}
 
 # request METHOD PATH [BODY_FILE] -> sets STATUS, body in $WORK/body
 request() {
@@ -123,20 +147,7 @@ fi
 
 request POST /api/predict/eclo/batch "$WORK/batch100.json"
 if [ "$STATUS" = 202 ]; then
-  POLL=$(json 'b["poll_url"]')
-  DEADLINE=$(( $(date +%s) + TIMEOUT ))
-  STATE=""
-  while [ "$(date +%s)" -le "$DEADLINE" ]; do
-    request GET "$POLL"
-    STATE=$(json 'b["status"]')
-    case "$STATE" in success|partial|failure) break ;; esac
-    sleep 0.2
-  done
-  if [ "$STATE" = success ] && [ "$(json 'len(b["results"])')" = 100 ]; then
-    pass "batch of 100" "success, 100 results, progress $(json 'b["progress"]')"
-  else
-    fail "batch of 100" "after ${TIMEOUT}s: status '$STATE': $(seen)"
-  fi
+  poll_batch "batch of 100" "$(json 'b["poll_url"]')" 100
 else
   fail "batch of 100" "submit answered $STATUS: $(seen)"
 fi
@@ -153,6 +164,60 @@ if [ "$STATUS" = 404 ]; then
   pass "unknown batch" "404: $(json 'b["error"]["message"]')"
 else
   fail "unknown batch" "status $STATUS: $(seen)"
+fi
+
+request GET /api/traffic/sensors
+SENSOR=$(json 'b[0]["sensor_id"] if b else ""')
+if [ "$STATUS" = 200 ] && [ -n "$SENSOR" ]; then
+  python3 - "$WORK" "$SENSOR" <<'EOF'
+import json, sys
+from datetime import datetime, timedelta, timezone
+work, sensor = sys.argv[1], sys.argv[2]
+end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=1)
+readings = []
+for back in range(11, -1, -1):
+    stamp = (end - timedelta(minutes=5 * back)).isoformat()
+    speed = 55.0 - back
+    readings.append({"sensor_id": sensor, "timestamp": stamp, "speed_mph": speed, "volume": 900, "occupancy": 8.0}
+                    if back % 2 else {"sensor_id": sensor, "timestamp": stamp, "traffic_data": {"speed_mph": speed}})
+readings.append({"sensor_id": sensor, "timestamp": end.isoformat(), "speed_mph": 500})
+json.dump({"readings": readings}, open(f"{work}/readings.json", "w"))
+json.dump({"sensor_id": sensor}, open(f"{work}/congestion.json", "w"))
+json.dump({"items": [{"sensor_id": sensor}] * 5}, open(f"{work}/congestion_batch.json", "w"))
+EOF
+  request POST /api/traffic/readings "$WORK/readings.json"
+  if [ "$STATUS" = 200 ] && [ "$(json 'b["accepted"] + b["duplicates"]')" = 12 ]; then
+    pass "ingest readings" "sensor $SENSOR: $(json 'b["accepted"]') accepted, $(json 'b["duplicates"]') duplicates"
+  else
+    fail "ingest readings" "status $STATUS: $(seen)"
+  fi
+  if [ "$STATUS" = 200 ] && [ "$(json '[r["index"] for r in b["rejected"]] == [12] and "speed_mph" in b["rejected"][0]["message"]')" = True ]; then
+    pass "rejected reading" "index 12: $(json 'b["rejected"][0]["message"]')"
+  else
+    fail "rejected reading" "status $STATUS: $(seen)"
+  fi
+  request GET /api/traffic/current
+  if [ "$STATUS" = 200 ] && [ "$(json "any(s['sensor_id'] == '$SENSOR' and s['latest'] for s in b)")" = True ]; then
+    pass "current state" "$(json "next('%s: %s mph, %s, %.0f s old' % (s['sensor_id'], s['latest']['speed_mph'], s['latest']['level'], s['latest']['age_seconds']) for s in b if s['sensor_id'] == '$SENSOR')"); $(json 'len(b)') sensor(s) reporting"
+  else
+    fail "current state" "status $STATUS: $(seen)"
+  fi
+  request POST /api/predict/congestion "$WORK/congestion.json"
+  if [ "$STATUS" = 200 ] && [ "$(json '[f["horizon_minutes"] for f in b["forecasts"]]')" = "[15, 30, 60]" ]; then
+    pass congestion "$(json '", ".join("%s min %s mph %s" % (f["horizon_minutes"], f["speed_mph"], f["level"]) for f in b["forecasts"])')"
+  else
+    fail congestion "status $STATUS: $(seen)"
+  fi
+  request POST /api/predict/congestion/batch "$WORK/congestion_batch.json"
+  if [ "$STATUS" = 202 ]; then
+    poll_batch "congestion batch" "$(json 'b["poll_url"]')" 5
+  else
+    fail "congestion batch" "submit answered $STATUS: $(seen)"
+  fi
+else
+  for check in "ingest readings" "rejected reading" "current state" congestion "congestion batch"; do
+    fail "$check" "GET /api/traffic/sensors answered $STATUS with no sensor: $(seen)"
+  done
 fi
 
 METRIC_AFTER=$(metric_value)

@@ -9,6 +9,7 @@ readings and commits its offset (Kafka) or acknowledges (MQTT QoS 1) after it re
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ import redis
 from backend.core.config import Settings, get_settings
 from backend.core.errors import DependencyUnavailable
 from backend.core.logging import configure_logging
+from backend.core.redis import sync_redis
 from backend.db.session import make_engine, session_factory
 from backend.services.readings import SensorDirectory, ingest
 
@@ -143,8 +145,15 @@ class ReadingsConsumer:
         self.engine.dispose()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.feed", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 0 if a consumer wrote its heartbeat lately")
+    args = parser.parse_args(argv)
     settings = get_settings()
+    if args.check:
+        beat = sync_redis(settings.redis_url, settings).get(heartbeat_key(settings))
+        print("feed consumer alive" if beat else "no feed consumer heartbeat")
+        return 0 if beat else 1
     configure_logging(settings.log_level)
     stopping: list[str] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))

@@ -169,8 +169,14 @@ class Launcher:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("--describe", action="store_true", help="print the models it would serve, and exit")
+    parser.add_argument(
+        "--register-sensors", action="store_true", help="register the congestion model's sensors, and exit"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.register_sensors:
+        print(register_default_sensors(settings), flush=True)
+        return 0
     lines = describe_models(settings)
     if not lines:
         print(f"error: no models under {settings.model_dir}; run `make model`", file=sys.stderr)

@@ -36,7 +36,7 @@ def _command(service: str) -> list[str]:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "flower", "frontend"}
+    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "feed", "flower", "frontend"}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -81,6 +81,7 @@ def test_worker_and_api_share_the_broker_and_database() -> None:
 def test_api_migrates_before_serving() -> None:
     command = SERVICES["api"]["command"][2]
     assert command.index("alembic upgrade head") < command.index("uvicorn backend.main:app")
+    assert command.index("alembic upgrade head") < command.index("backend.launcher --register-sensors")
     assert (PROJECT_ROOT / "alembic.ini").is_file()
 
 
@@ -95,6 +96,8 @@ def test_commands_name_things_that_exist() -> None:
         command = _command(service)
         assert command[:3] == ["celery", "-A", "backend.tasks"]
         assert importlib.import_module("backend.tasks").app.main == "traffic"
+    assert _command("feed")[:3] == ["python", "-m", "backend.feed"]
+    assert callable(importlib.import_module("backend.feed").main)
     frontend_cmd = re.search(r'^CMD \["streamlit", "run", "([^"]+)"', dockerfile, re.M)
     assert frontend_cmd and (PROJECT_ROOT / frontend_cmd.group(1)).is_file()
 

@@ -1,6 +1,6 @@
 """Readings in bulk (one statement per call, the first of a (sensor, timestamp) kept) and the queries of the
-traffic routes. PostgreSQL: COPY into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING;
-SQLite: INSERT OR IGNORE, executemany."""
+traffic routes. PostgreSQL: COPY into a temporary table, then INSERT ... SELECT (joined to the registered sensors)
+... ON CONFLICT DO NOTHING; SQLite: INSERT OR IGNORE, executemany, of readings the service checked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ _PG_STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS readings_in (
     sensor_id text, "timestamp" timestamptz, speed_mph float8, volume float8, occupancy float8,
     utc_offset_minutes smallint) ON COMMIT DELETE ROWS"""
 _PG_MERGE = """INSERT INTO traffic_readings (sensor_id, "timestamp", speed_mph, volume, occupancy, utc_offset_minutes)
-    SELECT sensor_id, "timestamp", speed_mph, volume, occupancy, utc_offset_minutes FROM readings_in
+    SELECT r.sensor_id, r."timestamp", r.speed_mph, r.volume, r.occupancy, r.utc_offset_minutes
+    FROM readings_in r JOIN sensors s ON s.sensor_id = r.sensor_id
     ON CONFLICT (sensor_id, "timestamp") DO NOTHING"""
 
 

@@ -45,7 +45,7 @@ class IngestResult(BaseModel):
 
 
 class SensorIn(BaseModel):
-    sensor_id: str = Field(min_length=1, max_length=64)
+    sensor_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     name: str | None = Field(default=None, max_length=200)
@@ -85,11 +85,13 @@ class CongestionPredictRequest(BaseModel):
     sensor_id: str = Field(min_length=1, max_length=64)
     recent: list[dict[str, Any]] | None = Field(
         default=None,
+        min_length=1,
+        max_length=288,
         description="the sensor's recent readings (flat or nested, `sensor_id` optional); without them the "
         "stored readings of the sensor and its neighbours are used",
     )
     neighbour_readings: dict[str, list[dict[str, Any]]] | None = Field(
-        default=None, description="with `recent`: neighbours' readings by sensor id (optional)"
+        default=None, max_length=64, description="with `recent`: neighbours' readings by sensor id (optional)"
     )
 
 

@@ -34,7 +34,7 @@ async def _json_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise TooLarge(f"the body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,}", [{"field": "body"}])
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
@@ -42,7 +42,7 @@ async def _json_body(request: Request) -> Any:
     if "csv" in request.headers.get("content-type", ""):
         return body.decode("utf-8", errors="replace")
     try:
-        return orjson.loads(body)
+        return orjson.loads(bytes(body))
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
 

@@ -102,7 +102,7 @@ def test_a_batch_of_the_second_kind_in_process(app_client: TestClient, app_resou
 def test_a_batch_for_an_unknown_model_is_404(app_client: TestClient) -> None:
     response = app_client.post("/api/predict/nope/batch", json={"items": [{"x": 1}]})
     assert response.status_code == 404
-    assert response.json()["error"]["message"] == "no model named 'nope'; available: echo, eclo"
+    assert response.json()["error"]["message"] == "no model named 'nope'; available: congestion, echo, eclo"
 
 
 def test_the_registry_is_injected(app_client: TestClient, tmp_path: Path) -> None:

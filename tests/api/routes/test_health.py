@@ -9,7 +9,8 @@ def test_health_reports_every_component(api: httpx.Client) -> None:
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["components"]) >= {"model", "redis", "broker", "workers"}
+    assert set(body["components"]) >= {"model", "redis", "broker", "workers", "feed"}
+    assert body["components"]["feed"]["status"] == "ok" and "consumer seen" in body["components"]["feed"]["detail"]
     assert "worker" in body["components"]["workers"]["detail"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.routes.test_health import _sample
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.traffic import LA, flat, hour_of_readings, nested
 
@@ -21,15 +22,8 @@ def neighbours(congestion_model_dir: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def sensors(api: httpx.Client, network_sensors: list[dict[str, Any]]) -> list[str]:
-    """The network's sensors, registered: header-less CSV (the METR-LA file) first, then JSON adding free-flow."""
-    table = "\n".join(f"{i},{s['sensor_id']},{s['latitude']},{s['longitude']}" for i, s in enumerate(network_sensors))
-    first = api.put("/api/traffic/sensors", content=table, headers={"content-type": "text/csv"})
-    assert first.status_code == 200, first.text
-    assert first.json()["created"] + first.json()["updated"] == len(network_sensors)
-    second = api.put("/api/traffic/sensors", json={"sensors": network_sensors})
-    assert second.json() == {"created": 0, "updated": len(network_sensors)}
-    return [s["sensor_id"] for s in network_sensors]
+def sensors(registered_sensors: list[str]) -> list[str]:
+    return registered_sensors
 
 
 def _ingest(api: httpx.Client, readings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -51,8 +45,8 @@ def test_flat_and_nested_in_one_call_and_a_resent_reading_is_a_duplicate(api: ht
     readings = [flat(sensors[0], moment, 50.0, volume=800, occupancy=6.0), nested(sensors[1], moment, 45.0)]
     assert _ingest(api, readings) == {"accepted": 2, "duplicates": 0, "rejected": []}
     assert _ingest(api, readings[:1]) == {"accepted": 0, "duplicates": 1, "rejected": []}
-    stored = api.get(f"/api/traffic/sensors/{sensors[0]}/readings",
-                     params={"since": moment.isoformat(), "until": (moment + timedelta(minutes=1)).isoformat()})  # fmt: skip
+    window = {"since": moment.isoformat(), "until": (moment + timedelta(minutes=1)).isoformat()}
+    stored = api.get(f"/api/traffic/sensors/{sensors[0]}/readings", params=window)
     body = stored.json()
     assert body["total"] == 1
     assert body["items"][0]["timestamp"] == "2024-01-10T08:00:00-08:00"  # in the zone it came in
@@ -167,3 +161,22 @@ def test_a_congestion_batch_of_100_through_a_worker_equals_single_predictions(ap
             f["speed_mph"] for f in single["forecasts"]
         ]
         assert row["level_60"] == single["forecasts"][2]["level"]
+
+
+def test_metrics_count_readings_by_outcome_and_congestion_predictions(api: httpx.Client, sensors: list) -> None:
+    before = api.get("/metrics").text
+    moment = datetime(2024, 5, 6, 8, 0, tzinfo=LA)
+    readings = [flat(sensors[0], moment, 50.0), flat(sensors[0], moment, 50.0), flat(sensors[0], moment, 500.0)]
+    _ingest(api, readings)
+    recent = [flat(sensors[0], moment - timedelta(minutes=5 * i), 50.0) for i in range(4)]
+    assert api.post("/api/predict/congestion", json={"sensor_id": sensors[0], "recent": recent}).status_code == 200
+    after = api.get("/metrics").text
+
+    def delta(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert delta("readings_total", outcome="accepted", source="rest") == 1
+    assert delta("readings_total", outcome="duplicate", source="rest") == 1
+    assert delta("readings_total", outcome="rejected", source="rest") == 1
+    assert delta("predictions_total", model="congestion") == 1
+    assert "readings_feed_lag_seconds" in after

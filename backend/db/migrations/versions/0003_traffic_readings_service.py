@@ -1,4 +1,5 @@
-"""sensors gain a free-flow speed; readings keep the UTC offset they came in and are indexed by time
+"""sensors gain a free-flow speed; readings keep the UTC offset they came in, are indexed by time, and name
+their sensor without a per-row foreign-key trigger (the service checks it, set-based, in the bulk statement)
 
 Revision ID: 0003
 Revises: 0002
@@ -22,10 +23,14 @@ def upgrade() -> None:
     with op.batch_alter_table("traffic_readings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("utc_offset_minutes", sa.SmallInteger(), nullable=False, server_default="0"))
         batch_op.create_index("ix_traffic_readings_timestamp", ["timestamp"], unique=False)
+        batch_op.drop_constraint("fk_traffic_readings_sensor_id_sensors", type_="foreignkey")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("traffic_readings", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            "fk_traffic_readings_sensor_id_sensors", "sensors", ["sensor_id"], ["sensor_id"], ondelete="CASCADE"
+        )
         batch_op.drop_index("ix_traffic_readings_timestamp")
         batch_op.drop_column("utc_offset_minutes")
     with op.batch_alter_table("sensors", schema=None) as batch_op:

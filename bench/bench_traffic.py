@@ -1,0 +1,225 @@
+"""Readings in, and congestion predictions out, over a real uvicorn API and the real feed consumer.
+
+1. REST ingest: N distinct readings (default 1,000,000: the default model's 207 sensors over consecutive 5-minute
+   steps) through POST /api/traffic/readings in calls of 10,000, on SQLite and on PostgreSQL (when it answers);
+   bodies are encoded before the clock starts, one HTTP/1.1 connection (httpx) sends them in turn. Baseline in the
+   same run: the same calls re-sent (every reading a duplicate: validation and the statement, no new rows).
+2. Stream: the same N readings published into the Redis Stream, then one `python -m backend.feed` consumer
+   started and timed until the database holds them all.
+3. Congestion predictions over HTTP: POST /api/predict/congestion with distinct inline rows (12 readings each, so
+   the cache rarely answers; its hits are counted from /metrics) at c=1 and c=32, beside GET /health/live.
+
+Usage: python bench/bench_traffic.py [--readings 1000000] [--seconds 5] [--client wrk|aiohttp]
+Uses Redis database 14 of REDIS_URL's server under its own key prefix, and PostgreSQL at TEST_POSTGRES_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from backend.db.migrate import upgrade
+from backend.db.models import TrafficReading
+from backend.db.session import make_engine, session_factory
+from backend.feed import publish
+from backend.processes import free_port, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_http import run_aiohttp, run_wrk  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PER_CALL = 10_000
+POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def readings(count: int, sensors: list[str]) -> list[dict[str, Any]]:
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        step, s = divmod(i, len(sensors))
+        moment = start + timedelta(minutes=5 * step)
+        out.append({"sensor_id": sensors[s], "timestamp": moment.isoformat(), "speed_mph": 30.0 + (i * 7) % 40})
+    return out
+
+
+@contextmanager
+def postgres_database() -> Any:
+    name = f"traffic_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def stored(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.scalar(select(func.count()).select_from(TrafficReading)) or 0
+    finally:
+        engine.dispose()
+
+
+class Api:
+    def __init__(self, database_url: str, logs: Path) -> None:
+        redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "FEED_ENABLED": "false",
+                    "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}:"}  # fmt: skip
+        upgrade(database_url)
+        subprocess.run([sys.executable, "-m", "backend.launcher", "--register-sensors"], env=self.env, cwd=ROOT,
+                       check=True, capture_output=True)  # fmt: skip
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.logs = logs
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=self.env, stdout=(logs / f"api-{port}.log").open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert wait_until(lambda: self._live(), timeout=60), "the API did not start"
+
+    def _live(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+
+
+def ingest_rest(api: Api, bodies: list[bytes]) -> tuple[float, dict[str, int]]:
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    with httpx.Client(base_url=api.url, timeout=120) as client:
+        started = time.perf_counter()
+        for body in bodies:
+            response = client.post("/api/traffic/readings", content=body, headers={"content-type": "application/json"})
+            answer = response.json()
+            assert response.status_code == 200, answer
+            totals["accepted"] += answer["accepted"]
+            totals["duplicates"] += answer["duplicates"]
+            totals["rejected"] += len(answer["rejected"])
+        return time.perf_counter() - started, totals
+
+
+def cache_hits(url: str) -> float:
+    text_ = httpx.get(f"{url}/metrics").text
+    return sum(float(m.group(1)) for m in re.finditer(r'prediction_cache_lookups_total\{result="hit"\} (\S+)', text_))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--client", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
+    args = parser.parse_args()
+    load = run_wrk if args.client == "wrk" else run_aiohttp
+    metadata = json.loads((ROOT / "model" / "congestion" / "metadata.json").read_text())
+    sensors = [s["sensor_id"] for s in metadata["sensors"]]
+    rows = readings(args.readings, sensors)
+    bodies = [orjson.dumps({"readings": rows[i : i + PER_CALL]}) for i in range(0, len(rows), PER_CALL)]
+    print(f"{len(rows):,} readings of {len(sensors)} sensors in {len(bodies)} calls of up to {PER_CALL:,}; "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"load client for predictions: {args.client}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = Path(tmp)
+        databases: list[tuple[str, Any]] = [("SQLite", None)]
+        try:
+            create_engine(POSTGRES, connect_args={"connect_timeout": 2}).connect().close()
+            databases.append(("PostgreSQL", postgres_database))
+        except Exception as exc:  # noqa: BLE001 - reported and skipped
+            print(f"PostgreSQL not measured: {exc}".splitlines()[0])
+        for label, factory in databases:
+            if factory is None:
+                context = contextmanager(lambda: (yield f"sqlite:///{logs / 'bench.db'}"))()
+            else:
+                context = factory()
+            with context as database_url:
+                api = Api(database_url, logs)
+                try:
+                    seconds, totals = ingest_rest(api, bodies)
+                    print(f"REST ingest, {label:<10}: {len(rows) / seconds:9,.0f} readings/s ({seconds:.1f} s; "
+                          f"{totals})", flush=True)  # fmt: skip
+                    again = bodies[: max(1, len(bodies) // 10)]
+                    seconds_again, totals_again = ingest_rest(api, again)
+                    count = sum(len(orjson.loads(b)["readings"]) for b in again)
+                    print(f"  baseline, the same calls re-sent (all duplicates): {count / seconds_again:9,.0f} "
+                          f"readings/s ({totals_again})", flush=True)  # fmt: skip
+                    if label == databases[-1][0]:
+                        stream_and_predictions(api, database_url, rows, args, load, logs)
+                finally:
+                    api.stop()
+
+
+def stream_and_predictions(api: Api, database_url: str, rows: list[dict], args: Any, load: Any, logs: Path) -> None:
+    """On the last database measured: the feed (into a fresh database), then predictions over HTTP."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM traffic_readings"))
+    engine.dispose()
+    client = redis.Redis.from_url(api.env["REDIS_URL"])
+    stream = f"{api.env['KEY_PREFIX']}readings:stream"
+    started = time.perf_counter()
+    for i in range(0, len(rows), 50_000):
+        publish(client, stream, rows[i : i + 50_000], max_length=len(rows) + 1)
+    published = time.perf_counter() - started
+    feed = subprocess.Popen([sys.executable, "-m", "backend.feed"], cwd=ROOT, env={**api.env, "FEED_BATCH": "5000"},
+                            stdout=(logs / "feed.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        started = time.perf_counter()
+        assert wait_until(lambda: stored(database_url) >= len(rows), timeout=3600, interval=0.5)
+        consumed = time.perf_counter() - started
+    finally:
+        feed.terminate()
+        feed.wait(20)
+        client.delete(stream)
+    print(f"stream: published {len(rows) / published:9,.0f} readings/s; consumed and stored "
+          f"{len(rows) / consumed:9,.0f} readings/s (from the consumer's start-up)")  # fmt: skip
+
+    metadata = json.loads((ROOT / "model" / "congestion" / "metadata.json").read_text())
+    sensors = [s["sensor_id"] for s in metadata["sensors"]]
+    end = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
+    bodies = []
+    for i in range(40_000):
+        last = end + timedelta(minutes=5 * i)
+        recent = [{"timestamp": (last - timedelta(minutes=5 * b)).isoformat(), "speed_mph": 30.0 + (i + b) % 37}
+                  for b in range(12)]  # fmt: skip
+        bodies.append({"sensor_id": sensors[i % len(sensors)], "recent": recent})
+    for round_, concurrency in enumerate((1, 32)):
+        hits_before = cache_hits(api.url)
+        fresh = bodies[round_ * 20_000 : (round_ + 1) * 20_000]  # never sent before: the cache is cold
+        prediction = load(f"{api.url}/api/predict/congestion", concurrency, args.seconds, fresh)
+        hits = cache_hits(api.url) - hits_before
+        constant = load(f"{api.url}/health/live", concurrency, args.seconds, None)
+        print(f"c={concurrency:<2} POST /api/predict/congestion: {prediction.rate:7,.0f} req/s, p50 "
+              f"{prediction.p50_ms:.2f} ms, p99 {prediction.p99_ms:.2f} ms, errors {prediction.errors}, cache hits "
+              f"{hits:.0f} | GET /health/live: {constant.rate:7,.0f} req/s, p50 {constant.p50_ms:.2f} ms | ratio "
+              f"{prediction.rate / constant.rate:.2f}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
