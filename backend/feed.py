@@ -100,19 +100,26 @@ class ReadingsConsumer:
         """Store one batch of messages: this consumer's pending ones first (delivered before a crash), then
         others' long-idle ones, then new ones. Returns how many messages were handled."""
         self.client.set(heartbeat_key(self.settings), time.time(), ex=max(5, 3 * block_ms // 1000))
-        messages = [m for m in self._read("0", None) if m[1]]
+        messages = self._live(self._read("0", None))
         if not messages:
             claimed = self.client.xautoclaim(
                 self.stream, self.group, self.consumer, int(self.settings.feed_claim_idle_seconds * 1000),
                 count=self.settings.feed_batch,
             )  # fmt: skip
-            messages = [m for m in claimed[1] if m[1]]
+            messages = self._live(claimed[1])
         if not messages:
             messages = self._read(">", block_ms)
         if not messages:
             return 0
         self._store(messages)
         return len(messages)
+
+    def _live(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Messages still in the stream; pending ones it trimmed away (no fields left) are acknowledged."""
+        gone = [message_id for message_id, fields in messages if not fields]
+        if gone:
+            self.client.xack(self.stream, self.group, *gone)
+        return [m for m in messages if m[1]]
 
     def _store(self, messages: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
         readings: list[Any] = []

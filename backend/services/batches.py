@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
@@ -98,6 +99,12 @@ def check_batch_size(items: list[Any], settings: Settings) -> None:
             f"a batch holds at most {settings.batch_max_rows} rows; got {len(items)}",
             details=[{"field": "items", "max_rows": settings.batch_max_rows, "got": len(items)}],
         )
+    for index, item in enumerate(items):
+        try:
+            orjson.dumps(item)
+        except TypeError as exc:  # the body's standard-json parse accepts integers of any size; a record cannot
+            details = [{"field": f"items[{index}]"}]
+            raise InvalidRequest(f"items[{index}] cannot be stored: {exc}", details=details) from exc
 
 
 def batch_status(

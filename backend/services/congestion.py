@@ -71,8 +71,11 @@ class CongestionService:
         if request.recent is not None:
             row = {"sensor_id": request.sensor_id, "readings": request.recent,
                    "neighbour_readings": request.neighbour_readings or {}}  # fmt: skip
-            digest = hashlib.blake2b(orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
-            return row, f"inline:{digest}"
+            try:
+                encoded = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+            except TypeError as exc:  # an integer beyond 64 bits, from a body parsed by the standard json
+                raise InvalidRow([FieldError("recent", f"holds a value that is not plain JSON: {exc}")]) from exc
+            return row, f"inline:{hashlib.blake2b(encoded, digest_size=16).hexdigest()}"
         try:
             with self.sessions() as session:
                 return self._stored_row(model, request.sensor_id, session)

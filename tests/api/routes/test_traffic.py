@@ -180,3 +180,11 @@ def test_metrics_count_readings_by_outcome_and_congestion_predictions(api: httpx
     assert delta("readings_total", outcome="rejected", source="rest") == 1
     assert delta("predictions_total", model="congestion") == 1
     assert "readings_feed_lag_seconds" in after
+
+
+def test_a_batch_refuses_a_number_beyond_64_bits_naming_the_item(api: httpx.Client, sensors: list) -> None:
+    body = '{"items": [{"sensor_id": "%s", "recent": [{"timestamp": "2024-01-01T00:00:00Z", "speed_mph": %d}]}]}'
+    response = api.post("/api/predict/congestion/batch", content=body % (sensors[0], 10**30),
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [{"field": "items[0]"}]
