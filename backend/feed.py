@@ -81,7 +81,6 @@ class ReadingsConsumer:
         self.engine = make_engine(settings.database_url)
         self.sessions = session_factory(self.engine)
         self.sensors = SensorDirectory(self.sessions)
-        self.stored = 0
 
     def ensure_group(self) -> None:
         try:
@@ -132,7 +131,6 @@ class ReadingsConsumer:
         for rejected in outcome.rejected[:5]:
             log.warning("feed: refused message %s: %s", messages[rejected["index"]][0].decode(), rejected["message"])
         self.client.xack(self.stream, self.group, *[message_id for message_id, _ in messages])
-        self.stored += outcome.accepted
 
     def run(self, stopping: list[str]) -> None:
         self.ensure_group()

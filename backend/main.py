@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +19,7 @@ from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
 from backend.feed import feed_lag_seconds, stream_key
-from backend.services.congestion import CongestionService
+from backend.services.congestion import CongestionService, prepare_batch
 from backend.services.predictions import EcloPredictionService, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.congestion_service = CongestionService(
             resources.registry, resources.sessions, cache, settings.congestion_min_readings
         )
+        state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)
         collector = ServiceCollector(
             resources.batches.batch_stats,

@@ -170,12 +170,14 @@ def main() -> None:
                     print(f"  baseline, the same calls re-sent (all duplicates): {count / seconds_again:9,.0f} "
                           f"readings/s ({totals_again})", flush=True)  # fmt: skip
                     if label == databases[-1][0]:
-                        stream_and_predictions(api, database_url, rows, args, load, logs)
+                        stream_and_predictions(api, database_url, rows, sensors, args, load, logs)
                 finally:
                     api.stop()
 
 
-def stream_and_predictions(api: Api, database_url: str, rows: list[dict], args: Any, load: Any, logs: Path) -> None:
+def stream_and_predictions(
+    api: Api, database_url: str, rows: list[dict], sensors: list[str], args: Any, load: Any, logs: Path
+) -> None:
     """On the last database measured: the feed (into a fresh database), then predictions over HTTP."""
     engine = make_engine(database_url)
     with engine.begin() as connection:
@@ -200,8 +202,6 @@ def stream_and_predictions(api: Api, database_url: str, rows: list[dict], args: 
     print(f"stream: published {len(rows) / published:9,.0f} readings/s; consumed and stored "
           f"{len(rows) / consumed:9,.0f} readings/s (from the consumer's start-up)")  # fmt: skip
 
-    metadata = json.loads((ROOT / "model" / "congestion" / "metadata.json").read_text())
-    sensors = [s["sensor_id"] for s in metadata["sensors"]]
     end = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
     bodies = []
     for i in range(40_000):

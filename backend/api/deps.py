@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.ml.registry import ModelRegistry
+from backend.services.batches import RowPreparer
 from backend.services.congestion import CongestionService
 from backend.services.predictions import EcloPredictionService
 from backend.services.readings import SensorDirectory
@@ -52,6 +53,11 @@ async def get_congestion_service(request: Request) -> CongestionService:
     return request.app.state.congestion_service
 
 
+async def get_batch_preparers(request: Request) -> dict[str, RowPreparer]:
+    """Model name -> its preparation of batch items at submission (congestion: stored readings)."""
+    return request.app.state.batch_preparers
+
+
 async def get_sensor_directory(request: Request) -> SensorDirectory:
     return request.app.state.sensors
 
@@ -80,6 +86,7 @@ BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
 CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
+BatchPreparersDep = Annotated[dict[str, RowPreparer], Depends(get_batch_preparers)]
 SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -16,15 +16,9 @@ FINAL_STATUSES = frozenset({SUCCESS, PARTIAL, FAILURE})
 
 class BatchSubmitRequest(BaseModel):
     items: list[Any] = Field(
-        description="1 to 100 rows, each an input object of the model named in the path",
-        json_schema_extra={"examples": [[CLASSIC_EXAMPLE]]},
-    )
-
-
-class CongestionBatchRequest(BaseModel):
-    items: list[Any] = Field(
-        description="1 to 100 items `{sensor_id, recent?, neighbour_readings?}` (see POST /api/predict/congestion)",
-        json_schema_extra={"examples": [[{"sensor_id": "773869"}, {"sensor_id": "717510"}]]},
+        description="1 to 100 rows, each an input object of the model named in the path (congestion: "
+        "`{sensor_id, recent?, neighbour_readings?}` as for POST /api/predict/congestion)",
+        json_schema_extra={"examples": [[CLASSIC_EXAMPLE], [{"sensor_id": "773869"}, {"sensor_id": "717510"}]]},
     )
 
 

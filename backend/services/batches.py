@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Rough service times for `estimated_seconds`: queueing plus per-row scoring on one worker.
 SECONDS_PER_BATCH = 0.02
+# A model's preparation of batch items: (the model's rows, the items it refused by index).
+RowPreparer = Callable[[list[Any]], tuple[list[Any], dict[int, InvalidRow]]]
 SECONDS_PER_ROW = 0.0005
 
 
@@ -50,17 +53,23 @@ def submit_batch(
     model: str,
     request_id: str,
     settings: Settings,
-    refused: dict[int, InvalidRow] | None = None,
+    prepare: RowPreparer | None = None,
 ) -> BatchAccepted:
-    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. `refused`:
-    rows the caller already found invalid (while preparing them), stored as their errors before the task runs."""
+    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. `prepare` (a
+    model's own step, e.g. congestion rows read from stored readings) turns the items into the model's rows at
+    submission; the rows it refuses are stored as their errors before the task runs."""
     registry.get(model)  # an unknown model: ModelNotFound (404) before anything is recorded
-    check_batch_size(items, settings)
+    _check_size(items, settings)
+    refused: dict[int, InvalidRow] = {}
+    if prepare is not None:
+        items, refused = prepare(items)
     batch_id = uuid.uuid4().hex
     try:
         active = store.create(batch_id, items, model, request_id, settings.max_pending_batches)
     except redis.RedisError as exc:
         raise DependencyUnavailable("redis", f"cannot record the batch ({exc})") from exc
+    except TypeError as exc:  # the record could not be encoded; nothing was written
+        raise _unstorable(items) from exc
     if active is None:
         raise QueueFull(
             f"{settings.max_pending_batches} batches are already queued or running; retry later",
@@ -91,7 +100,7 @@ def submit_batch(
     )
 
 
-def check_batch_size(items: list[Any], settings: Settings) -> None:
+def _check_size(items: list[Any], settings: Settings) -> None:
     if not items:
         raise InvalidRequest("a batch holds at least 1 row; got 0", details=[{"field": "items"}])
     if len(items) > settings.batch_max_rows:
@@ -99,12 +108,16 @@ def check_batch_size(items: list[Any], settings: Settings) -> None:
             f"a batch holds at most {settings.batch_max_rows} rows; got {len(items)}",
             details=[{"field": "items", "max_rows": settings.batch_max_rows, "got": len(items)}],
         )
+
+
+def _unstorable(items: list[Any]) -> InvalidRequest:
+    """The standard-json parse of a body accepts integers of any size; the batch record (orjson) cannot."""
     for index, item in enumerate(items):
         try:
             orjson.dumps(item)
-        except TypeError as exc:  # the body's standard-json parse accepts integers of any size; a record cannot
-            details = [{"field": f"items[{index}]"}]
-            raise InvalidRequest(f"items[{index}] cannot be stored: {exc}", details=details) from exc
+        except TypeError as exc:
+            return InvalidRequest(f"items[{index}] cannot be stored: {exc}", details=[{"field": f"items[{index}]"}])
+    return InvalidRequest("the items cannot be stored", details=[{"field": "items"}])
 
 
 def batch_status(

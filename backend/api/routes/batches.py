@@ -3,8 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import (
+    BatchPreparersDep,
     BatchStoreDep,
-    CongestionServiceDep,
     RecorderDep,
     RegistryDep,
     RequestIdDep,
@@ -18,50 +18,12 @@ from backend.schemas.batches import (
     BatchStatusResponse,
     BatchSubmitRequest,
     BatchSummary,
-    CongestionBatchRequest,
 )
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 from backend.services import batches
-from backend.services.congestion import prepare_batch
 
 router = APIRouter(prefix="/api/predict", tags=["batches"])
-
-
-@router.post(
-    "/congestion/batch",
-    status_code=202,
-    responses={
-        404: {"model": ErrorResponse, "description": "no congestion model"},
-        413: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
-)
-def submit_congestion_batch(
-    body: CongestionBatchRequest,
-    congestion: CongestionServiceDep,
-    store: BatchStoreDep,
-    registry: RegistryDep,
-    recorder: RecorderDep,
-    settings: SettingsDep,
-    request_id: RequestIdDep,
-) -> BatchAccepted:
-    """Queue 1 to 100 `{sensor_id, recent?}` items; items without `recent` are read from the stored readings
-    now, at submission. The same batch pipeline and poll as every model kind."""
-    batches.check_batch_size(body.items, settings)
-    rows, refused = prepare_batch(congestion, body.items)
-    return batches.submit_batch(
-        store=store,
-        registry=registry,
-        recorder=recorder,
-        items=rows,
-        model=congestion.model_name,
-        request_id=request_id,
-        settings=settings,
-        refused=refused,
-    )
 
 
 @router.post(
@@ -83,8 +45,11 @@ def submit_batch(
     recorder: RecorderDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    preparers: BatchPreparersDep,
 ) -> BatchAccepted:
-    """Queue 1 to 100 rows for the workers, scored by the model named in the path; poll `poll_url`."""
+    """Queue 1 to 100 rows for the workers, scored by the model named in the path; poll `poll_url`.
+    Congestion items `{sensor_id, recent?}` without `recent` are read from the stored readings now, at
+    submission, and an item refused then is listed among the batch's errors."""
     return batches.submit_batch(
         store=store,
         registry=registry,
@@ -93,6 +58,7 @@ def submit_batch(
         model=model_name,
         request_id=request_id,
         settings=settings,
+        prepare=preparers.get(model_name),
     )
 
 
