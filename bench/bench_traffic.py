@@ -2,14 +2,16 @@
 
 1. REST ingest: N distinct readings (default 1,000,000: the default model's 207 sensors over consecutive 5-minute
    steps) through POST /api/traffic/readings in calls of 10,000, on SQLite and on PostgreSQL (when it answers);
-   bodies are encoded before the clock starts, one HTTP/1.1 connection (httpx) sends them in turn. Baseline in the
+   bodies are encoded before the clock starts; 1 and then 2 HTTP/1.1 connections (httpx, each run into a fresh
+   database) take the next body in turn. Baseline in the
    same run: the same calls re-sent (every reading a duplicate: validation and the statement, no new rows).
 2. Stream: the same N readings published into the Redis Stream, then one `python -m backend.feed` consumer
    started and timed until the database holds them all.
 3. Congestion predictions over HTTP: POST /api/predict/congestion with distinct inline rows (12 readings each, so
    the cache rarely answers; its hits are counted from /metrics) at c=1 and c=32, beside GET /health/live.
 
-Usage: python bench/bench_traffic.py [--readings 1000000] [--seconds 5] [--client wrk|aiohttp]
+Usage: python bench/bench_traffic.py [--readings 1000000] [--clients 1 2] [--databases sqlite postgresql]
+       [--rest-only] [--seconds 5] [--client wrk|aiohttp]
 Uses Redis database 14 of REDIS_URL's server under its own key prefix, and PostgreSQL at TEST_POSTGRES_URL.
 """
 
@@ -24,8 +26,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,18 +116,29 @@ class Api:
         self.process.wait(20)
 
 
-def ingest_rest(api: Api, bodies: list[bytes]) -> tuple[float, dict[str, int]]:
+def ingest_rest(api: Api, bodies: list[bytes], clients: int) -> tuple[float, dict[str, int]]:
+    """`clients` connections (one thread and httpx client each) take the next body in turn until none is left."""
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
-    with httpx.Client(base_url=api.url, timeout=120) as client:
-        started = time.perf_counter()
-        for body in bodies:
-            response = client.post("/api/traffic/readings", content=body, headers={"content-type": "application/json"})
-            answer = response.json()
-            assert response.status_code == 200, answer
-            totals["accepted"] += answer["accepted"]
-            totals["duplicates"] += answer["duplicates"]
-            totals["rejected"] += len(answer["rejected"])
-        return time.perf_counter() - started, totals
+    queue = iter(bodies)
+    lock = threading.Lock()
+
+    def send() -> None:
+        with httpx.Client(base_url=api.url, timeout=120) as client:
+            for body in queue:
+                response = client.post("/api/traffic/readings", content=body,
+                                       headers={"content-type": "application/json"})  # fmt: skip
+                answer = response.json()
+                assert response.status_code == 200, answer
+                with lock:
+                    totals["accepted"] += answer["accepted"]
+                    totals["duplicates"] += answer["duplicates"]
+                    totals["rejected"] += len(answer["rejected"])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(send) for _ in range(clients)]:
+            future.result()
+    return time.perf_counter() - started, totals
 
 
 def cache_hits(url: str) -> float:
@@ -136,6 +151,15 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--client", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="connections sending readings at once; each count is a run into a fresh database",
+    )
+    parser.add_argument("--databases", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--rest-only", action="store_true", help="skip the stream and the predictions")
     args = parser.parse_args()
     load = run_wrk if args.client == "wrk" else run_aiohttp
     metadata = json.loads((ROOT / "model" / "congestion" / "metadata.json").read_text())
@@ -147,29 +171,33 @@ def main() -> None:
           f"load client for predictions: {args.client}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
-        databases: list[tuple[str, Any]] = [("SQLite", None)]
-        try:
-            create_engine(POSTGRES, connect_args={"connect_timeout": 2}).connect().close()
-            databases.append(("PostgreSQL", postgres_database))
-        except Exception as exc:  # noqa: BLE001 - reported and skipped
-            print(f"PostgreSQL not measured: {exc}".splitlines()[0])
-        for label, factory in databases:
+        databases: list[tuple[str, Any]] = []
+        if "sqlite" in args.databases:
+            databases.append(("SQLite", None))
+        if "postgresql" in args.databases:
+            try:
+                create_engine(POSTGRES, connect_args={"connect_timeout": 2}).connect().close()
+                databases.append(("PostgreSQL", postgres_database))
+            except Exception as exc:  # noqa: BLE001 - reported and skipped
+                print(f"PostgreSQL not measured: {exc}".splitlines()[0])
+        runs = [(label, factory, clients) for label, factory in databases for clients in args.clients]
+        for number, (label, factory, clients) in enumerate(runs):
             if factory is None:
-                context = contextmanager(lambda: (yield f"sqlite:///{logs / 'bench.db'}"))()
+                context = contextmanager(lambda n=number: (yield f"sqlite:///{logs / f'bench-{n}.db'}"))()
             else:
                 context = factory()
             with context as database_url:
                 api = Api(database_url, logs)
                 try:
-                    seconds, totals = ingest_rest(api, bodies)
-                    print(f"REST ingest, {label:<10}: {len(rows) / seconds:9,.0f} readings/s ({seconds:.1f} s; "
-                          f"{totals})", flush=True)  # fmt: skip
+                    seconds, totals = ingest_rest(api, bodies, clients)
+                    print(f"REST ingest, {label:<10}, {clients} client(s): {len(rows) / seconds:9,.0f} readings/s "
+                          f"({seconds:.1f} s; {totals})", flush=True)  # fmt: skip
                     again = bodies[: max(1, len(bodies) // 10)]
-                    seconds_again, totals_again = ingest_rest(api, again)
+                    seconds_again, totals_again = ingest_rest(api, again, clients)
                     count = sum(len(orjson.loads(b)["readings"]) for b in again)
                     print(f"  baseline, the same calls re-sent (all duplicates): {count / seconds_again:9,.0f} "
                           f"readings/s ({totals_again})", flush=True)  # fmt: skip
-                    if label == databases[-1][0]:
+                    if number == len(runs) - 1 and not args.rest_only:
                         stream_and_predictions(api, database_url, rows, sensors, args, load, logs)
                 finally:
                     api.stop()

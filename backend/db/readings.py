@@ -29,9 +29,12 @@ _PG_MERGE = """INSERT INTO traffic_readings (sensor_id, "timestamp", speed_mph, 
 
 
 def _copy_text(rows: Sequence[ReadingRow]) -> io.StringIO:
-    """COPY's text format; sensor ids are validated ([A-Za-z0-9_.:-]), so nothing needs escaping."""
+    """COPY's text format; sensor ids are validated ([A-Za-z0-9_.:-]), so nothing needs escaping. The readings of
+    one call share a few timestamps: each is written out once."""
+    stamps: dict[datetime, str] = {}
     lines = [
-        f"{s}\t{t.isoformat()}\t{v!r}\t{NULL if q is None else repr(q)}\t{NULL if o is None else repr(o)}\t{z}\n"
+        f"{s}\t{stamps.get(t) or stamps.setdefault(t, t.isoformat())}\t{v!r}\t"
+        f"{NULL if q is None else repr(q)}\t{NULL if o is None else repr(o)}\t{z}\n"
         for s, t, v, q, o, z in rows
     ]
     return io.StringIO("".join(lines))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,12 @@ def _timestamp(value: Any) -> tuple[datetime, int] | str:
     """(UTC time, offset in minutes) or what is wrong."""
     if type(value) is not str or len(value) > 40:
         return "must be an ISO-8601 time string with a zone, e.g. 2012-03-01T08:00:00-08:00 or ...Z"
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(value: str) -> tuple[datetime, int] | str:
+    """Memoised: the readings of one call (and of consecutive calls) share a handful of timestamps."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -55,7 +62,36 @@ def _timestamp(value: Any) -> tuple[datetime, int] | str:
 
 
 def parse_reading(item: Any, known: Callable[[str], bool], now: datetime) -> tuple[tuple, None] | tuple[None, str]:
-    """One reading (flat or nested) -> the row to store, or the message refusing it (every wrong field named)."""
+    """One reading (flat or nested) -> the row to store, or the message refusing it (every wrong field named).
+
+    A flat reading of a registered sensor with valid values takes the quick path (registered ids already match
+    SENSOR_ID_PATTERN); anything else is checked field by field, which names every problem."""
+    if type(item) is dict and "traffic_data" not in item:
+        sensor, speed = item.get("sensor_id"), item.get("speed_mph")
+        volume, occupancy = item.get("volume"), item.get("occupancy")
+        stamp = _timestamp(item.get("timestamp"))
+        if (
+            type(sensor) is str
+            and type(speed) in _NUMBERS
+            and 0 <= speed <= 120
+            and (volume is None or (type(volume) in _NUMBERS and 0 <= volume <= MAX_VOLUME))
+            and (occupancy is None or (type(occupancy) in _NUMBERS and 0 <= occupancy <= 100))
+            and type(stamp) is tuple
+            and EARLIEST <= stamp[0] <= now + MAX_FUTURE
+            and known(sensor)
+        ):
+            return (sensor, stamp[0], float(speed), _float_or_none(volume), _float_or_none(occupancy), stamp[1]), None
+    return _parse_checked(item, known, now)
+
+
+_NUMBERS = (float, int)
+
+
+def _float_or_none(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _parse_checked(item: Any, known: Callable[[str], bool], now: datetime) -> tuple[tuple, None] | tuple[None, str]:
     if not isinstance(item, Mapping):
         return None, "must be an object with sensor_id, timestamp and speed_mph"
     problems: list[str] = []

@@ -61,3 +61,28 @@ def test_batch_rows_of_the_first_schema_keep_their_answers(empty_database_url: s
         assert [tuple(r) for r in back] == [(3.5, "low"), (None, None)]
     finally:
         engine.dispose()
+
+
+def test_readings_keep_their_values_across_the_natural_key(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0003")
+    engine = make_engine(empty_database_url)
+    values = "SELECT sensor_id, speed_mph FROM traffic_readings ORDER BY sensor_id"
+    try:
+        with engine.begin() as connection:
+            insert = text("INSERT INTO traffic_readings (sensor_id, timestamp, speed_mph) "
+                          "VALUES (:s, '2020-01-01 08:00:00+00:00', :v)")  # fmt: skip
+            for sensor, speed in (("a", 50.0), ("b", 61.5)):
+                connection.execute(insert, {"s": sensor, "v": speed})
+        upgrade(empty_database_url)
+        assert "id" not in {c["name"] for c in inspect(engine).get_columns("traffic_readings")}
+        key = inspect(engine).get_pk_constraint("traffic_readings")["constrained_columns"]
+        assert key == ["sensor_id", "timestamp"]
+        with engine.connect() as connection:
+            assert connection.execute(text(values)).all() == [("a", 50.0), ("b", 61.5)]
+        downgrade(empty_database_url, "0003")
+        with engine.connect() as connection:
+            assert connection.execute(text(values)).all() == [("a", 50.0), ("b", 61.5)]
+            ids = connection.execute(text("SELECT id FROM traffic_readings")).scalars().all()
+        assert sorted(ids) == [1, 2]
+    finally:
+        engine.dispose()

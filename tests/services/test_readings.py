@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from backend.db.models import Sensor, TrafficReading
 from backend.db.session import make_engine, session_factory
-from backend.services.readings import SensorDirectory, ingest, parse_reading
+from backend.services.readings import EARLIEST, SensorDirectory, _parse_checked, ingest, parse_reading
 from tests.fixtures.traffic import LA, flat, nested
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -44,6 +44,40 @@ def test_each_bad_field_is_named(change: dict, named: str) -> None:
     reading = {**flat("s1", NOW - timedelta(minutes=1), 50.0), **change}
     row, problem = parse_reading(reading, _known, NOW)
     assert row is None and named in problem
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"speed_mph": 0},
+        {"speed_mph": 120},
+        {"speed_mph": 64},
+        {"volume": 0, "occupancy": 100},
+        {"volume": 100_000.0, "occupancy": 0.5},
+        {"volume": None, "occupancy": 3},
+        {"timestamp": "2024-05-01T12:05:00+00:00"},
+        {"timestamp": EARLIEST.isoformat()},
+        {"timestamp": "2024-05-01T04:00:00.250-08:00"},
+        {"sensor_id": 7},
+        {"speed_mph": float("nan")},
+        {"speed_mph": float("inf")},
+        {"speed_mph": "50"},
+        {"volume": float("inf")},
+        {"volume": True},
+        {"occupancy": -0.1},
+        {"timestamp": "1989-12-31T23:59:59Z"},
+        {"timestamp": "2024-05-01T12:05:01Z"},
+        {"sensor_id": "s3"},
+        {"sensor_id": None},
+        {"traffic_data": None},
+    ],
+)
+def test_the_quick_path_agrees_with_the_checked_one(change: dict) -> None:
+    """parse_reading's quick path (flat, registered, in range) gives what the field-by-field check gives."""
+    reading = {**flat("s1", datetime(2024, 5, 1, 4, 0, tzinfo=LA), 50.0), **change}
+    known = lambda sensor: sensor in {"s1", "s2", "7"}  # noqa: E731
+    assert parse_reading(reading, known, NOW) == _parse_checked(reading, known, NOW)
 
 
 def test_every_bad_field_of_one_reading_is_named_together() -> None:
