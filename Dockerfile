@@ -31,4 +31,6 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY frontend ./frontend
 USER app
 EXPOSE 8501
-CMD ["streamlit", "run", "frontend/app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true"]
+# Static serving: Leaflet is served by the dashboard itself (frontend/static), so maps draw without internet.
+CMD ["streamlit", "run", "frontend/app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", \
+     "--server.enableStaticServing=true"]

@@ -112,7 +112,8 @@ class Launcher:
         self.group.spawn(
             "streamlit",
             [python, "-m", "streamlit", "run", "frontend/app.py", f"--server.port={s.streamlit_port}",
-             f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false"],
+             f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false",
+             "--server.enableStaticServing=true"],
             API_URL=api, FLOWER_URL=f"http://{s.api_host}:{s.flower_port}",
         )  # fmt: skip
         if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):

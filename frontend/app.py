@@ -10,7 +10,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-st.set_page_config(page_title="Daegu traffic risk", page_icon="🚦", layout="wide")
+st.set_page_config(page_title="Traffic: accident severity and congestion", page_icon="🚦", layout="wide")
 
 HERE = Path(__file__).parent
 pages = {
@@ -18,6 +18,11 @@ pages = {
         st.Page(HERE / "views" / "predict.py", title="Predict", icon="🎯", default=True),
         st.Page(HERE / "views" / "batch.py", title="Batch", icon="📦", url_path="batch"),
         st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon="🗺️", url_path="risk-map"),
+    ],
+    "Congestion": [
+        st.Page(HERE / "views" / "network.py", title="Network", icon="🚥", url_path="network"),
+        st.Page(HERE / "views" / "sensor.py", title="Sensor", icon="📈", url_path="sensor"),
+        st.Page(HERE / "views" / "readings.py", title="Readings", icon="📥", url_path="readings"),
     ],
     "Operations": [st.Page(HERE / "views" / "system.py", title="System", icon="🩺", url_path="system")],
 }

@@ -8,6 +8,7 @@ carrying the message of the API's error envelope.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -124,3 +125,27 @@ class ApiClient:
 
     def predictions(self, page: int = 1, size: int = 20) -> dict[str, Any]:
         return self.request("GET", "/api/predictions", params={"page": page, "size": size})
+
+    # Congestion: sensors, readings, forecasts.
+    def sensors(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/traffic/sensors")
+
+    def sensor(self, sensor_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/traffic/sensors/{quote(sensor_id, safe='')}")
+
+    def sensor_readings(self, sensor_id: str, since: str, until: str, page: int = 1, size: int = 1000) -> dict:
+        params = {"since": since, "until": until, "page": page, "size": size}
+        return self.request("GET", f"/api/traffic/sensors/{quote(sensor_id, safe='')}/readings", params=params)
+
+    def speed_profile(self, sensor_id: str, weekday: int, weeks: int = 8) -> dict[str, Any]:
+        params = {"weekday": weekday, "weeks": weeks}
+        return self.request("GET", f"/api/traffic/sensors/{quote(sensor_id, safe='')}/profile", params=params)
+
+    def network_forecast(self) -> dict[str, Any]:
+        return self.request("GET", "/api/traffic/forecast")
+
+    def predict_congestion(self, sensor_id: str) -> dict[str, Any]:
+        return self.request("POST", "/api/predict/congestion", json={"sensor_id": sensor_id})
+
+    def ingest_readings(self, readings: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.request("POST", "/api/traffic/readings", json={"readings": readings})

@@ -20,6 +20,15 @@ class DashboardSettings(BaseSettings):
     api_attempts: int = Field(default=3, ge=1)
     # How often the batch page polls a running batch.
     batch_poll_seconds: float = Field(default=0.3, gt=0)
+    # Map tiles: a {z}/{x}/{y} URL template, or "none" (markers on a blank background: no request leaves).
+    map_tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    map_tiles_attribution: str = "&copy; OpenStreetMap contributors"
+    # Where the browser finds Leaflet, relative to the map's frame (/component/<name>/index.html) unless absolute:
+    # the dashboard serves it from frontend/static, so maps need no CDN.
+    leaflet_url: str = "../../app/static/leaflet"
+    # How often the network page refreshes while the feed runs; readings per upload call.
+    network_refresh_seconds: float = Field(default=30.0, ge=5)
+    upload_chunk_readings: int = Field(default=2000, ge=1, le=10_000)
 
     @property
     def browser_api_url(self) -> str:

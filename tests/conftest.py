@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.app",
     "tests.fixtures.traffic",
+    "tests.fixtures.dashboard",
 ]

@@ -77,15 +77,24 @@ def latest_time(session: Session, sensor_id: str) -> datetime | None:
     return session.scalar(select(func.max(TrafficReading.timestamp)).where(TrafficReading.sensor_id == sensor_id))
 
 
-def window(session: Session, sensor_ids: Sequence[str], after: datetime, until: datetime) -> list[TrafficReading]:
-    """Readings of these sensors with after < timestamp <= until, oldest first."""
-    query = (
-        select(TrafficReading)
-        .where(TrafficReading.sensor_id.in_(sensor_ids))
-        .where(TrafficReading.timestamp > after, TrafficReading.timestamp <= until)
-        .order_by(TrafficReading.timestamp)
-    )
-    return list(session.scalars(query))
+def newest_of(session: Session, sensor_id: str) -> TrafficReading | None:
+    query = select(TrafficReading).where(TrafficReading.sensor_id == sensor_id)
+    return session.scalars(query.order_by(TrafficReading.timestamp.desc()).limit(1)).first()
+
+
+def newest_time(session: Session) -> datetime | None:
+    """The newest reading's time over every sensor."""
+    return session.scalar(select(func.max(TrafficReading.timestamp)))
+
+
+def window(
+    session: Session, sensor_ids: Sequence[str] | None, after: datetime, until: datetime
+) -> list[TrafficReading]:
+    """Readings of these sensors (None: of all) with after < timestamp <= until, oldest first."""
+    query = select(TrafficReading).where(TrafficReading.timestamp > after, TrafficReading.timestamp <= until)
+    if sensor_ids is not None:
+        query = query.where(TrafficReading.sensor_id.in_(sensor_ids))
+    return list(session.scalars(query.order_by(TrafficReading.timestamp, TrafficReading.sensor_id)))
 
 
 def page_of_readings(

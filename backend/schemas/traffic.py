@@ -73,6 +73,26 @@ class SensorOut(BaseModel):
     latest: LatestReading | None
 
 
+class SensorDetail(SensorOut):
+    neighbours: list[str] = Field(description="the sensors the congestion model reads beside this one")
+
+
+class ProfileBin(BaseModel):
+    minute_of_day: int = Field(description="start of the quarter hour, in minutes after local midnight")
+    p10: float
+    median: float
+    p90: float
+    readings: int
+
+
+class SpeedProfile(BaseModel):
+    sensor_id: str
+    weekday: int | None = Field(description="0 = Monday ... 6 = Sunday, in the zone the readings came in")
+    weeks: int = Field(description="how many weeks back from the sensor's newest reading were read")
+    days: int = Field(description="how many days of that weekday had readings")
+    bins: list[ProfileBin]
+
+
 class ReadingOut(BaseModel):
     sensor_id: str
     timestamp: datetime = Field(description="in the time zone the reading came in")
@@ -109,3 +129,18 @@ class CongestionPredictionResponse(BaseModel):
     readings_used: int
     forecasts: list[CongestionForecastItem]
     cached: bool = False
+
+
+class UnavailableSensor(BaseModel):
+    sensor_id: str
+    reason: str
+
+
+class NetworkForecast(BaseModel):
+    as_of: datetime | None = Field(description="the network's newest stored reading (UTC); null when none is stored")
+    model_version: str
+    forecasts: list[CongestionPredictionResponse] = Field(
+        description="each sensor with enough readings in the hour up to its newest, as POST /api/predict/congestion "
+        "answers it from the stored readings"
+    )
+    unavailable: list[UnavailableSensor] = Field(description="the model's other sensors, each with why")

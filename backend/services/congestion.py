@@ -18,10 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound
 from backend.core.metrics import PREDICTIONS
 from backend.db import readings as stored
+from backend.db.models import TrafficReading
 from backend.ml.congestion.model import CongestionForecast, CongestionModel
 from backend.ml.errors import FieldError, InvalidRow
-from backend.ml.registry import ModelRegistry
-from backend.schemas.traffic import CongestionPredictRequest
+from backend.ml.registry import ModelNotFound, ModelRegistry
+from backend.schemas.traffic import (
+    CongestionPredictionResponse,
+    CongestionPredictRequest,
+    NetworkForecast,
+    UnavailableSensor,
+)
 from backend.services.predictions import PredictionCache
 from backend.services.traffic import local_time
 
@@ -56,6 +62,13 @@ class CongestionService:
         assert isinstance(model, CongestionModel), f"model {self.model_name!r} is not of the congestion kind"
         return model
 
+    def neighbours_of(self, sensor_id: str) -> list[str]:
+        """The sensors the model reads beside this one (none when no congestion model is served)."""
+        try:
+            return list(self.model().neighbours.get(sensor_id, []))
+        except ModelNotFound:
+            return []
+
     def model_row(self, body: Any) -> tuple[dict[str, Any], str]:
         """The model's input for a request body, and the cache key of the answer. InvalidRow names what is
         wrong (NotEnoughReadings among them); NotFound for a sensor the model does not know; the database is
@@ -88,7 +101,11 @@ class CongestionService:
             message = f"sensor {sensor_id!r} has no stored readings; {self.min_readings} in one hour are needed"
             raise NotEnoughReadings([FieldError("sensor_id", f"{message} (or send `recent`)")])
         neighbours = model.neighbours.get(sensor_id, [])
-        readings = stored.window(session, [sensor_id, *neighbours], newest - WINDOW, newest)
+        return self._row_of_window(sensor_id, stored.window(session, [sensor_id, *neighbours], newest - WINDOW, newest))
+
+    def _row_of_window(self, sensor_id: str, readings: list[TrafficReading]) -> tuple[dict[str, Any], str]:
+        """The model's row from the readings of a sensor and its neighbours in the hour up to the sensor's newest
+        (oldest first), and its cache key; NotEnoughReadings when the sensor has too few."""
         own = [r for r in readings if r.sensor_id == sensor_id and r.speed_mph > 0]
         if len(own) < self.min_readings:
             raise NotEnoughReadings([FieldError("sensor_id", (
@@ -100,9 +117,46 @@ class CongestionService:
             by_sensor.setdefault(r.sensor_id, []).append(
                 {"timestamp": local_time(r).isoformat(), "speed_mph": r.speed_mph}
             )
+        newest = max(r.timestamp for r in readings if r.sensor_id == sensor_id)
         latest = max(r.timestamp for r in readings)
         row = {"sensor_id": sensor_id, "readings": by_sensor.pop(sensor_id), "neighbour_readings": by_sensor}
         return row, f"stored:{sensor_id}:{newest.timestamp():.0f}:{latest.timestamp():.0f}:{len(readings)}"
+
+    def network_forecast(self) -> NetworkForecast:
+        """Every model sensor's forecast from its stored readings, as `predict` would answer it one by one,
+        read in one query: the sensors with a reading in the hour up to the network's newest. The others are
+        listed as unavailable, with why."""
+        model = self.model()
+        try:
+            with self.sessions() as session:
+                newest = stored.newest_time(session)
+                recent = [] if newest is None else stored.window(session, None, newest - 2 * WINDOW, newest)
+        except SQLAlchemyError as exc:
+            raise DependencyUnavailable("database", "cannot read the stored readings") from exc
+        by_sensor: dict[str, list[TrafficReading]] = {}
+        for reading in recent:
+            by_sensor.setdefault(reading.sensor_id, []).append(reading)
+        forecasts: list[CongestionPredictionResponse] = []
+        unavailable: list[UnavailableSensor] = []
+        for sensor_id in model.sensor_ids:
+            own = by_sensor.get(sensor_id)
+            if not own or newest is None or own[-1].timestamp <= newest - WINDOW:
+                when = "" if newest is None else f" up to the network's newest ({newest.isoformat()})"
+                unavailable.append(UnavailableSensor(sensor_id=sensor_id, reason=f"no reading in the hour{when}"))
+                continue
+            until = own[-1].timestamp
+            window = [r for s in (sensor_id, *model.neighbours.get(sensor_id, [])) for r in by_sensor.get(s, ())
+                      if until - WINDOW < r.timestamp <= until]  # fmt: skip
+            window.sort(key=lambda r: r.timestamp)
+            try:
+                row, _ = self._row_of_window(sensor_id, window)
+                forecast = model.predict_one(row)
+            except InvalidRow as exc:
+                unavailable.append(UnavailableSensor(sensor_id=sensor_id, reason=exc.errors[0].message))
+                continue
+            forecasts.append(CongestionPredictionResponse.model_validate(response_of(forecast, row)))
+        return NetworkForecast(as_of=newest, model_version=model.version, forecasts=forecasts,
+                               unavailable=unavailable)  # fmt: skip
 
     async def predict(self, body: Any) -> bytes:
         """The JSON answer of `POST /api/predict/congestion` (a CongestionPredictionResponse)."""

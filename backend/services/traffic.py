@@ -22,11 +22,16 @@ from backend.schemas.pages import Page
 from backend.schemas.traffic import (
     MAX_SENSORS_PER_CALL,
     LatestReading,
+    ProfileBin,
     ReadingOut,
+    SensorDetail,
     SensorIn,
     SensorOut,
     SensorsUpsertResult,
+    SpeedProfile,
 )
+
+PROFILE_MINUTES = 15
 
 
 def local_time(reading: TrafficReading) -> datetime:
@@ -145,10 +150,53 @@ def readings_of_day(
 def readings_of_sensor(
     session: Session, sensor_id: str, since: datetime | None, until: datetime | None, page: int, size: int
 ) -> Page[ReadingOut]:
-    if session.get(Sensor, sensor_id) is None:
-        raise NotFound(f"no sensor {sensor_id!r}; GET /api/traffic/sensors lists them")
+    _sensor_or_404(session, sensor_id)
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"{name} needs a time zone (Z or +hh:mm)", details=[{"field": name}])
     items, total = stored.page_of_readings(session, start=since, end=until, sensor_id=sensor_id, page=page, size=size)
     return _page(items, total, page, size)
+
+
+def _sensor_or_404(session: Session, sensor_id: str) -> Sensor:
+    sensor = session.get(Sensor, sensor_id)
+    if sensor is None:
+        raise NotFound(f"no sensor {sensor_id!r}; GET /api/traffic/sensors lists them")
+    return sensor
+
+
+def sensor_detail(session: Session, sensor_id: str, neighbours: list[str]) -> SensorDetail:
+    """One sensor, its newest reading, and the neighbours the congestion model reads beside it."""
+    sensor = _sensor_or_404(session, sensor_id)
+    newest = stored.newest_of(session, sensor_id)
+    return SensorDetail(
+        sensor_id=sensor.sensor_id, latitude=sensor.latitude, longitude=sensor.longitude, name=sensor.name,
+        free_flow_mph=sensor.free_flow_mph, latest=_latest(newest, sensor.free_flow_mph, datetime.now(UTC)),
+        neighbours=neighbours,
+    )  # fmt: skip
+
+
+def weekday_profile(session: Session, sensor_id: str, weekday: int | None, weeks: int) -> SpeedProfile:
+    """The sensor's speeds on one weekday (by default its newest reading's) over the `weeks` weeks up to its newest
+    reading, by quarter hour of the local day: the 10th, 50th and 90th percentiles."""
+    _sensor_or_404(session, sensor_id)
+    newest = stored.newest_of(session, sensor_id)
+    if newest is None:
+        return SpeedProfile(sensor_id=sensor_id, weekday=weekday, weeks=weeks, days=0, bins=[])
+    if weekday is None:
+        weekday = local_time(newest).weekday()
+    speeds: dict[int, list[float]] = {}
+    days: set[date] = set()
+    for reading in stored.window(session, [sensor_id], newest.timestamp - timedelta(weeks=weeks), newest.timestamp):
+        moment = local_time(reading)
+        if moment.weekday() != weekday or reading.speed_mph <= 0:
+            continue
+        days.add(moment.date())
+        speeds.setdefault((moment.hour * 60 + moment.minute) // PROFILE_MINUTES, []).append(reading.speed_mph)
+    bins = []
+    for slot in sorted(speeds):
+        values = sorted(speeds[slot])
+        low, median, high = (values[min(len(values) - 1, int(q * len(values)))] for q in (0.1, 0.5, 0.9))
+        bins.append(ProfileBin(minute_of_day=slot * PROFILE_MINUTES, p10=low, median=median, p90=high,
+                               readings=len(values)))  # fmt: skip
+    return SpeedProfile(sensor_id=sensor_id, weekday=weekday, weeks=weeks, days=len(days), bins=bins)

@@ -8,9 +8,10 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from frontend.common import RISK_COLORS, api_call, client, label, model_or_stop, row_for
+from frontend.maps import base_map
 
 DAEGU = (35.8714, 128.6014)
-# Approximate centres of Daegu's 구/군.
+# Daegu's 구/군 at their district offices.
 DISTRICT_CENTRES = {
     "중구": (35.8693, 128.6062), "동구": (35.8866, 128.6356), "서구": (35.8718, 128.5591),
     "남구": (35.8460, 128.5975), "북구": (35.8858, 128.5828), "수성구": (35.8582, 128.6305),
@@ -65,7 +66,7 @@ with api_call():
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Predicted severity by district")
-    area = folium.Map(location=DAEGU, zoom_start=11)
+    area = base_map(DAEGU, 11)
     for name, answer in zip(districts, by_district, strict=True):
         folium.CircleMarker(
             location=DISTRICT_CENTRES[name],
@@ -73,7 +74,8 @@ with left:
             color=RISK_COLORS[answer["risk_level"]],
             fill=True,
             fill_opacity=0.6,
-            tooltip=f"{label(name)}: ECLO {answer['eclo']:.2f} ({answer['risk_level']})",
+            tooltip=folium.Tooltip(f"{label(name)}: {answer['eclo']:.2f}", permanent=True, direction="top"),
+            popup=f"{label(name)}: ECLO {answer['eclo']:.2f} ({answer['risk_level']})",
         ).add_to(area)
     st_folium(area, height=480, width="100%", returned_objects=[], key="risk-map")
 with right:

@@ -1,11 +1,35 @@
 """Health of the API, Redis, the database and the workers; model versions and metrics; links."""
 
+import re
+from typing import Any
+
 import streamlit as st
 
 from frontend.common import api_call, client, public_api_url
 from frontend.settings import get_settings
 
 STATUS_ICON = {"ok": "🟢", "degraded": "🟠", "down": "🔴"}
+BY_HORIZON = re.compile(r"^(?:baseline_(?P<baseline>[a-z]+)_)?(?P<metric>mae|rmse|mape)_(?P<minutes>\d+)$")
+BASELINES = {"last": "copy-last", "ha": "historical average"}
+
+
+def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A model's numeric metrics: those per forecast horizon (model and baselines side by side), and the rest."""
+    horizons: dict[int, dict[str, Any]] = {}
+    other = []
+    for name, value in metrics.items():
+        if not isinstance(value, int | float):
+            continue
+        found = BY_HORIZON.match(name)
+        if found is None:
+            other.append({"metric": name.replace("_", " "), "value": value})
+            continue
+        minutes = int(found["minutes"])
+        row = horizons.setdefault(minutes, {"horizon": f"+{minutes} min"})
+        who = BASELINES.get(found["baseline"], found["baseline"]) if found["baseline"] else "model"
+        row[f"{found['metric'].upper()} {who}"] = round(value, 4)
+    return [horizons[m] for m in sorted(horizons)], other
+
 
 st.title("System")
 with api_call():
@@ -33,13 +57,13 @@ for model in models:
     st.markdown(f"**{model['name']}** ({model.get('kind')}) · version `{model['version']}`{trees}")
     if model.get("summary"):
         st.caption(model["summary"])
-    metrics = {k: v for k, v in model["metrics"].items() if isinstance(v, int | float)}
-    if metrics:
-        cols = st.columns(min(len(metrics), 4) + 1)
-        for col, (name, value) in zip(cols, list(metrics.items())[:4], strict=False):
-            col.metric(name.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
-        cols[-1].metric("training rows", f"{model['rows']:,}" if model.get("rows") else "–")
-    st.caption(f"trained {model['trained_at']} on {model['data_source']}")
+    by_horizon, other = metrics_tables(model["metrics"])
+    if by_horizon:
+        st.dataframe(by_horizon, hide_index=True)
+    if other:
+        st.dataframe(other, hide_index=True)
+    rows = f"{model['rows']:,} rows" if model.get("rows") else "rows unknown"
+    st.caption(f"trained {model['trained_at']} on {model['data_source']} ({rows})")
 
 st.subheader("Links")
 st.link_button("API documentation (OpenAPI)", f"{public_api_url()}/docs")

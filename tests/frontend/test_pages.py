@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.processes import free_port
 from frontend.settings import get_settings
-from tests.fixtures.stack import PROJECT_ROOT, Stack
+from tests.fixtures.dashboard import APP, point_at
+from tests.fixtures.stack import PROJECT_ROOT
 
-APP = str(PROJECT_ROOT / "frontend" / "app.py")
-PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py"]
-
-
-def _point_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    monkeypatch.setenv("API_URL", url)
-    get_settings.cache_clear()
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def live_api(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    _point_at(monkeypatch, stack.env["API_URL"])
-    yield stack.env["API_URL"]
-    get_settings.cache_clear()
+PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py", "views/network.py",
+         "views/sensor.py", "views/readings.py"]  # fmt: skip
 
 
 def _open(page: str) -> AppTest:
@@ -100,7 +85,7 @@ def test_system_page_shows_health_and_models(live_api: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_api_down_shows_a_message_and_a_retry_button(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_ATTEMPTS", "1")  # the retries themselves are tested in test_client.py
-    _point_at(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    point_at(monkeypatch, f"http://127.0.0.1:{free_port()}")
     try:
         app = _open(page)
         assert "The prediction API is not reachable" in app.error[0].value

@@ -5,7 +5,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import SensorDirectoryDep, SessionDep, SessionsDep
+from backend.api.deps import CongestionServiceDep, SensorDirectoryDep, SessionDep, SessionsDep
 from backend.core.errors import InvalidRequest, TooLarge
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
@@ -14,11 +14,14 @@ from backend.schemas.traffic import (
     MAX_READINGS_PER_CALL,
     NESTED_READING_EXAMPLE,
     IngestResult,
+    NetworkForecast,
     ReadingOut,
     ReadingsIngestRequest,
+    SensorDetail,
     SensorIn,
     SensorOut,
     SensorsUpsertResult,
+    SpeedProfile,
 )
 from backend.services import readings, traffic
 
@@ -131,3 +134,29 @@ def sensor_readings(
 ) -> Page[ReadingOut]:
     """One sensor's readings between two times, oldest first, with totals and pages."""
     return traffic.readings_of_sensor(session, sensor_id, since, until, page, size)
+
+
+@router.get("/sensors/{sensor_id}", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def sensor_detail(sensor_id: str, session: SessionDep, congestion: CongestionServiceDep) -> SensorDetail:
+    """One sensor: coordinates, newest reading and level, and the neighbours its forecasts read."""
+    return traffic.sensor_detail(session, sensor_id, congestion.neighbours_of(sensor_id))
+
+
+@router.get("/sensors/{sensor_id}/profile", responses=ERRORS | {404: {"model": ErrorResponse}})
+def speed_profile(
+    sensor_id: str,
+    session: SessionDep,
+    weekday: Annotated[int | None, Query(ge=0, le=6, description="0 = Monday; by default the newest reading's")] = None,
+    weeks: Annotated[int, Query(ge=1, le=52)] = 8,
+) -> SpeedProfile:
+    """The sensor's usual speeds through one weekday: 10th, 50th and 90th percentiles by quarter hour, over the
+    weeks up to its newest reading."""
+    return traffic.weekday_profile(session, sensor_id, weekday, weeks)
+
+
+@router.get("/forecast", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def network_forecast(congestion: CongestionServiceDep) -> NetworkForecast:
+    """Every sensor's speed and level 15, 30 and 60 minutes ahead from the stored readings, in one call: each
+    answered as POST /api/predict/congestion would answer it; the sensors without enough recent readings are
+    listed with why."""
+    return congestion.network_forecast()

@@ -188,3 +188,39 @@ def test_a_batch_refuses_a_number_beyond_64_bits_naming_the_item(api: httpx.Clie
                         headers={"content-type": "application/json"})  # fmt: skip
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"] == [{"field": "items[0]"}]
+
+
+def test_a_sensor_names_its_neighbours_and_its_weekday_profile(
+    api: httpx.Client, sensors: list, neighbours: dict[str, list[str]]
+) -> None:
+    sensor = sensors[3]
+    detail = api.get(f"/api/traffic/sensors/{sensor}").json()
+    assert detail["neighbours"] == neighbours[sensor] and detail["latitude"] is not None
+    assert api.get("/api/traffic/sensors/nope").status_code == 404
+    mondays = [datetime(2025, 8, 4, 8, 0, tzinfo=LA), datetime(2025, 8, 11, 8, 0, tzinfo=LA)]
+    readings = [flat(sensor, day + timedelta(minutes=5 * k), base + 2 * k)
+                for day, base in zip(mondays, (50.0, 40.0), strict=True) for k in range(3)]  # fmt: skip
+    readings.append(flat(sensor, datetime(2025, 8, 12, 9, 0, tzinfo=LA), 33.0))  # a Tuesday, the newest
+    _ingest(api, readings)
+    monday = api.get(f"/api/traffic/sensors/{sensor}/profile", params={"weekday": 0}).json()
+    assert monday["days"] == 2 and len(monday["bins"]) == 1
+    assert monday["bins"][0] == {"minute_of_day": 480, "p10": 40.0, "median": 50.0, "p90": 54.0, "readings": 6}
+    newest_day = api.get(f"/api/traffic/sensors/{sensor}/profile").json()
+    assert newest_day["weekday"] == 1 and newest_day["bins"][0]["minute_of_day"] == 540
+    assert api.get(f"/api/traffic/sensors/{sensor}/profile", params={"weekday": 7}).status_code == 422
+
+
+def test_the_network_forecast_answers_each_sensor_as_a_single_prediction(api: httpx.Client, sensors: list) -> None:
+    end = datetime(2025, 9, 1, 8, 0, tzinfo=LA)  # after every other test's readings: the network's newest
+    _ingest(api, hour_of_readings(sensors[:-2], end))
+    _ingest(api, hour_of_readings([sensors[-2]], end - timedelta(minutes=30)))
+    _ingest(api, [flat(sensors[-1], end - timedelta(minutes=5), 50.0), flat(sensors[-1], end, 48.0)])
+    network = api.get("/api/traffic/forecast").json()
+    assert datetime.fromisoformat(network["as_of"]) == end
+    by_sensor = {f["sensor_id"]: f for f in network["forecasts"]}
+    assert set(by_sensor) == set(sensors[:-1])
+    for sensor in sensors[:-1]:
+        single = api.post("/api/predict/congestion", json={"sensor_id": sensor}).json()
+        assert by_sensor[sensor]["forecasts"] == single["forecasts"] and by_sensor[sensor]["as_of"] == single["as_of"]
+    (refused,) = [u for u in network["unavailable"] if u["sensor_id"] == sensors[-1]]
+    assert "has 2 reading(s)" in refused["reason"]

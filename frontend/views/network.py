@@ -1,0 +1,115 @@
+"""Every sensor on a map, coloured by its congestion level now or 15, 30 or 60 minutes ahead, with a count per
+level; redrawn by itself (only this part of the page) while the live feed runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import folium
+import streamlit as st
+from streamlit_folium import st_folium
+
+from frontend.common import api_call, client
+from frontend.maps import LEVEL_COLORS, NO_DATA_COLOR, base_map
+from frontend.settings import get_settings
+
+HORIZONS = {"now": None, "+15 min": 15, "+30 min": 30, "+60 min": 60}
+SENSOR_PAGE = "views/sensor.py"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def sensor_states(sensors: list[dict[str, Any]], network: dict[str, Any], horizon: int | None) -> list[dict]:
+    """One row per sensor: where it is, its speed and level now, its forecasts, and the level shown."""
+    forecasts = {f["sensor_id"]: {p["horizon_minutes"]: p for p in f["forecasts"]} for f in network["forecasts"]}
+    rows = []
+    for sensor in sensors:
+        latest = sensor.get("latest") or {}
+        ahead = forecasts.get(sensor["sensor_id"], {})
+        shown = latest.get("level") if horizon is None else ahead.get(horizon, {}).get("level")
+        rows.append({
+            "sensor_id": sensor["sensor_id"], "latitude": sensor["latitude"], "longitude": sensor["longitude"],
+            "speed_mph": latest.get("speed_mph"), "level_now": latest.get("level"),
+            "age_seconds": latest.get("age_seconds"), "shown": shown or "no data",
+            **{f"mph_{m}": ahead.get(m, {}).get("speed_mph") for m in (15, 30, 60)},
+            **{f"level_{m}": ahead.get(m, {}).get("level") for m in (15, 30, 60)},
+        })  # fmt: skip
+    return rows
+
+
+def _popup(row: dict[str, Any]) -> str:
+    def mph(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1f} mph"
+
+    ahead = "".join(f"<tr><td>+{m} min</td><td>{mph(row[f'mph_{m}'])}</td><td>{row[f'level_{m}'] or '–'}</td></tr>"
+                    for m in (15, 30, 60))  # fmt: skip
+    return (f"<b>sensor {row['sensor_id']}</b><table><tr><td>now</td><td>{mph(row['speed_mph'])}</td>"
+            f"<td>{row['level_now'] or '–'}</td></tr>{ahead}</table>"
+            f"last reading {_age(row['age_seconds'])} ago")  # fmt: skip
+
+
+def network_map(rows: list[dict[str, Any]]) -> folium.Map:
+    centre = (sum(r["latitude"] for r in rows) / len(rows), sum(r["longitude"] for r in rows) / len(rows))
+    area = base_map(centre, 11)
+    for row in rows:
+        folium.CircleMarker(
+            location=(row["latitude"], row["longitude"]), radius=7, weight=1, color="#263238",
+            fill=True, fill_color=LEVEL_COLORS.get(row["shown"], NO_DATA_COLOR), fill_opacity=0.9,
+            tooltip=row["sensor_id"], popup=folium.Popup(_popup(row), max_width=260),
+        ).add_to(area)  # fmt: skip
+    area.fit_bounds([[min(r["latitude"] for r in rows), min(r["longitude"] for r in rows)],
+                     [max(r["latitude"] for r in rows), max(r["longitude"] for r in rows)]])  # fmt: skip
+    return area
+
+
+st.title("Traffic network")
+with api_call():
+    feed = client().health()["components"].get("feed", {})
+feed_running = feed.get("status") == "ok"
+refresh = get_settings().network_refresh_seconds if feed_running else None
+choice = st.segmented_control("Level shown", list(HORIZONS), default="now", key="horizon") or "now"
+st.caption(
+    f"Live feed running: this map redraws every {refresh:.0f} s." if refresh
+    else f"Live feed: {feed.get('status', 'unknown')} ({feed.get('detail') or 'not running'}); the map shows the "
+    "stored readings."
+)  # fmt: skip
+
+
+@st.fragment(run_every=refresh)
+def network() -> None:
+    asked = time.perf_counter()
+    with api_call():
+        sensors = client().sensors()
+        forecast = client().network_forecast()
+    answered = time.perf_counter()
+    if not sensors:
+        st.info("No sensors are registered yet (PUT /api/traffic/sensors, or `make run`, which registers the model's).")
+        return
+    rows = sensor_states(sensors, forecast, HORIZONS[choice])
+    counts = {level: sum(r["shown"] == level for r in rows) for level in [*LEVEL_COLORS, "no data"]}
+    for column, (level, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        column.metric(level, count)
+    picked = st_folium(network_map(rows), height=560, width="100%", key="network-map",
+                       returned_objects=["last_object_clicked_tooltip"])  # fmt: skip
+    clicked = (picked or {}).get("last_object_clicked_tooltip")
+    if clicked:
+        st.session_state["sensor_id"] = clicked
+        st.page_link(SENSOR_PAGE, label=f"Open sensor {clicked}: history and forecast", icon="📈")
+    drawn = time.perf_counter() - answered
+    st.caption(f"{len(rows)} sensors · newest reading {forecast.get('as_of') or '–'} · model "
+               f"{forecast['model_version']} · {len(forecast['unavailable'])} without a forecast · drawn in "
+               f"{drawn:.2f} s after the API answered in {answered - asked:.2f} s")  # fmt: skip
+    with st.expander("Sensors as a table"):
+        st.dataframe([{k: v for k, v in r.items() if k not in ("latitude", "longitude")} for r in rows],
+                     hide_index=True)  # fmt: skip
+
+
+network()

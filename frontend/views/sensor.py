@@ -1,0 +1,129 @@
+"""One sensor: its last 24 hours of speed over its usual speeds for those weekdays (a 10th-90th percentile band),
+the 15/30/60-minute forecast joined to the line, its neighbours on demand, and its readings as a table and CSV."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from frontend.client import ApiError
+from frontend.common import api_call, client, show_error
+from frontend.maps import LEVEL_COLORS
+
+DAY = timedelta(hours=24)
+
+
+def readings_between(sensor_id: str, since: datetime, until: datetime) -> pd.DataFrame:
+    """Every reading of the sensor in [since, until), page after page."""
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        answer = client().sensor_readings(sensor_id, since.isoformat(), until.isoformat(), page=page)
+        items += answer["items"]
+        if page >= answer["pages"]:
+            break
+        page += 1
+    frame = pd.DataFrame(items, columns=["sensor_id", "timestamp", "speed_mph", "volume", "occupancy"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"].map(datetime.fromisoformat))
+    return frame
+
+
+def profile_band(sensor_id: str, since: datetime, until: datetime) -> pd.DataFrame:
+    """The usual speeds (by quarter hour, for each weekday the window touches) placed on the window's times."""
+    parts = []
+    day = since.date()
+    while day <= until.date():
+        profile = client().speed_profile(sensor_id, day.weekday())
+        for b in profile["bins"]:
+            start = datetime.combine(day, datetime.min.time(), since.tzinfo) + timedelta(minutes=b["minute_of_day"])
+            if since <= start <= until:
+                parts.append({"timestamp": start, "p10": b["p10"], "median": b["median"], "p90": b["p90"]})
+        day += timedelta(days=1)
+    return pd.DataFrame(parts, columns=["timestamp", "p10", "median", "p90"])
+
+
+def speed_chart(
+    sensor_id: str, history: pd.DataFrame, band: pd.DataFrame, forecast: dict | None, neighbours: dict
+) -> go.Figure:
+    figure = go.Figure()
+    if not band.empty:
+        figure.add_trace(go.Scatter(x=band["timestamp"], y=band["p90"], line={"width": 0}, showlegend=False,
+                                    hoverinfo="skip"))  # fmt: skip
+        figure.add_trace(go.Scatter(x=band["timestamp"], y=band["p10"], line={"width": 0}, fill="tonexty",
+                                    fillcolor="rgba(96,125,139,0.25)", name="usual (10th-90th pct)"))  # fmt: skip
+        figure.add_trace(go.Scatter(x=band["timestamp"], y=band["median"], name="usual (median)",
+                                    line={"color": "#607d8b", "dash": "dot"}))  # fmt: skip
+    for neighbour, frame in neighbours.items():
+        figure.add_trace(go.Scatter(x=frame["timestamp"], y=frame["speed_mph"], name=f"neighbour {neighbour}",
+                                    line={"width": 1}, opacity=0.6))  # fmt: skip
+    figure.add_trace(go.Scatter(x=history["timestamp"], y=history["speed_mph"], name=f"sensor {sensor_id}",
+                                line={"color": "#1565c0", "width": 2}))  # fmt: skip
+    if forecast is not None and not history.empty:
+        points = forecast["forecasts"]
+        last = history.iloc[-1]
+        figure.add_trace(go.Scatter(
+            x=[last["timestamp"], *[datetime.fromisoformat(p["at"]) for p in points]],
+            y=[last["speed_mph"], *[p["speed_mph"] for p in points]],
+            name="forecast", mode="lines+markers", line={"color": "#6a1b9a", "dash": "dash"},
+            marker={"size": [0, 11, 11, 11], "color": ["#6a1b9a", *[LEVEL_COLORS.get(p["level"]) for p in points]]},
+            text=["last reading", *[f"+{p['horizon_minutes']} min: {p['level']}" for p in points]],
+        ))  # fmt: skip
+    figure.update_layout(height=460, margin={"t": 30}, yaxis_title="speed (mph)", legend={"orientation": "h"})
+    return figure
+
+
+st.title("Sensor history and forecast")
+with api_call():
+    sensors = client().sensors()
+if not sensors:
+    st.info("No sensors are registered yet.")
+    st.stop()
+ids = [s["sensor_id"] for s in sensors]
+wanted = st.query_params.get("sensor") or st.session_state.get("sensor_id")
+sensor_id = st.selectbox("Sensor", ids, index=ids.index(wanted) if wanted in ids else 0)
+st.query_params["sensor"] = sensor_id
+with api_call():
+    detail = client().sensor(sensor_id)
+latest = detail.get("latest")
+if latest is None:
+    st.info(f"Sensor {sensor_id} has no readings yet (the Readings page loads a CSV of them).")
+    st.stop()
+
+until = datetime.fromisoformat(latest["timestamp"])
+since = until - DAY
+with api_call():
+    history = readings_between(sensor_id, since, until + timedelta(seconds=1))
+    band = profile_band(sensor_id, since, until)
+try:
+    forecast: dict | None = client().predict_congestion(sensor_id)
+except ApiError as error:
+    if error.status != 422:
+        show_error(error)
+    forecast = None
+    st.warning(f"No forecast: {error.message}")
+
+cols = st.columns(5)
+cols[0].metric("speed now", f"{latest['speed_mph']:.1f} mph", help=f"reading of {latest['timestamp']}")
+cols[1].metric("level now", latest.get("level") or "–")
+for col, point in zip(cols[2:], (forecast or {}).get("forecasts", []), strict=False):
+    col.metric(f"+{point['horizon_minutes']} min", f"{point['speed_mph']:.1f} mph", point["level"],
+               delta_color="off")  # fmt: skip
+
+neighbour_ids = detail.get("neighbours", [])
+shown: dict[str, pd.DataFrame] = {}
+if neighbour_ids and st.toggle(f"Show its {len(neighbour_ids)} neighbours", key="neighbours"):
+    with api_call():
+        shown = {n: readings_between(n, since, until + timedelta(seconds=1)) for n in neighbour_ids}
+st.plotly_chart(speed_chart(sensor_id, history, band, forecast, shown), width="stretch")
+st.caption(f"last 24 hours up to {until.isoformat()} · {len(history)} readings · usual speeds from the "
+           f"same weekdays of the 8 weeks before · free-flow {detail.get('free_flow_mph') or '–'} mph")  # fmt: skip
+
+st.subheader("Recent readings")
+table = history.sort_values("timestamp", ascending=False)
+st.dataframe(table, hide_index=True, height=300)
+st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"),
+                   file_name=f"sensor-{sensor_id}-readings.csv", mime="text/csv")  # fmt: skip
