@@ -15,15 +15,17 @@ st.set_page_config(page_title="Traffic: accident severity and congestion", page_
 HERE = Path(__file__).parent
 pages = {
     "Accident severity (ECLO)": [
-        st.Page(HERE / "views" / "predict.py", title="Predict", icon="🎯", default=True),
-        st.Page(HERE / "views" / "batch.py", title="Batch", icon="📦", url_path="batch"),
-        st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon="🗺️", url_path="risk-map"),
+        st.Page(HERE / "views" / "predict.py", title="Predict", icon=":material/target:", default=True),
+        st.Page(HERE / "views" / "batch.py", title="Batch", icon=":material/inventory_2:", url_path="batch"),
+        st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon=":material/map:", url_path="risk-map"),
     ],
     "Congestion": [
-        st.Page(HERE / "views" / "network.py", title="Network", icon="🚥", url_path="network"),
-        st.Page(HERE / "views" / "sensor.py", title="Sensor", icon="📈", url_path="sensor"),
-        st.Page(HERE / "views" / "readings.py", title="Readings", icon="📥", url_path="readings"),
+        st.Page(HERE / "views" / "network.py", title="Network", icon=":material/traffic:", url_path="network"),
+        st.Page(HERE / "views" / "sensor.py", title="Sensor", icon=":material/show_chart:", url_path="sensor"),
+        st.Page(HERE / "views" / "readings.py", title="Readings", icon=":material/upload_file:", url_path="readings"),
     ],
-    "Operations": [st.Page(HERE / "views" / "system.py", title="System", icon="🩺", url_path="system")],
+    "Operations": [
+        st.Page(HERE / "views" / "system.py", title="System", icon=":material/monitor_heart:", url_path="system")
+    ],
 }
 st.navigation(pages).run()

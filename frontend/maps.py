@@ -19,9 +19,9 @@ def base_map(center: tuple[float, float], zoom: int) -> folium.Map:
     else:
         area = folium.Map(location=center, zoom_start=zoom, tiles=tiles, attr=settings.map_tiles_attribution,
                           control_scale=True)  # fmt: skip
-    leaflet = settings.leaflet_url.rstrip("/")
-    # Instance attributes: st_folium loads exactly these, and Map's class defaults (jQuery, Bootstrap, icon
-    # fonts, all from CDNs) are not needed by circle markers, tooltips and popups.
-    area.default_js = [("leaflet", f"{leaflet}/leaflet.js")]
-    area.default_css = [("leaflet_css", f"{leaflet}/leaflet.css")]
+    assets = settings.map_assets_url.rstrip("/")
+    # Instance attributes: st_folium loads exactly these. Popups need jQuery; Map's other class defaults
+    # (Bootstrap, icon fonts, all from CDNs) are not needed by circle markers, tooltips and popups.
+    area.default_js = [("leaflet", f"{assets}/leaflet.js"), ("jquery", f"{assets}/jquery.min.js")]
+    area.default_css = [("leaflet_css", f"{assets}/leaflet.css")]
     return area

@@ -23,9 +23,9 @@ class DashboardSettings(BaseSettings):
     # Map tiles: a {z}/{x}/{y} URL template, or "none" (markers on a blank background: no request leaves).
     map_tiles_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     map_tiles_attribution: str = "&copy; OpenStreetMap contributors"
-    # Where the browser finds Leaflet, relative to the map's frame (/component/<name>/index.html) unless absolute:
-    # the dashboard serves it from frontend/static, so maps need no CDN.
-    leaflet_url: str = "../../app/static/leaflet"
+    # Where the browser finds Leaflet and jQuery, relative to the map's frame (/component/<name>/index.html)
+    # unless absolute: the dashboard serves them from frontend/static/map, so maps need no CDN.
+    map_assets_url: str = "../../app/static/map"
     # How often the network page refreshes while the feed runs; readings per upload call.
     network_refresh_seconds: float = Field(default=30.0, ge=5)
     upload_chunk_readings: int = Field(default=2000, ge=1, le=10_000)

@@ -1,6 +1,6 @@
 """Render every dashboard page in headless Chromium (Debian's `chromium`) and save PNG screenshots.
 
-Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--out screenshots]
+Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--api http://127.0.0.1:8000] [--out screenshots]
 Needs a running stack (`make run`). Each page is opened, the form or batch on it is exercised where that is what
 the page is for, and the page is captured once Streamlit has finished running it.
 """
@@ -44,9 +44,23 @@ def sample_csv(rows: int = 100) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def wide_csv(page: Page, api: str, steps: int = 24) -> bytes:
+    """Two hours of the METR-LA wide layout for three registered sensors, one cell out of range."""
+    sensors = [s["sensor_id"] for s in page.request.get(f"{api}/api/traffic/sensors").json()[:3]]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["", *sensors])
+    for step in range(steps):
+        writer.writerow([f"2012-02-01 {step // 12:02d}:{step % 12 * 5:02d}:00", *[50 + step % 7 + i for i in
+                         range(len(sensors))]])  # fmt: skip
+    writer.writerow(["2012-02-01 02:00:00", 200, 55, 56])
+    return out.getvalue().encode("utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--api", default="http://127.0.0.1:8000", help="to pick sensors for the readings upload")
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,6 +91,32 @@ def main() -> None:
         settle(page)
         page.wait_for_timeout(3000)  # the map's iframe draws after the script run
         page.screenshot(path=args.out / "3-risk-map.png", full_page=True)
+
+        page.goto(f"{base}/network")
+        settle(page)
+        page.wait_for_timeout(3000)
+        page.screenshot(path=args.out / "5-network.png", full_page=True)
+        page.get_by_text("+60 min", exact=True).click()
+        settle(page)
+        page.wait_for_timeout(3000)
+        page.screenshot(path=args.out / "6-network-60.png", full_page=True)
+
+        page.goto(f"{base}/sensor")
+        settle(page)
+        page.get_by_text("Show its", exact=False).click()
+        settle(page)
+        page.screenshot(path=args.out / "7-sensor.png", full_page=True)
+
+        page.goto(f"{base}/readings")
+        settle(page)
+        page.locator("input[type=file]").set_input_files(
+            {"name": "wide.csv", "mimeType": "text/csv", "buffer": wide_csv(page, args.api.rstrip("/"))}
+        )
+        settle(page)
+        page.get_by_role("button", name="Send", exact=False).click()
+        page.wait_for_selector("text=accepted", timeout=60_000)
+        settle(page)
+        page.screenshot(path=args.out / "8-readings.png", full_page=True)
 
         page.goto(f"{base}/system")
         settle(page)

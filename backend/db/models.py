@@ -40,10 +40,15 @@ def utcnow() -> datetime:
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware on the way out on every database (SQLite keeps no zone, PostgreSQL does)."""
+    """Timezone-aware on the way out on every database (SQLite keeps no zone, PostgreSQL does). On the way in,
+    in UTC: SQLite would otherwise store and compare the wall clock of whatever zone a value came in (a naive
+    value is taken as UTC)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

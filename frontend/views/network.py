@@ -102,7 +102,7 @@ def network() -> None:
     clicked = (picked or {}).get("last_object_clicked_tooltip")
     if clicked:
         st.session_state["sensor_id"] = clicked
-        st.page_link(SENSOR_PAGE, label=f"Open sensor {clicked}: history and forecast", icon="📈")
+        st.page_link(SENSOR_PAGE, label=f"Open sensor {clicked}: history and forecast", icon=":material/show_chart:")
     drawn = time.perf_counter() - answered
     st.caption(f"{len(rows)} sensors · newest reading {forecast.get('as_of') or '–'} · model "
                f"{forecast['model_version']} · {len(forecast['unavailable'])} without a forecast · drawn in "

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_folium import st_folium
 
-from frontend.common import RISK_COLORS, api_call, client, label, model_or_stop, row_for
+from frontend.common import ENGLISH, RISK_COLORS, api_call, client, label, model_or_stop, row_for
 from frontend.maps import base_map
 
 DAEGU = (35.8714, 128.6014)
@@ -74,9 +74,14 @@ with left:
             color=RISK_COLORS[answer["risk_level"]],
             fill=True,
             fill_opacity=0.6,
-            tooltip=folium.Tooltip(f"{label(name)}: {answer['eclo']:.2f}", permanent=True, direction="top"),
-            popup=f"{label(name)}: ECLO {answer['eclo']:.2f} ({answer['risk_level']})",
+            tooltip=f"{label(name)}: ECLO {answer['eclo']:.2f} ({answer['risk_level']})",
         ).add_to(area)
+        folium.Marker(DISTRICT_CENTRES[name], icon=folium.DivIcon(
+            html=f'<div style="font:600 11px sans-serif;white-space:nowrap;transform:translate(-50%,14px)">'
+                 f'{ENGLISH.get(name, name)} {answer["eclo"]:.2f}</div>', icon_size=(0, 0))).add_to(area)  # fmt: skip
+    area.fit_bounds([[min(p[0] for p in DISTRICT_CENTRES.values()), min(p[1] for p in DISTRICT_CENTRES.values())],
+                     [max(p[0] for p in DISTRICT_CENTRES.values()), max(p[1] for p in DISTRICT_CENTRES.values())]],
+                    padding=(30, 30))  # fmt: skip
     st_folium(area, height=480, width="100%", returned_objects=[], key="risk-map")
 with right:
     ranking = sorted(zip(districts, by_district, strict=True), key=lambda item: -item[1]["eclo"])

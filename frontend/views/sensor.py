@@ -28,8 +28,14 @@ def readings_between(sensor_id: str, since: datetime, until: datetime) -> pd.Dat
             break
         page += 1
     frame = pd.DataFrame(items, columns=["sensor_id", "timestamp", "speed_mph", "volume", "occupancy"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"].map(datetime.fromisoformat))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"].map(lambda t: wall_clock(t, since)))
     return frame
+
+
+def wall_clock(stamp: str | datetime, zone_of: datetime) -> datetime:
+    """A time as the clock on the wall in `zone_of`'s zone, without a zone: the chart's axis mixes none."""
+    moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+    return moment.astimezone(zone_of.tzinfo).replace(tzinfo=None)
 
 
 def profile_band(sensor_id: str, since: datetime, until: datetime) -> pd.DataFrame:
@@ -41,14 +47,16 @@ def profile_band(sensor_id: str, since: datetime, until: datetime) -> pd.DataFra
         for b in profile["bins"]:
             start = datetime.combine(day, datetime.min.time(), since.tzinfo) + timedelta(minutes=b["minute_of_day"])
             if since <= start <= until:
-                parts.append({"timestamp": start, "p10": b["p10"], "median": b["median"], "p90": b["p90"]})
+                parts.append({"timestamp": start.replace(tzinfo=None), "p10": b["p10"], "median": b["median"],
+                              "p90": b["p90"]})  # fmt: skip
         day += timedelta(days=1)
     return pd.DataFrame(parts, columns=["timestamp", "p10", "median", "p90"])
 
 
 def speed_chart(
-    sensor_id: str, history: pd.DataFrame, band: pd.DataFrame, forecast: dict | None, neighbours: dict
-) -> go.Figure:
+    sensor_id: str, history: pd.DataFrame, band: pd.DataFrame, forecast: dict | None, neighbours: dict,
+    zone_of: datetime,
+) -> go.Figure:  # fmt: skip
     figure = go.Figure()
     if not band.empty:
         figure.add_trace(go.Scatter(x=band["timestamp"], y=band["p90"], line={"width": 0}, showlegend=False,
@@ -66,7 +74,7 @@ def speed_chart(
         points = forecast["forecasts"]
         last = history.iloc[-1]
         figure.add_trace(go.Scatter(
-            x=[last["timestamp"], *[datetime.fromisoformat(p["at"]) for p in points]],
+            x=[last["timestamp"], *[wall_clock(p["at"], zone_of) for p in points]],
             y=[last["speed_mph"], *[p["speed_mph"] for p in points]],
             name="forecast", mode="lines+markers", line={"color": "#6a1b9a", "dash": "dash"},
             marker={"size": [0, 11, 11, 11], "color": ["#6a1b9a", *[LEVEL_COLORS.get(p["level"]) for p in points]]},
@@ -94,7 +102,7 @@ if latest is None:
     st.stop()
 
 until = datetime.fromisoformat(latest["timestamp"])
-since = until - DAY
+since = until - DAY + timedelta(seconds=1)
 with api_call():
     history = readings_between(sensor_id, since, until + timedelta(seconds=1))
     band = profile_band(sensor_id, since, until)
@@ -118,8 +126,9 @@ shown: dict[str, pd.DataFrame] = {}
 if neighbour_ids and st.toggle(f"Show its {len(neighbour_ids)} neighbours", key="neighbours"):
     with api_call():
         shown = {n: readings_between(n, since, until + timedelta(seconds=1)) for n in neighbour_ids}
-st.plotly_chart(speed_chart(sensor_id, history, band, forecast, shown), width="stretch")
-st.caption(f"last 24 hours up to {until.isoformat()} · {len(history)} readings · usual speeds from the "
+st.plotly_chart(speed_chart(sensor_id, history, band, forecast, shown, until), width="stretch")
+st.caption(f"last 24 hours up to {until.isoformat()} (times on the clock of UTC{until.strftime('%z')}) · "
+           f"{len(history)} readings · usual speeds from the "
            f"same weekdays of the 8 weeks before · free-flow {detail.get('free_flow_mph') or '–'} mph")  # fmt: skip
 
 st.subheader("Recent readings")

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import crud
 from backend.db.models import BatchRow, Sensor, TrafficReading
+from backend.db.readings import page_of_readings
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -64,3 +65,17 @@ def test_a_reading_is_unique_per_sensor_and_time(db_session: Session) -> None:
     db_session.add(TrafficReading(sensor_id="773869", timestamp=NOW, speed_mph=40.0))
     with pytest.raises(IntegrityError):
         db_session.commit()
+
+
+def test_times_in_any_zone_are_stored_and_compared_as_utc(db_session: Session) -> None:
+    """SQLite keeps no zone: a bound time in -08:00 must compare as its UTC instant, not as its wall clock."""
+    la = timezone(timedelta(hours=-8))
+    db_session.add(Sensor(sensor_id="s", latitude=34.0, longitude=-118.0))
+    for minutes in (0, 60, 120):
+        moment = datetime(2012, 3, 7, 22, 0, tzinfo=la) + timedelta(minutes=minutes)
+        db_session.add(TrafficReading(sensor_id="s", timestamp=moment, speed_mph=50.0 + minutes))
+    db_session.commit()
+    items, total = page_of_readings(db_session, start=datetime(2012, 3, 7, 23, 0, tzinfo=la), end=None,
+                                    sensor_id="s", page=1, size=10)  # fmt: skip
+    assert total == 2 and [r.speed_mph for r in items] == [110.0, 170.0]
+    assert items[0].timestamp == datetime(2012, 3, 8, 7, 0, tzinfo=UTC)
