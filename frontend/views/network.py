@@ -45,26 +45,32 @@ def sensor_states(sensors: list[dict[str, Any]], network: dict[str, Any], horizo
     return rows
 
 
-def _popup(row: dict[str, Any]) -> str:
-    def mph(value: float | None) -> str:
-        return "–" if value is None else f"{value:.1f} mph"
-
-    ahead = "".join(f"<tr><td>+{m} min</td><td>{mph(row[f'mph_{m}'])}</td><td>{row[f'level_{m}'] or '–'}</td></tr>"
-                    for m in (15, 30, 60))  # fmt: skip
-    return (f"<b>sensor {row['sensor_id']}</b><table><tr><td>now</td><td>{mph(row['speed_mph'])}</td>"
-            f"<td>{row['level_now'] or '–'}</td></tr>{ahead}</table>"
-            f"last reading {_age(row['age_seconds'])} ago")  # fmt: skip
+def _mph(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} mph"
 
 
 def network_map(rows: list[dict[str, Any]]) -> folium.Map:
+    """All sensors as one GeoJSON layer of circle markers: one element to render, however many sensors."""
     centre = (sum(r["latitude"] for r in rows) / len(rows), sum(r["longitude"] for r in rows) / len(rows))
     area = base_map(centre, 11)
-    for row in rows:
-        folium.CircleMarker(
-            location=(row["latitude"], row["longitude"]), radius=7, weight=1, color="#263238",
-            fill=True, fill_color=LEVEL_COLORS.get(row["shown"], NO_DATA_COLOR), fill_opacity=0.9,
-            tooltip=row["sensor_id"], popup=folium.Popup(_popup(row), max_width=260),
-        ).add_to(area)  # fmt: skip
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["longitude"], r["latitude"]]},
+         "properties": {
+             "sensor_id": r["sensor_id"], "color": LEVEL_COLORS.get(r["shown"], NO_DATA_COLOR),
+             "now": f"{_mph(r['speed_mph'])} ({r['level_now'] or '–'})",
+             **{f"in_{m}": f"{_mph(r[f'mph_{m}'])} ({r[f'level_{m}'] or '–'})" for m in (15, 30, 60)},
+             "age": f"{_age(r['age_seconds'])} ago"}}
+        for r in rows
+    ]  # fmt: skip
+    fields = ["sensor_id", "now", "in_15", "in_30", "in_60", "age"]
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        marker=folium.CircleMarker(radius=7, weight=1, color="#263238", fill=True, fill_opacity=0.9),
+        style_function=lambda feature: {"fillColor": feature["properties"]["color"]},
+        tooltip=folium.GeoJsonTooltip(fields=["sensor_id"], labels=False),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=["sensor", "now", "+15 min", "+30 min", "+60 min",
+                                                          "last reading"]),
+    ).add_to(area)  # fmt: skip
     area.fit_bounds([[min(r["latitude"] for r in rows), min(r["longitude"] for r in rows)],
                      [max(r["latitude"] for r in rows), max(r["longitude"] for r in rows)]])  # fmt: skip
     return area
@@ -98,8 +104,8 @@ def network() -> None:
     for column, (level, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
         column.metric(level, count)
     picked = st_folium(network_map(rows), height=560, width="100%", key="network-map",
-                       returned_objects=["last_object_clicked_tooltip"])  # fmt: skip
-    clicked = (picked or {}).get("last_object_clicked_tooltip")
+                       returned_objects=["last_active_drawing"])  # fmt: skip
+    clicked = ((picked or {}).get("last_active_drawing") or {}).get("properties", {}).get("sensor_id")
     if clicked:
         st.session_state["sensor_id"] = clicked
         st.page_link(SENSOR_PAGE, label=f"Open sensor {clicked}: history and forecast", icon=":material/show_chart:")

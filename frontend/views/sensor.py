@@ -119,7 +119,7 @@ cols[0].metric("speed now", f"{latest['speed_mph']:.1f} mph", help=f"reading of 
 cols[1].metric("level now", latest.get("level") or "–")
 for col, point in zip(cols[2:], (forecast or {}).get("forecasts", []), strict=False):
     col.metric(f"+{point['horizon_minutes']} min", f"{point['speed_mph']:.1f} mph", point["level"],
-               delta_color="off")  # fmt: skip
+               delta_color="off", delta_arrow="off")  # fmt: skip
 
 neighbour_ids = detail.get("neighbours", [])
 shown: dict[str, pd.DataFrame] = {}

@@ -8,7 +8,9 @@ import streamlit as st
 from frontend.common import api_call, client, public_api_url
 from frontend.settings import get_settings
 
-STATUS_ICON = {"ok": "🟢", "degraded": "🟠", "down": "🔴"}
+# Streamlit's bundled icon font: drawn without internet or an emoji font.
+STATUS_ICON = {"ok": ":green[:material/check_circle:]", "degraded": ":orange[:material/warning:]",
+               "down": ":red[:material/error:]"}  # fmt: skip
 BY_HORIZON = re.compile(r"^(?:baseline_(?P<baseline>[a-z]+)_)?(?P<metric>mae|rmse|mape)_(?P<minutes>\d+)$")
 BASELINES = {"last": "copy-last", "ha": "historical average"}
 
@@ -37,12 +39,12 @@ with api_call():
     models = client().models()
     recent = client().predictions(size=10)
 
-st.subheader(f"{STATUS_ICON.get(health['status'], '⚪')} Service {health['status']}")
+st.subheader(f"{STATUS_ICON.get(health['status'], '')} Service {health['status']}")
 st.dataframe(
     [
         {
             "component": name,
-            "status": f"{STATUS_ICON.get(c['status'], '')} {c['status']}",
+            "status": c["status"],
             "detail": c.get("detail") or "",
             "latency ms": c.get("latency_ms"),
         }  # fmt: skip

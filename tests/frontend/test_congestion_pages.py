@@ -46,7 +46,8 @@ def _map_args(app: AppTest) -> dict[str, Any]:
 def test_the_network_map_has_one_marker_per_sensor_and_needs_no_cdn(live_api: str, loaded: list[str]) -> None:
     app = _open("views/network.py")
     args = _map_args(app)
-    assert args["script"].count("L.circleMarker(") == len(loaded)
+    assert args["script"].count('"Point"') == len(loaded)
+    assert all(f'"sensor_id": "{sensor}"' in args["script"] for sensor in loaded)
     assert args["js_links"] and not [link for link in args["js_links"] + args["css_links"] if "//" in link]
     counts = {m.label: int(m.value) for m in app.metric}
     assert sum(counts.values()) == len(loaded) and counts["no data"] == 0
