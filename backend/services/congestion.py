@@ -147,7 +147,7 @@ class CongestionService:
             until = own[-1].timestamp
             window = [r for s in (sensor_id, *model.neighbours.get(sensor_id, [])) for r in by_sensor.get(s, ())
                       if until - WINDOW < r.timestamp <= until]  # fmt: skip
-            window.sort(key=lambda r: r.timestamp)
+            window.sort(key=lambda r: (r.timestamp, r.sensor_id))  # as stored.window orders them
             try:
                 row, _ = self._row_of_window(sensor_id, window)
                 forecast = model.predict_one(row)
