@@ -38,12 +38,11 @@ from typing import Any
 import httpx
 import orjson
 import redis
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, text
 
 from backend.db.migrate import upgrade
-from backend.db.models import TrafficReading
-from backend.db.session import make_engine, session_factory
+from backend.db.scratch import scratch_postgres, stored_readings
+from backend.db.session import make_engine
 from backend.feed import publish
 from backend.processes import free_port, wait_until
 
@@ -63,29 +62,6 @@ def readings(count: int, sensors: list[str]) -> list[dict[str, Any]]:
         moment = start + timedelta(minutes=5 * step)
         out.append({"sensor_id": sensors[s], "timestamp": moment.isoformat(), "speed_mph": 30.0 + (i * 7) % 40})
     return out
-
-
-@contextmanager
-def postgres_database() -> Any:
-    name = f"traffic_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def stored(database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        with session_factory(engine)() as session:
-            return session.scalar(select(func.count()).select_from(TrafficReading)) or 0
-    finally:
-        engine.dispose()
 
 
 class Api:
@@ -177,7 +153,7 @@ def main() -> None:
         if "postgresql" in args.databases:
             try:
                 create_engine(POSTGRES, connect_args={"connect_timeout": 2}).connect().close()
-                databases.append(("PostgreSQL", postgres_database))
+                databases.append(("PostgreSQL", lambda: scratch_postgres(POSTGRES, "traffic_bench")))
             except Exception as exc:  # noqa: BLE001 - reported and skipped
                 print(f"PostgreSQL not measured: {exc}".splitlines()[0])
         runs = [(label, factory, clients) for label, factory in databases for clients in args.clients]
@@ -221,7 +197,7 @@ def stream_and_predictions(
                             stdout=(logs / "feed.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     try:
         started = time.perf_counter()
-        assert wait_until(lambda: stored(database_url) >= len(rows), timeout=3600, interval=0.5)
+        assert wait_until(lambda: stored_readings(database_url) >= len(rows), timeout=3600, interval=0.5)
         consumed = time.perf_counter() - started
     finally:
         feed.terminate()

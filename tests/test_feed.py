@@ -8,24 +8,15 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 import redis
-from sqlalchemy import func, select
 
 from backend.core.config import Settings
-from backend.db.models import Sensor, TrafficReading
+from backend.db.models import Sensor
+from backend.db.scratch import stored_readings
 from backend.db.session import make_engine, session_factory
 from backend.feed import ReadingsConsumer, feed_lag_seconds, publish, stream_key
 from backend.processes import wait_until
 from tests.fixtures.stack import Stack
 from tests.fixtures.traffic import flat
-
-
-def _count(database_url: str) -> int:
-    engine = make_engine(database_url)
-    try:
-        with session_factory(engine)() as session:
-            return session.scalar(select(func.count()).select_from(TrafficReading)) or 0
-    finally:
-        engine.dispose()
 
 
 def _register(database_url: str, *sensors: str) -> None:
@@ -49,17 +40,17 @@ def test_readings_published_while_the_consumer_is_dead_are_stored_once_after_it_
     stream = stream_key(settings)
     feed = own_stack.start_feed(FEED_CONSUMER="feed-a")
     publish(client, stream, _readings(10))
-    assert wait_until(lambda: _count(env["DATABASE_URL"]) == 10, timeout=15)
+    assert wait_until(lambda: stored_readings(env["DATABASE_URL"]) == 10, timeout=15)
 
     os.killpg(feed.pid, signal.SIGKILL)
     feed.wait(10)
     later = _readings(40)[10:]
     publish(client, stream, later + later[:5])  # 5 of them sent twice
     assert feed_lag_seconds(client, stream, settings.feed_group) >= 0
-    assert _count(env["DATABASE_URL"]) == 10  # nobody consumes
+    assert stored_readings(env["DATABASE_URL"]) == 10  # nobody consumes
 
     own_stack.respawn("feed")
-    assert wait_until(lambda: _count(env["DATABASE_URL"]) == 40, timeout=15)
+    assert wait_until(lambda: stored_readings(env["DATABASE_URL"]) == 40, timeout=15)
     assert wait_until(lambda: client.xpending(stream, settings.feed_group)["pending"] == 0, timeout=10)
     assert feed_lag_seconds(client, stream, settings.feed_group) == 0.0
 
@@ -76,14 +67,14 @@ def test_messages_read_but_not_acknowledged_are_stored_by_the_restarted_consumer
     dying.ensure_group()
     publish(client, stream_key(settings), [*_readings(30), {"sensor_id": "s1", "timestamp": "soon"}])
     taken = dying._read(">", None)  # delivered to c1, which dies before storing them
-    assert len(taken) == 31 and _count(database_url) == 0
+    assert len(taken) == 31 and stored_readings(database_url) == 0
     dying.close()
 
     restarted = ReadingsConsumer(settings, client, consumer="c1")
     try:
         assert restarted.step(block_ms=10) == 31  # its own pending messages first
         assert restarted.step(block_ms=10) == 0
-        assert _count(database_url) == 30  # the malformed one is refused (and acknowledged), the rest stored
+        assert stored_readings(database_url) == 30  # the malformed one is refused (and acknowledged), the rest stored
         assert client.xpending(stream_key(settings), settings.feed_group)["pending"] == 0
     finally:
         restarted.close()
