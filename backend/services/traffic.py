@@ -110,16 +110,18 @@ def register_model_sensors(sessions: sessionmaker[Session], model: CongestionMod
     return upsert_sensors(sessions, sensors)
 
 
+def _described(sensor: Sensor, newest: TrafficReading | None, now: datetime) -> dict[str, Any]:
+    """A sensor's fields as SensorOut (and SensorDetail) give them, with its newest reading."""
+    return {"sensor_id": sensor.sensor_id, "latitude": sensor.latitude, "longitude": sensor.longitude,
+            "name": sensor.name, "free_flow_mph": sensor.free_flow_mph,
+            "latest": _latest(newest, sensor.free_flow_mph, now)}  # fmt: skip
+
+
 def list_sensors(session: Session) -> list[SensorOut]:
     now = datetime.now(UTC)
     latest = stored.latest_per_sensor(session)
-    return [
-        SensorOut(
-            sensor_id=s.sensor_id, latitude=s.latitude, longitude=s.longitude, name=s.name,
-            free_flow_mph=s.free_flow_mph, latest=_latest(latest.get(s.sensor_id), s.free_flow_mph, now),
-        )
-        for s in session.scalars(select(Sensor).order_by(Sensor.sensor_id))
-    ]  # fmt: skip
+    return [SensorOut(**_described(s, latest.get(s.sensor_id), now))
+            for s in session.scalars(select(Sensor).order_by(Sensor.sensor_id))]  # fmt: skip
 
 
 def current(session: Session) -> list[SensorOut]:
@@ -169,11 +171,7 @@ def sensor_detail(session: Session, sensor_id: str, neighbours: list[str]) -> Se
     """One sensor, its newest reading, and the neighbours the congestion model reads beside it."""
     sensor = _sensor_or_404(session, sensor_id)
     newest = stored.newest_of(session, sensor_id)
-    return SensorDetail(
-        sensor_id=sensor.sensor_id, latitude=sensor.latitude, longitude=sensor.longitude, name=sensor.name,
-        free_flow_mph=sensor.free_flow_mph, latest=_latest(newest, sensor.free_flow_mph, datetime.now(UTC)),
-        neighbours=neighbours,
-    )  # fmt: skip
+    return SensorDetail(**_described(sensor, newest, datetime.now(UTC)), neighbours=neighbours)
 
 
 def weekday_profile(session: Session, sensor_id: str, weekday: int | None, weeks: int) -> SpeedProfile:
