@@ -1,7 +1,8 @@
 """In-process ECLO prediction speed: single-row latency (p50/p99 µs) and batch throughput (rows/s).
 
-Usage: python bench/bench_predict.py [--model-dir model] [--rounds 5000]
-Rows are varied: drawn from the synthetic Dacon set, so every call encodes a different row.
+Usage: python bench/bench_predict.py [--model-dir model] [--rounds 5000] [--rows FILE]
+Rows are varied, so every call encodes a different row: the competition's real 2022 input rows when the shared data
+is at hand (`--rows`, any file in the Dacon layout), else the synthetic Dacon set.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.ml.dacon import api_rows
+from backend.ml.dacon import api_rows, read_text_csv
 from backend.ml.datagen import generate_dacon_frame
 from backend.ml.predictor import EcloModel
+
+REAL_ROWS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "daegu" / "dacon_test_2022.csv"
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -28,14 +31,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("model"))
     parser.add_argument("--rounds", type=int, default=5000)
+    parser.add_argument("--rows", type=Path, default=REAL_ROWS if REAL_ROWS.is_file() else None)
     args = parser.parse_args()
 
     model = EcloModel.load(args.model_dir / "eclo")
-    candidates = [r for r in api_rows(generate_dacon_frame(12_000, seed=2024).astype(str)) if r is not None]
+    frame = read_text_csv(args.rows) if args.rows else generate_dacon_frame(12_000, seed=2024).astype(str)
+    candidates = [r for r in api_rows(frame) if r is not None]
     outcomes = model.predict_many(candidates)  # keep the rows this model's vocabulary accepts
     rows = [row for row, outcome in zip(candidates, outcomes, strict=True) if not isinstance(outcome, Exception)]
     print(
-        f"model eclo {model.version}, {model.metadata['num_trees']} trees; {platform.machine()}, "
+        f"model eclo {model.version}, {model.metadata['num_trees']} + {model.metadata['num_trees_severe']} trees; "
+        f"{len(rows)} distinct rows from {args.rows.name if args.rows else 'the synthetic set'}; {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}"
     )
 

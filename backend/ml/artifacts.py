@@ -14,9 +14,12 @@ MODEL_FILE = "model.txt"
 METADATA_FILE = "metadata.json"
 
 
-def file_version(path: Path) -> str:
-    """The version of a model is the hash of its file: the same bytes, the same version."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def file_version(*paths: Path) -> str:
+    """The version of a model is the hash of its files: the same bytes, the same version."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -37,9 +40,15 @@ def model_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / METADATA_FILE).is_file())
 
 
+def load_boosters(folder: Path, metadata: dict[str, Any], *files: str) -> list[lgb.Booster]:
+    """The folder's LightGBM text models, refused when their bytes are not the version the metadata names."""
+    paths = [folder / name for name in files]
+    if file_version(*paths) != metadata["version"]:
+        names = " and ".join(str(p) for p in paths)
+        raise ValueError(f"{names} do not match the version in its metadata; retrain or restore the model")
+    return [lgb.Booster(model_file=str(p)) for p in paths]
+
+
 def load_booster(folder: Path, metadata: dict[str, Any]) -> lgb.Booster:
-    """The folder's LightGBM text model, refused when its bytes are not the version its metadata names."""
-    model_path = folder / metadata.get("model_file", MODEL_FILE)
-    if file_version(model_path) != metadata["version"]:
-        raise ValueError(f"{model_path} does not match the version in its metadata; retrain or restore it")
-    return lgb.Booster(model_file=str(model_path))
+    """The folder's one LightGBM text model (see `load_boosters`)."""
+    return load_boosters(folder, metadata, metadata.get("model_file", MODEL_FILE))[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ FIELD_COLUMNS = {
     "day_of_week": "요일",
 }
 INJURY_COLUMNS = ("사망자수", "중상자수", "경상자수", "부상자수")
+SEVERE_COLUMNS = ("사망자수", "중상자수")  # a severe outcome: at least one death or serious injury
 ECLO_WEIGHTS = (10, 5, 3, 1)
 TEXT_ENCODINGS = ("utf-8-sig", "cp949")  # utf-8-sig also reads plain UTF-8
 
@@ -66,8 +68,13 @@ class ParseReport:
 
 
 def read_text_csv(path: Path | str) -> pd.DataFrame:
-    """Read a CSV written as UTF-8 (with or without BOM) or CP949 (Korean Windows)."""
+    """Read a CSV written as UTF-8 (with or without BOM) or CP949 (Korean Windows), plain or gzipped."""
     raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataFileError(f"{path}: a damaged gzip file ({exc})") from exc
     for encoding in TEXT_ENCODINGS:
         try:
             text = raw.decode(encoding)
@@ -91,11 +98,27 @@ def check_columns(columns: list[str]) -> None:
         )
 
 
-def _targets(frame: pd.DataFrame) -> pd.Series:
+def eclo_targets(frame: pd.DataFrame) -> pd.Series:
+    """ECLO of each row: its ECLO column, or the weighted injury counts; NaN where unreadable."""
     if "ECLO" in frame.columns:
-        return pd.to_numeric(frame["ECLO"].str.strip(), errors="coerce")
-    counts = [pd.to_numeric(frame[c].str.strip(), errors="coerce") for c in INJURY_COLUMNS]
+        return pd.to_numeric(frame["ECLO"].astype(str).str.strip(), errors="coerce")
+    counts = [pd.to_numeric(frame[c].astype(str).str.strip(), errors="coerce") for c in INJURY_COLUMNS]
     return eclo_from_injuries(*counts)
+
+
+def severe_targets(frame: pd.DataFrame) -> pd.Series:
+    """1.0 where someone died or was seriously injured, 0.0 where not, NaN where the counts are absent."""
+    if not all(c in frame.columns for c in SEVERE_COLUMNS):
+        return pd.Series(np.nan, index=frame.index)
+    deaths, serious = (pd.to_numeric(frame[c].astype(str).str.strip(), errors="coerce") for c in SEVERE_COLUMNS)
+    return ((deaths + serious) > 0).astype(np.float64).where(deaths.notna() & serious.notna())
+
+
+def row_ids(frame: pd.DataFrame) -> list[str]:
+    """The file's ID column, or the row's line number in the file when it has none."""
+    if "ID" in frame.columns:
+        return frame["ID"].astype(str).tolist()
+    return [str(i + 2) for i in range(len(frame))]
 
 
 def api_rows(frame: pd.DataFrame) -> list[dict[str, Any] | None]:
@@ -113,19 +136,37 @@ def api_rows(frame: pd.DataFrame) -> list[dict[str, Any] | None]:
     return rows
 
 
-def parse_dacon_frame(frame: pd.DataFrame) -> tuple[list[ParsedRow], np.ndarray, ParseReport]:
-    """Dacon columns -> parsed rows (the shared feature parser) and ECLO; bad rows are reported."""
+@dataclass
+class LabelledRows:
+    """The usable rows of a labelled file, parsed by the shared feature parser, with their outcomes."""
+
+    rows: list[ParsedRow]
+    eclo: np.ndarray
+    severe: np.ndarray  # 1.0 / 0.0; NaN when the file has no death and serious-injury counts
+    report: ParseReport
+
+    def subset(self, index: np.ndarray) -> LabelledRows:
+        return LabelledRows([self.rows[i] for i in index], self.eclo[index], self.severe[index], self.report)
+
+    @property
+    def years(self) -> np.ndarray:
+        return np.array([r.year for r in self.rows], dtype=np.int64)
+
+
+def parse_dacon_frame(frame: pd.DataFrame) -> LabelledRows:
+    """Dacon columns -> parsed rows (the shared feature parser), ECLO and severe outcome; bad rows reported."""
     frame = frame.rename(columns=lambda c: c.strip())
     check_columns(list(frame.columns))
     report = ParseReport(total_rows=len(frame))
     rows: list[ParsedRow] = []
-    targets: list[float] = []
-    for i, (raw, target) in enumerate(zip(api_rows(frame), _targets(frame).tolist(), strict=True)):
+    kept: list[int] = []
+    targets = eclo_targets(frame).tolist()
+    for i, raw in enumerate(api_rows(frame)):
         line = i + 2  # header is line 1
         if raw is None:
             report.add(line, "사고일시 is not 'YYYY-MM-DD HH'")
             continue
-        if pd.isna(target) or target < 0:
+        if pd.isna(targets[i]) or targets[i] < 0:
             report.add(line, "ECLO is missing or negative")
             continue
         try:
@@ -133,9 +174,11 @@ def parse_dacon_frame(frame: pd.DataFrame) -> tuple[list[ParsedRow], np.ndarray,
         except InvalidRow as exc:
             report.add(line, "; ".join(f"{e.field}: {e.message}" for e in exc.errors))
             continue
-        targets.append(float(target))
-    return rows, np.asarray(targets, dtype=np.float64), report
+        kept.append(i)
+    eclo = np.asarray(targets, dtype=np.float64)[kept]
+    severe = severe_targets(frame).to_numpy(dtype=np.float64)[kept]
+    return LabelledRows(rows, eclo, severe, report)
 
 
-def load_dacon_csv(path: Path | str) -> tuple[list[ParsedRow], np.ndarray, ParseReport]:
+def load_dacon_csv(path: Path | str) -> LabelledRows:
     return parse_dacon_frame(read_text_csv(path))

@@ -16,6 +16,7 @@ import numpy as np
 from lightgbm.basic import _LIB, _safe_call
 
 PREDICT_NORMAL = 0
+PREDICT_RAW_SCORE = 1
 PREDICT_CONTRIB = 3
 DTYPE_FLOAT64 = 1
 
@@ -79,7 +80,12 @@ class SingleRowPredictor:
         return config.out[: config.out_len.value].copy()
 
     def raw(self, row: np.ndarray) -> float:
+        """The model's output: for a regression, its value; for a binary model, the probability."""
         return float(self._run(row, PREDICT_NORMAL)[0])
+
+    def margin(self, row: np.ndarray) -> float:
+        """The raw score before any link function (a binary model's log-odds)."""
+        return float(self._run(row, PREDICT_RAW_SCORE)[0])
 
     def raw_each(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """Raw scores of plain-Python rows, each copied into the thread's own input buffer (no array per row)."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import holidays
 import numpy as np
+import pandas as pd
 
 from backend.ml.errors import FieldError, InvalidRow
 
@@ -71,7 +72,11 @@ LEGACY_TIME_LABELS = frozenset({"낮", "밤", "새벽", "아침", "저녁"})
 
 CITY_SUFFIXES = ("광역시", "특별시", "특별자치시")
 
-# Categorical model features and the parsed attribute each one reads.
+WEEKDAYS = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")  # Monday first
+WEEKEND = frozenset(WEEKDAYS[5:])
+
+# Categorical model features, each read from the parsed attribute of the same name. 동 is not one: most of its
+# ~200 values are too rare to split on, so it enters through smoothed target means and its accident profile.
 CATEGORICAL_FEATURES: tuple[str, ...] = (
     "weather",
     "road_surface",
@@ -80,37 +85,67 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
     "accident_type",
     "time_period",
     "gu",
-    "dong",
     "day_of_week",
 )
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "year",
-    "month",
-    "day",
-    "hour",
-    "hour_sin",
-    "hour_cos",
-    "month_sin",
-    "month_cos",
-    "is_day_off",
-    "gu_target_mean",
-    "dong_target_mean",
+CALENDAR_FEATURES: tuple[str, ...] = ("year", "month", "hour", "weekday", "is_holiday", "is_weekend")
+# A fine attribute a caller may leave out (or the model may not know), and the coarser one that stands in for it.
+COARSER: dict[str, str] = {"dong": "gu", "road_minor": "road_major"}
+FINE_FEATURES: tuple[str, ...] = tuple(COARSER)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEncoding:
+    """A feature holding the smoothed training mean of log1p(ECLO) over a combination of row attributes.
+
+    The mean of a fine combination (with 동 or the road minor class) is smoothed towards its coarse one (구/군,
+    road major class), which in turn is smoothed towards the overall mean; a row without the fine part, or
+    with a fine value the model has not seen, takes the coarse mean.
+    """
+
+    feature: str
+    parts: tuple[str, ...]
+
+    @property
+    def has_fine(self) -> bool:
+        return any(part in COARSER for part in self.parts)
+
+    def key(self, row: ParsedRow, coarse: bool) -> str | None:
+        values = []
+        for part in self.parts:
+            value = getattr(row, COARSER.get(part, part) if coarse else part)
+            if value is None:
+                return None
+            values.append(str(value))
+        return "|".join(values)
+
+
+TARGET_ENCODINGS: tuple[TargetEncoding, ...] = (
+    TargetEncoding("te_dong", ("dong",)),
+    TargetEncoding("te_road_accident", ("road_minor", "accident_type")),
+    TargetEncoding("te_weekday_hour", ("day_of_week", "hour")),
+    TargetEncoding("te_dong_accident", ("dong", "accident_type")),
+    TargetEncoding("te_hour_accident", ("hour", "accident_type")),
+    TargetEncoding("te_dong_road", ("dong", "road_minor")),
+    TargetEncoding("te_gu_accident", ("gu", "accident_type")),
+    TargetEncoding("te_weather_surface", ("weather", "road_surface")),
 )
+# Per-동 facts of the training years (inputs only, no target): how many accidents a year, and what kind.
+AREA_FEATURES: tuple[str, ...] = (
+    "dong_accidents_per_year",
+    "dong_pedestrian_share",
+    "dong_single_vehicle_share",
+    "dong_intersection_share",
+)
+NUMERIC_FEATURES: tuple[str, ...] = CALENDAR_FEATURES + tuple(e.feature for e in TARGET_ENCODINGS) + AREA_FEATURES
 FEATURES: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
-_YEAR, _MONTH, _DAY, _HOUR = (FEATURE_INDEX[n] for n in ("year", "month", "day", "hour"))
-_HOUR_SIN, _HOUR_COS = FEATURE_INDEX["hour_sin"], FEATURE_INDEX["hour_cos"]
-_MONTH_SIN, _MONTH_COS = FEATURE_INDEX["month_sin"], FEATURE_INDEX["month_cos"]
-_IS_DAY_OFF = FEATURE_INDEX["is_day_off"]
-# Per-area target statistics: the feature holding it and the categorical feature it is computed over.
-TARGET_STAT_FEATURES: dict[str, str] = {"gu_target_mean": "gu", "dong_target_mean": "dong"}
-# A statistic whose finer category is missing (a district given as 구/군 only) takes its coarser one's value.
-TARGET_STAT_BACKOFF: dict[str, str] = {"dong_target_mean": "gu_target_mean"}
-# Fine features a caller may leave out; training blanks them on some rows so the model learns to do without.
-FINE_FEATURES: tuple[str, ...] = ("dong", "road_minor")
+_CALENDAR_START = FEATURE_INDEX["year"]
+_ENCODING_START = FEATURE_INDEX[TARGET_ENCODINGS[0].feature]
+_AREA_START = FEATURE_INDEX[AREA_FEATURES[0]]
 
-# The API field each model feature is derived from, for explanations in the caller's terms.
-FEATURE_SOURCE: dict[str, str] = {
+# The API fields each model feature is derived from, for explanations in the caller's terms (a feature of two
+# fields gives each half of its contribution).
+_ATTRIBUTE_SOURCE: dict[str, str] = {
     "weather": "weather",
     "road_surface": "road_surface",
     "road_major": "road_type",
@@ -119,18 +154,18 @@ FEATURE_SOURCE: dict[str, str] = {
     "time_period": "time_period",
     "gu": "district",
     "dong": "district",
-    "gu_target_mean": "district",
-    "dong_target_mean": "district",
     "day_of_week": "day_of_week",
     "year": "accident_year",
     "month": "accident_month",
-    "month_sin": "accident_month",
-    "month_cos": "accident_month",
-    "day": "accident_day",
-    "is_day_off": "accident_day",
     "hour": "accident_hour",
-    "hour_sin": "accident_hour",
-    "hour_cos": "accident_hour",
+    "weekday": "day_of_week",
+    "is_holiday": "accident_day",
+    "is_weekend": "day_of_week",
+}
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    **{name: (_ATTRIBUTE_SOURCE[name],) for name in CATEGORICAL_FEATURES + CALENDAR_FEATURES},
+    **{e.feature: tuple(dict.fromkeys(_ATTRIBUTE_SOURCE[p] for p in e.parts)) for e in TARGET_ENCODINGS},
+    **dict.fromkeys(AREA_FEATURES, ("district",)),
 }
 
 
@@ -180,10 +215,6 @@ def split_road_type(value: str) -> tuple[str, str | None]:
 @lru_cache(maxsize=256)
 def _holidays_of_year(year: int) -> frozenset[tuple[int, int]]:
     return frozenset((d.month, d.day) for d in holidays.country_holidays("KR", years=year))
-
-
-def is_day_off(year: int, month: int, day: int, day_of_week: str) -> bool:
-    return day_of_week in ("토요일", "일요일") or (month, day) in _holidays_of_year(year)
 
 
 def _text(row: Mapping[str, Any], name: str, errors: list[FieldError], required: bool = True) -> str | None:
@@ -275,83 +306,170 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
 
 
 def learn_vocabularies(rows: Iterable[ParsedRow]) -> dict[str, list[str]]:
-    """The sorted set of values each categorical feature takes in the training rows."""
-    seen: dict[str, set[str]] = {name: set() for name in CATEGORICAL_FEATURES}
+    """The sorted set of values each categorical feature, and 동, takes in the training rows."""
+    names = CATEGORICAL_FEATURES + ("dong",)
+    seen: dict[str, set[str]] = {name: set() for name in names}
     for row in rows:
-        for name in CATEGORICAL_FEATURES:
+        for name in names:
             value = getattr(row, name)
             if value is not None:
                 seen[name].add(value)
     return {name: sorted(values) for name, values in seen.items()}
 
 
+def coarsened(row: ParsedRow, dong: bool = True, road_minor: bool = True) -> ParsedRow:
+    """The row as a caller giving only the 구/군 and/or the road major class would send it."""
+    changes: dict[str, None] = {}
+    if dong:
+        changes["dong"] = None
+    if road_minor:
+        changes["road_minor"] = None
+    return replace(row, **changes) if changes else row
+
+
 @dataclass(frozen=True)
-class TargetStat:
-    """Smoothed mean of the training target per category value, with the prior for unseen/missing."""
+class TargetStats:
+    """Smoothed means of the training target (log1p ECLO) per key of each target encoding."""
 
     prior: float
-    by_value: dict[str, float]
+    coarse: dict[str, dict[str, float]]  # feature -> coarse key -> mean
+    fine: dict[str, dict[str, float]]  # feature -> fine key -> mean (encodings with a fine part only)
 
-    def to_dict(self) -> dict:
-        return {"prior": self.prior, "by_value": self.by_value}
+    def value(self, encoding: TargetEncoding, row: ParsedRow) -> float:
+        if encoding.has_fine:
+            key = encoding.key(row, coarse=False)
+            if key is not None:
+                found = self.fine[encoding.feature].get(key)
+                if found is not None:
+                    return found
+        key = encoding.key(row, coarse=True)
+        return self.prior if key is None else self.coarse[encoding.feature].get(key, self.prior)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prior": self.prior, "coarse": self.coarse, "fine": self.fine}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TargetStat:
-        return cls(prior=float(data["prior"]), by_value={k: float(v) for k, v in data["by_value"].items()})
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetStats:
+        return cls(float(data["prior"]), dict(data["coarse"]), dict(data["fine"]))
+
+
+class EncodingKeys:
+    """Every row's coarse and fine key of each target encoding, computed once for the many fits of training."""
+
+    def __init__(self, rows: Sequence[ParsedRow]) -> None:
+        self.coarse = {e.feature: np.array([e.key(r, True) for r in rows], dtype=object) for e in TARGET_ENCODINGS}
+        self.fine = {
+            e.feature: np.array([e.key(r, False) for r in rows], dtype=object) for e in TARGET_ENCODINGS if e.has_fine
+        }
+
+
+def _group_sums(keys: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct non-missing keys, with the sum and count of y per key."""
+    known = np.array([k is not None for k in keys], dtype=bool)
+    codes, uniques = pd.factorize(keys[known])
+    return (
+        np.asarray(uniques, dtype=object),
+        np.bincount(codes, weights=y[known], minlength=len(uniques)),
+        np.bincount(codes, minlength=len(uniques)).astype(np.float64),
+    )
 
 
 def fit_target_stats(
-    X: np.ndarray, y: np.ndarray, vocabularies: Mapping[str, Sequence[str]], smoothing: float = 30.0
-) -> dict[str, TargetStat]:
-    """Target statistics per area from encoded rows X (codes) and targets y (log1p ECLO)."""
+    keys: EncodingKeys, y: np.ndarray, index: np.ndarray | None = None, smoothing: float = 30.0
+) -> TargetStats:
+    """Target statistics from the rows at `index` (all rows when None) of `keys`, targets y (log1p ECLO)."""
+    index = np.arange(len(y)) if index is None else index
+    y = y[index]
     prior = float(y.mean())
-    stats: dict[str, TargetStat] = {}
-    for feature, categorical in TARGET_STAT_FEATURES.items():
-        codes = X[:, FEATURE_INDEX[categorical]]
-        known = ~np.isnan(codes)
-        idx = codes[known].astype(np.int64)
-        n = len(vocabularies[categorical])
-        sums = np.bincount(idx, weights=y[known], minlength=n)
-        counts = np.bincount(idx, minlength=n)
+    coarse_tables: dict[str, dict[str, float]] = {}
+    fine_tables: dict[str, dict[str, float]] = {}
+    for encoding in TARGET_ENCODINGS:
+        coarse_keys = keys.coarse[encoding.feature][index]
+        uniques, sums, counts = _group_sums(coarse_keys, y)
         means = (sums + prior * smoothing) / (counts + smoothing)
-        values = vocabularies[categorical]
-        stats[feature] = TargetStat(prior, {values[i]: float(means[i]) for i in range(n) if counts[i] > 0})
-    return stats
+        coarse = dict(zip(uniques.tolist(), means.tolist(), strict=True))
+        coarse_tables[encoding.feature] = coarse
+        if not encoding.has_fine:
+            continue
+        fine_keys = keys.fine[encoding.feature][index]
+        uniques, sums, counts = _group_sums(fine_keys, y)
+        # Each fine key's coarse mean: a fine key determines its coarse one, so take it from any row holding it.
+        first = pd.Series(np.arange(len(fine_keys))).groupby(fine_keys, dropna=True).first()
+        parents = np.array([coarse.get(coarse_keys[first[k]], prior) for k in uniques], dtype=np.float64)
+        means = (sums + parents * smoothing) / (counts + smoothing)
+        fine_tables[encoding.feature] = dict(zip(uniques.tolist(), means.tolist(), strict=True))
+    return TargetStats(prior, coarse_tables, fine_tables)
 
 
-def apply_target_stats(
-    X: np.ndarray, stats: Mapping[str, TargetStat], vocabularies: Mapping[str, Sequence[str]]
-) -> None:
-    """Fill the target-statistic columns of X in place from its category codes."""
-    for feature, categorical in TARGET_STAT_FEATURES.items():
-        table = _stat_table(stats[feature], vocabularies[categorical])
-        codes = X[:, FEATURE_INDEX[categorical]]
-        filled = np.where(np.isnan(codes), 0, codes).astype(np.int64)
-        backoff = TARGET_STAT_BACKOFF.get(feature)
-        fallback = X[:, FEATURE_INDEX[backoff]] if backoff else stats[feature].prior
-        X[:, FEATURE_INDEX[feature]] = np.where(np.isnan(codes), fallback, table[filled])
+@dataclass(frozen=True)
+class AreaProfile:
+    """AREA_FEATURES per 동 of the training years, and per 구/군 (per-동 average) for rows without a known 동."""
+
+    by_dong: dict[str, list[float]]
+    by_gu: dict[str, list[float]]
+
+    def values(self, row: ParsedRow) -> list[float] | None:
+        found = self.by_dong.get(row.dong) if row.dong is not None else None
+        return found if found is not None else self.by_gu.get(row.gu)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by_dong": self.by_dong, "by_gu": self.by_gu}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AreaProfile:
+        return cls(dict(data["by_dong"]), dict(data["by_gu"]))
 
 
-def _stat_table(stat: TargetStat, values: Sequence[str]) -> np.ndarray:
-    table = np.full(max(len(values), 1), stat.prior, dtype=np.float64)
-    for i, value in enumerate(values):
-        table[i] = stat.by_value.get(value, stat.prior)
-    return table
+def fit_area_profile(rows: Sequence[ParsedRow], smoothing: float = 20.0) -> AreaProfile:
+    """Accidents per year and shares of pedestrian, single-vehicle and intersection accidents, per 동 (shares
+    smoothed towards the 구/군's) and per 구/군."""
+    years = max(1, len({r.year for r in rows}))
+    counts: dict[str, np.ndarray] = {}
+    dongs_of_gu: dict[str, set[str]] = {}
+    for r in rows:
+        flags = (1.0, r.accident_type == "차대사람", r.accident_type == "차량단독", r.road_major == "교차로")
+        for key in (r.gu, r.dong):
+            if key is not None:
+                counts.setdefault(key, np.zeros(4))[:] += flags
+        if r.dong is not None:
+            dongs_of_gu.setdefault(r.gu, set()).add(r.dong)
+    by_gu: dict[str, list[float]] = {}
+    for gu in {r.gu for r in rows}:
+        n, *shares = counts[gu]
+        per_dong = n / years / max(1, len(dongs_of_gu.get(gu, ())))
+        by_gu[gu] = [round(per_dong, 6), *(round(s / n, 6) for s in shares)]
+    by_dong: dict[str, list[float]] = {}
+    for gu, dongs in dongs_of_gu.items():
+        for dong in dongs:
+            n, *shares = counts[dong]
+            prior = by_gu[gu][1:]
+            smoothed = [(s + p * smoothing) / (n + smoothing) for s, p in zip(shares, prior, strict=True)]
+            by_dong[dong] = [round(n / years, 6), *(round(s, 6) for s in smoothed)]
+    return AreaProfile(by_dong, by_gu)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRow:
+    """One row of the model's feature matrix, and what was changed to make it (e.g. an unknown 동 coarsened)."""
+
+    features: np.ndarray
+    notes: tuple[str, ...] = ()
 
 
 class FeatureEncoder:
-    """Vectorizes parsed rows against one model's vocabularies (and per-area target statistics)."""
+    """Vectorizes parsed rows against one model's vocabularies, target statistics and 동 profile."""
 
     def __init__(
-        self, vocabularies: Mapping[str, Sequence[str]], target_stats: Mapping[str, TargetStat] | None = None
+        self,
+        vocabularies: Mapping[str, Sequence[str]],
+        target_stats: TargetStats | None = None,
+        area_profile: AreaProfile | None = None,
     ) -> None:
-        self.vocabularies = {name: list(vocabularies[name]) for name in CATEGORICAL_FEATURES}
+        self.vocabularies = {name: list(vocabularies[name]) for name in CATEGORICAL_FEATURES + ("dong",)}
         self._codes = {name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocabularies.items()}
-        self.target_stats = dict(target_stats or {})
-        self._stat_tables = {
-            feature: (_stat_table(stat, self.vocabularies[TARGET_STAT_FEATURES[feature]]), stat.prior)
-            for feature, stat in self.target_stats.items()
-        }
+        self._dongs = frozenset(self.vocabularies["dong"])
+        self.target_stats = target_stats
+        self.area_profile = area_profile
         self._allowed = {
             "weather": self.vocabularies["weather"],
             "road_surface": self.vocabularies["road_surface"],
@@ -363,7 +481,9 @@ class FeatureEncoder:
         }
 
     def allowed_values(self) -> dict[str, list[str]]:
-        """The values each categorical API field accepts under this model (a city prefix is optional)."""
+        """The values each categorical API field accepts under this model (a city prefix is optional; a 동 or a
+        road minor class the model has not seen is accepted inside a known 구/군 or major class, and predicted
+        at that coarser level)."""
         return self._allowed
 
     def _code(
@@ -381,7 +501,7 @@ class FeatureEncoder:
 
     def _categorical_codes(self, row: ParsedRow, errors: list[FieldError]) -> list[float]:
         """Codes of the categorical features, in FEATURES order; a value outside the vocabulary is an error
-        (a part left None is missing, not an error). A bad major class or 구 hides its finer part's error."""
+        (a part left None is missing, not an error). A bad major class hides its minor class's error."""
         codes = [
             self._code("weather", row.weather, "weather", errors),
             self._code("road_surface", row.road_surface, "road_surface", errors),
@@ -395,45 +515,52 @@ class FeatureEncoder:
         )
         codes.append(self._code("accident_type", row.accident_type, "accident_type", errors))
         codes.append(self._code("time_period", row.time_period, "time_period", errors))
-        before = len(errors)
         codes.append(self._code("gu", row.gu, "district", errors, row.district))
-        codes.append(
-            self._code("dong", row.dong, "district", errors, row.district) if len(errors) == before else math.nan
-        )
         codes.append(self._code("day_of_week", row.day_of_week, "day_of_week", errors))
         return codes
 
-    def vectorize(self, row: ParsedRow) -> np.ndarray:
+    def _known_places(self, row: ParsedRow) -> tuple[ParsedRow, tuple[str, ...]]:
+        """A 동 the model has not seen inside a 구/군 it knows (renamed or new since training), or a road minor
+        class it has not seen inside a known major class (classes added since), is dropped with a note: the row
+        is predicted as one giving the coarser value only."""
+        notes: list[str] = []
+        changes: dict[str, None] = {}
+        if row.dong is not None and row.dong not in self._dongs and row.gu in self._codes["gu"]:
+            changes["dong"] = None
+            notes.append(f"district: 동 {row.dong.partition(' ')[2]!r} is not known to the model; "
+                         f"predicted at the 구/군 level ({row.gu})")  # fmt: skip
+        minors = self._codes["road_minor"]
+        if row.road_minor is not None and row.road_minor not in minors and row.road_major in self._codes["road_major"]:
+            changes["road_minor"] = None
+            notes.append(f"road_type: {row.road_minor!r} is not known to the model; "
+                         f"predicted as its major class ({row.road_major})")  # fmt: skip
+        return (replace(row, **changes), tuple(notes)) if changes else (row, ())
+
+    def vectorize(self, row: ParsedRow) -> EncodedRow:
         """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""
         errors: list[FieldError] = []
         out = np.empty(len(FEATURES), dtype=np.float64)
+        row, notes = self._known_places(row)
         out[: len(CATEGORICAL_FEATURES)] = self._categorical_codes(row, errors)
         if errors:
             raise InvalidRow(_one_error_per_field(errors))
-        hour_angle = 2.0 * math.pi * row.hour / 24.0
-        month_angle = 2.0 * math.pi * (row.month - 1) / 12.0
-        out[_YEAR] = row.year
-        out[_MONTH] = row.month
-        out[_DAY] = row.day
-        out[_HOUR] = row.hour
-        out[_HOUR_SIN] = math.sin(hour_angle)
-        out[_HOUR_COS] = math.cos(hour_angle)
-        out[_MONTH_SIN] = math.sin(month_angle)
-        out[_MONTH_COS] = math.cos(month_angle)
-        out[_IS_DAY_OFF] = 1.0 if is_day_off(row.year, row.month, row.day, row.day_of_week) else 0.0
-        for feature, categorical in TARGET_STAT_FEATURES.items():
-            index = FEATURE_INDEX[feature]
-            code = out[FEATURE_INDEX[categorical]]
-            if feature not in self._stat_tables:
-                out[index] = math.nan
-            elif math.isnan(code):
-                backoff = TARGET_STAT_BACKOFF.get(feature)
-                out[index] = out[FEATURE_INDEX[backoff]] if backoff else self._stat_tables[feature][1]
-            else:
-                out[index] = self._stat_tables[feature][0][int(code)]
-        return out
+        holiday = (row.month, row.day) in _holidays_of_year(row.year)
+        out[_CALENDAR_START : _CALENDAR_START + len(CALENDAR_FEATURES)] = (
+            row.year,
+            row.month,
+            row.hour,
+            WEEKDAYS.index(row.day_of_week) if row.day_of_week in WEEKDAYS else math.nan,
+            1.0 if holiday else 0.0,
+            1.0 if row.day_of_week in WEEKEND else 0.0,
+        )
+        stats = self.target_stats
+        for offset, encoding in enumerate(TARGET_ENCODINGS):
+            out[_ENCODING_START + offset] = math.nan if stats is None else stats.value(encoding, row)
+        area = self.area_profile.values(row) if self.area_profile is not None else None
+        out[_AREA_START : _AREA_START + len(AREA_FEATURES)] = math.nan if area is None else area
+        return EncodedRow(out, notes)
 
-    def encode(self, row: Mapping[str, Any]) -> np.ndarray:
+    def encode(self, row: Mapping[str, Any]) -> EncodedRow:
         """Raw API row -> feature row (parse, then vectorize); InvalidRow names every bad field at once."""
         try:
             parsed = parse_row(row)
@@ -472,7 +599,7 @@ class FeatureEncoder:
             hour=0,
         )
         errors: list[FieldError] = []
-        self._categorical_codes(partial, errors)
+        self._categorical_codes(self._known_places(partial)[0], errors)
         return errors
 
 

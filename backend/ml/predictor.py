@@ -11,25 +11,36 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from backend.ml.artifacts import load_booster, read_metadata
+from backend.ml.artifacts import MODEL_FILE, load_boosters, read_metadata
 from backend.ml.errors import InvalidRow
 from backend.ml.fastpath import SingleRowPredictor
-from backend.ml.features import FEATURE_SOURCE, FEATURES, INPUT_FIELDS, FeatureEncoder, TargetStat
+from backend.ml.features import (
+    FEATURE_SOURCES,
+    FEATURES,
+    INPUT_FIELDS,
+    AreaProfile,
+    EncodedRow,
+    FeatureEncoder,
+    TargetStats,
+)
+from backend.ml.measures import PlattScaling
 from backend.ml.protocol import IDENTITY_KEYS
 
-# Bands on the ECLO scale. ECLO 3 is one minor injury, 5 one serious injury, 10 one death.
+SEVERE_MODEL_FILE = "severe.txt"
+# Bands of the relative risk: the chance of a severe outcome (a death or a serious injury) over the city's recent
+# rate (the model's base rate). 1.0 is an accident as likely as the average one to kill or seriously injure.
 RISK_LEVELS: list[dict[str, Any]] = [
-    {"level": "low", "min": 0.0, "max": 4.0},
-    {"level": "moderate", "min": 4.0, "max": 5.5},
-    {"level": "high", "min": 5.5, "max": 7.5},
-    {"level": "severe", "min": 7.5, "max": None},
+    {"level": "low", "min": 0.0, "max": 0.8},
+    {"level": "moderate", "min": 0.8, "max": 1.2},
+    {"level": "high", "min": 1.2, "max": 1.5},
+    {"level": "severe", "min": 1.5, "max": None},
 ]
 EXPLANATION_SIZE = 5
 
 
-def risk_level(eclo: float) -> str:
+def risk_level(relative_risk: float) -> str:
     for band in RISK_LEVELS:
-        if band["max"] is None or eclo < band["max"]:
+        if band["max"] is None or relative_risk < band["max"]:
             return band["level"]
     raise AssertionError("unreachable: the last band is open")
 
@@ -45,15 +56,21 @@ class Contribution:
 @dataclass(frozen=True, slots=True)
 class EcloPrediction:
     eclo: float
-    risk_level: str
+    p_severe: float  # calibrated chance of at least one death or serious injury
+    relative_risk: float  # p_severe over the model's base rate (the recent share of severe outcomes)
+    risk_level: str  # band of relative_risk
     model_version: str
+    notes: tuple[str, ...] = ()  # inputs the model could not use as given, and what it did instead
     explanation: tuple[Contribution, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "eclo": self.eclo,
+            "p_severe": self.p_severe,
+            "relative_risk": self.relative_risk,
             "risk_level": self.risk_level,
             "model_version": self.model_version,
+            "notes": list(self.notes),
         }
         if self.explanation is not None:
             out["explanation"] = [{"feature": c.feature, "contribution": c.contribution} for c in self.explanation]
@@ -61,67 +78,92 @@ class EcloPrediction:
 
 
 class EcloModel:
-    """The ECLO kind of `backend.ml.protocol.PredictiveModel`."""
+    """The ECLO kind of `backend.ml.protocol.PredictiveModel`: expected ECLO and the calibrated chance of a
+    severe outcome, from two boosters on one feature row."""
 
-    def __init__(self, booster: lgb.Booster, metadata: Mapping[str, Any], num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        severe_booster: lgb.Booster,
+        metadata: Mapping[str, Any],
+        num_threads: int = 1,
+    ) -> None:
         if list(metadata["features"]) != list(FEATURES):
             raise ValueError("model features differ from this code's feature encoding; retrain the model")
         self.booster = booster
+        self.severe_booster = severe_booster
         self.metadata = dict(metadata)
         self.name: str = metadata.get("name", "eclo")
         self.kind: str = metadata.get("kind", "eclo")
         self.version: str = metadata["version"]
-        stats = {k: TargetStat.from_dict(v) for k, v in metadata.get("target_stats", {}).items()}
-        self.encoder = FeatureEncoder(metadata["vocabularies"], stats)
+        self.encoder = FeatureEncoder(
+            metadata["vocabularies"],
+            TargetStats.from_dict(metadata["target_stats"]),
+            AreaProfile.from_dict(metadata["area_profile"]),
+        )
+        severe = metadata["severe"]
+        self.calibration = PlattScaling.from_dict(severe["calibration"])
+        self.base_rate = float(severe["base_rate"])
         self._predict_kwargs = {"num_threads": num_threads}
         self._single = SingleRowPredictor(booster, len(FEATURES))
-        groups = sorted(set(FEATURE_SOURCE.values()))
+        self._single_severe = SingleRowPredictor(severe_booster, len(FEATURES))
+        groups = sorted({source for sources in FEATURE_SOURCES.values() for source in sources})
         self._groups = groups
-        # Sums LightGBM's per-feature contributions into the API field each feature comes from.
+        # Sums LightGBM's per-feature contributions into the API fields each feature comes from.
         self._group_matrix = np.zeros((len(FEATURES) + 1, len(groups)))
         for i, feature in enumerate(FEATURES):
-            self._group_matrix[i, groups.index(FEATURE_SOURCE[feature])] = 1.0
+            sources = FEATURE_SOURCES[feature]
+            for source in sources:
+                self._group_matrix[i, groups.index(source)] = 1.0 / len(sources)
 
     @classmethod
     def load(cls, model_dir: Path, num_threads: int = 1) -> EcloModel:
         metadata = read_metadata(model_dir)
-        return cls(load_booster(model_dir, metadata), metadata, num_threads=num_threads)
+        files = (metadata.get("model_file", MODEL_FILE), metadata.get("severe_model_file", SEVERE_MODEL_FILE))
+        booster, severe = load_boosters(model_dir, metadata, *files)
+        return cls(booster, severe, metadata, num_threads=num_threads)
 
     def allowed_values(self) -> dict[str, list[str]]:
         return self.encoder.allowed_values()
 
-    def encode(self, row: Mapping[str, Any]) -> np.ndarray:
+    def encode(self, row: Mapping[str, Any]) -> EncodedRow:
         return self.encoder.encode(row)
 
     def validate(self, row: Mapping[str, Any]) -> None:
         self.encode(row)
 
-    def _prediction(self, raw: float, contributions: np.ndarray | None) -> EcloPrediction:
+    def _prediction(
+        self, raw: float, margin: float, notes: tuple[str, ...], contributions: np.ndarray | None
+    ) -> EcloPrediction:
         eclo = max(0.0, math.expm1(raw))
+        p_severe = self.calibration.apply_one(margin)
+        relative = p_severe / self.base_rate
         explanation = None
         if contributions is not None:
             by_field = contributions @ self._group_matrix
             top = np.argsort(-np.abs(by_field))[:EXPLANATION_SIZE]
             explanation = tuple(Contribution(self._groups[i], float(by_field[i])) for i in top)
-        return EcloPrediction(eclo, risk_level(eclo), self.version, explanation)
-
-    def _score(self, X: np.ndarray, explain: bool) -> list[EcloPrediction]:
-        """The value always comes from `predict` (identical for a row alone or in a batch); the explanation
-        from `pred_contrib`, whose sum equals it only up to float rounding."""
-        raw = self.booster.predict(X, **self._predict_kwargs)
-        if not explain:
-            return [self._prediction(float(r), None) for r in raw]
-        contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs)
-        return [self._prediction(float(r), c) for r, c in zip(raw, contributions, strict=True)]
+        return EcloPrediction(eclo, p_severe, relative, risk_level(relative), self.version, notes, explanation)
 
     def predict_one(self, row: Mapping[str, Any], explain: bool = True) -> EcloPrediction:
-        """One row, no DataFrame: encode to a (1, n) float array and call the booster once."""
+        """One row, no DataFrame: encode to a float array and call each booster once."""
         return self.predict_encoded(self.encode(row), explain)
 
-    def predict_encoded(self, features: np.ndarray, explain: bool = True) -> EcloPrediction:
+    def predict_encoded(self, encoded: EncodedRow, explain: bool = True) -> EcloPrediction:
         """One row already encoded by `encode`, through LightGBM's single-row fast path."""
-        raw = self._single.raw(features)
-        return self._prediction(raw, self._single.contributions(features) if explain else None)
+        features = encoded.features
+        contributions = self._single.contributions(features) if explain else None
+        return self._prediction(
+            self._single.raw(features), self._single_severe.margin(features), encoded.notes, contributions
+        )
+
+    def score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log1p(ECLO) and the severe-outcome margin of every row of an encoded matrix, in one call each (equal
+        to the single-row path: the same trees, the same float64 sums)."""
+        return (
+            self.booster.predict(X, **self._predict_kwargs),
+            self.severe_booster.predict(X, raw_score=True, **self._predict_kwargs),
+        )
 
     def predict_many(
         self, rows: Sequence[Mapping[str, Any]], explain: bool = False
@@ -129,7 +171,7 @@ class EcloModel:
         """Every valid row scored in one booster call; every invalid row answered by its InvalidRow (index set)."""
         outcomes: list[EcloPrediction | InvalidRow | None] = [None] * len(rows)
         valid: list[int] = []
-        encoded: list[np.ndarray] = []
+        encoded: list[EncodedRow] = []
         for index, row in enumerate(rows):
             try:
                 encoded.append(self.encode(row))
@@ -138,15 +180,28 @@ class EcloModel:
                 exc.index = index
                 outcomes[index] = exc
         if encoded:
-            for index, prediction in zip(valid, self._score(np.vstack(encoded), explain), strict=True):
-                outcomes[index] = prediction
+            X = np.vstack([e.features for e in encoded])
+            raws, margins = self.score_matrix(X)
+            contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs) if explain else None
+            for k, index in enumerate(valid):
+                outcomes[index] = self._prediction(float(raws[k]), float(margins[k]), encoded[k].notes,
+                                                   None if contributions is None else contributions[k])  # fmt: skip
         return outcomes  # type: ignore[return-value]  # every slot is filled
 
     def info(self) -> dict[str, Any]:
         """What a client needs to know of this model: identity, metrics and the values it accepts."""
         m = self.metadata
+        temporal = m.get("temporal")
         summary = None
-        if m.get("cv_rmsle") is not None:
+        if temporal:
+            eclo, severe = temporal["eclo"], temporal["severe"]
+            first, last = temporal["test_years"]
+            summary = (
+                f"held-out {first}-{last}: ECLO RMSLE {eclo['rmsle']:.4f} (ratio "
+                f"{eclo['ratio_to_training_mean']:.3f} to the training mean); severe outcome AUC "
+                f"{severe['auc']:.3f}, Brier {severe['brier']:.4f} vs constant {severe['brier_constant']:.4f}"
+            )
+        elif m.get("cv_rmsle") is not None:
             summary = (f"CV RMSLE {m['cv_rmsle']:.4f} vs constant {m['baseline_constant_rmsle']:.4f} "
                        f"(ratio {m['cv_to_baseline_ratio']:.3f})")  # fmt: skip
         return {
@@ -156,8 +211,11 @@ class EcloModel:
                 k: self.metadata.get(k)
                 for k in ("cv_rmsle", "baseline_constant_rmsle", "cv_to_baseline_ratio", "cv_folds")
             },
+            "evaluation": {"cv": m.get("cv"), "temporal": temporal},
+            "severe": {"base_rate": self.base_rate, "calibrated_on": m["severe"].get("calibrated_on")},
             "features": list(FEATURES),
             "input_fields": [f.to_dict() for f in INPUT_FIELDS],
             "allowed_values": self.allowed_values(),
             "risk_levels": RISK_LEVELS,
+            "risk_levels_of": "relative_risk",
         }

@@ -36,11 +36,24 @@ class BatchProgress(BaseModel):
 
 
 class BatchResultItem(BaseModel):
-    """One scored row: its index and the model's own output (ECLO: `eclo`, `risk_level`; other kinds: theirs)."""
+    """One scored row: its index and the model's own output (ECLO: `eclo`, `p_severe`, `relative_risk`,
+    `risk_level`, `notes`; other kinds: theirs)."""
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"examples": [{"index": 0, "eclo": 3.1, "risk_level": "low", "model_version": "86ed57ac"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 0,
+                    "eclo": 4.3,
+                    "p_severe": 0.31,
+                    "relative_risk": 0.94,
+                    "risk_level": "moderate",
+                    "notes": [],
+                    "model_version": "86ed57ac",
+                }  # fmt: skip
+            ]
+        },
     )
 
     index: int

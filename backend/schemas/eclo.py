@@ -50,8 +50,14 @@ class Contribution(BaseModel):
 
 
 class EcloPredictionResponse(BaseModel):
-    eclo: float = Field(ge=0)
-    risk_level: str
+    eclo: float = Field(ge=0, description="expected ECLO (10 x deaths + 5 x serious + 3 x minor + reported injuries)")
+    p_severe: float = Field(ge=0, le=1, description="calibrated chance of at least one death or serious injury")
+    relative_risk: float = Field(ge=0, description="p_severe over the model's base rate (the city's recent average)")
+    risk_level: str = Field(description="band of relative_risk; the bands are in GET /api/models (risk_levels)")
     model_version: str
+    notes: list[str] = Field(
+        description="inputs the model could not use as given and what it did instead, e.g. a 동 it has not seen "
+        "predicted at the 구/군 level"
+    )
     explanation: list[Contribution]
     cached: bool

@@ -23,6 +23,9 @@ class ModelInfo(BaseModel):
     input_fields: list[dict[str, Any]] = []
     allowed_values: dict[str, list[str]] = {}
     risk_levels: list[dict[str, Any]] = []
+    risk_levels_of: str | None = None
+    evaluation: dict[str, Any] | None = None
+    severe: dict[str, Any] | None = None
 
 
 class ModelList(BaseModel):

@@ -136,14 +136,14 @@ class EcloPredictionService:
         The record of the prediction is written later, by the recorder's thread."""
         started = time.perf_counter()
         model = self.model()
-        features = model.encode(row)
-        key = self.cache.key(model.version, features.tobytes())
+        encoded = model.encode(row)
+        key = self.cache.key(model.version, encoded.features.tobytes() + "\n".join(encoded.notes).encode())
         hit = await self.cache.get(key)
         if hit is not None:
             answer = orjson.loads(hit)
             self._record(model, row, answer["eclo"], answer["risk_level"], started, True, request_id)
             return _with_cached_flag(hit, True)
-        prediction = model.predict_encoded(features, explain=True)
+        prediction = model.predict_encoded(encoded, explain=True)
         body = orjson.dumps(prediction.to_dict())
         self.cache.set(key, body)
         self._record(model, row, prediction.eclo, prediction.risk_level, started, False, request_id)

@@ -111,6 +111,7 @@ def encoder(classic_row: dict) -> FeatureEncoder:
                 "weather": "비",
             }
         ),
+        parse_row({**classic_row, "day_of_week": "토요일"}),
     ]
     return FeatureEncoder(learn_vocabularies(rows))
 
@@ -126,33 +127,47 @@ def test_unknown_category_names_field_and_allowed_values(encoder: FeatureEncoder
     assert errors["accident_type"].allowed == ["차대차"]
 
 
-def test_unknown_dong_and_road_pair_are_rejected(encoder: FeatureEncoder, classic_row: dict) -> None:
-    classic_row.update(district="대구광역시 중구 없는동", road_type="교차로 - 터널")
+def test_unknown_gu_and_road_major_are_rejected(encoder: FeatureEncoder, classic_row: dict) -> None:
+    classic_row.update(district="대구광역시 없는구 없는동", road_type="주차장 - 주차장")
     with pytest.raises(InvalidRow) as caught:
         encoder.encode(classic_row)
     errors = {e.field: e for e in caught.value.errors}
     assert set(errors) == {"district", "road_type"}
     assert "중구 동성로1가" in errors["district"].allowed and "중구" in errors["district"].allowed
-    assert "'대구광역시 중구 없는동'" in errors["district"].message
+    assert "'대구광역시 없는구 없는동'" in errors["district"].message
     assert "교차로 - 교차로안" in errors["road_type"].allowed
 
 
+def test_unknown_dong_and_road_minor_are_coarsened_with_notes(encoder: FeatureEncoder, classic_row: dict) -> None:
+    coarse = encoder.encode({**classic_row, "district": "중구", "road_type": "교차로"})
+    unseen = encoder.encode({**classic_row, "district": "대구광역시 중구 없는동", "road_type": "교차로 - 터널"})
+    assert np.array_equal(unseen.features, coarse.features, equal_nan=True)
+    assert coarse.notes == ()
+    district, road = unseen.notes
+    assert district.startswith("district:") and "'없는동'" in district and "구/군 level (중구)" in district
+    assert road.startswith("road_type:") and "'교차로 - 터널'" in road and "major class (교차로)" in road
+
+
 def test_coarse_values_leave_fine_feature_missing(encoder: FeatureEncoder, classic_row: dict) -> None:
-    coarse = encoder.encode(classic_row)
+    coarse = encoder.encode(classic_row).features
     fine = encoder.encode({**classic_row, "district": "대구광역시 중구 동성로1가", "road_type": "교차로 - 교차로안"})
-    assert math.isnan(coarse[FEATURE_INDEX["dong"]]) and math.isnan(coarse[FEATURE_INDEX["road_minor"]])
-    assert coarse[FEATURE_INDEX["gu"]] == fine[FEATURE_INDEX["gu"]]
-    assert not np.isnan(fine[FEATURE_INDEX["dong"]])
+    assert math.isnan(coarse[FEATURE_INDEX["road_minor"]])
+    assert coarse[FEATURE_INDEX["gu"]] == fine.features[FEATURE_INDEX["gu"]] and fine.notes == ()
+    assert not np.isnan(fine.features[FEATURE_INDEX["road_minor"]])
 
 
-def test_holiday_marks_day_off(encoder: FeatureEncoder, classic_row: dict) -> None:
+def test_holiday_and_weekend_flags(encoder: FeatureEncoder, classic_row: dict) -> None:
     christmas = encoder.encode({**classic_row, "accident_month": 12, "accident_day": 25, "day_of_week": "월요일"})
     workday = encoder.encode({**classic_row, "accident_month": 12, "accident_day": 10, "day_of_week": "월요일"})
-    assert christmas[FEATURE_INDEX["is_day_off"]] == 1.0 and workday[FEATURE_INDEX["is_day_off"]] == 0.0
+    saturday = encoder.encode({**classic_row, "accident_month": 12, "accident_day": 14, "day_of_week": "토요일"})
+    holiday, weekend = FEATURE_INDEX["is_holiday"], FEATURE_INDEX["is_weekend"]
+    assert (christmas.features[holiday], christmas.features[weekend]) == (1.0, 0.0)
+    assert (workday.features[holiday], workday.features[weekend]) == (0.0, 0.0)
+    assert (saturday.features[holiday], saturday.features[weekend]) == (0.0, 1.0)
 
 
 def test_type_and_vocabulary_errors_are_reported_together(encoder: FeatureEncoder, classic_row: dict) -> None:
-    classic_row.update(weather="폭풍", accident_hour=99, district="대구광역시 중구 없는동", wether="맑음")
+    classic_row.update(weather="폭풍", accident_hour=99, district="대구광역시 없는구 없는동", wether="맑음")
     with pytest.raises(InvalidRow) as caught:
         encoder.encode(classic_row)
     assert sorted(e.field for e in caught.value.errors) == ["accident_hour", "district", "weather", "wether"]
@@ -160,7 +175,7 @@ def test_type_and_vocabulary_errors_are_reported_together(encoder: FeatureEncode
 
 
 def test_a_bad_road_pair_is_named_beside_other_bad_fields(encoder: FeatureEncoder, classic_row: dict) -> None:
-    classic_row.update(weather="폭풍", road_type="교차로 - 터널", district="중구 없는동")
+    classic_row.update(weather="폭풍", road_type="주차장 - 주차장", district="없는구 없는동")
     with pytest.raises(InvalidRow) as caught:
         encoder.encode(classic_row)
     assert sorted(e.field for e in caught.value.errors) == ["district", "road_type", "weather"]
