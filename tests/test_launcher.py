@@ -32,7 +32,7 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         assert wait_until(lambda: "stack is up" in output.read_text(), timeout=90), output.read_text()
         text = output.read_text()
         assert f"http://127.0.0.1:{api_port}" in text and f"http://127.0.0.1:{flower_port}" in text
-        assert "started by make run" in text and "CV RMSLE" in text
+        assert "started by make run" in text and "ECLO RMSLE" in text and "severe outcome AUC" in text
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
         worker = _worker_pid(tmp_path)

@@ -1,4 +1,5 @@
-"""One prediction: a form built from the model's vocabularies; the answer, its risk and what drove it."""
+"""One prediction: a form built from the model's vocabularies; the chance of a severe outcome, its relative risk,
+the expected ECLO and what drove it."""
 
 from datetime import date
 
@@ -8,7 +9,10 @@ import streamlit as st
 from frontend.common import api_call, client, label, model_or_stop, risk_badge, row_for
 
 st.title("Predict accident severity")
-st.caption("ECLO = 10 × deaths + 5 × serious + 3 × minor + 1 × reported injuries, for an accident in Daegu.")
+st.caption(
+    "For an accident in Daegu: the chance that it kills or seriously injures someone, compared with the city's "
+    "average, and its expected ECLO (10 × deaths + 5 × serious + 3 × minor + 1 × reported injuries)."
+)
 
 model = model_or_stop()
 allowed = model["allowed_values"]
@@ -48,16 +52,20 @@ if submitted:
 
 answer = st.session_state.get("prediction")
 if answer:
+    for note in answer.get("notes", []):
+        st.info(note, icon=":material/info:")
     left, right = st.columns([1, 2])
     with left:
-        st.markdown(risk_badge(answer["eclo"], answer["risk_level"]), unsafe_allow_html=True)
-        st.metric("ECLO", f"{answer['eclo']:.2f}", help="on the ECLO scale; 3 = one minor injury")
+        st.markdown(risk_badge(answer), unsafe_allow_html=True)
+        st.metric("expected ECLO", f"{answer['eclo']:.2f}", help="on the ECLO scale; 3 = one minor injury")
         st.caption(f"model {answer['model_version']}{' · from cache' if answer['cached'] else ''}")
         bands = ", ".join(
             f"{b['level']} {'≥ ' + str(b['min']) if b['max'] is None else '< ' + str(b['max'])}"
             for b in model["risk_levels"]
         )
-        st.caption(f"risk bands: {bands}")
+        base_rate = (model.get("severe") or {}).get("base_rate")
+        average = f" The city's average is {base_rate:.0%}." if base_rate else ""
+        st.caption(f"Risk bands of the relative risk: {bands}.{average}")
     with right:
         parts = sorted(answer["explanation"], key=lambda c: c["contribution"])
         figure = go.Figure(

@@ -74,7 +74,8 @@ with left:
             color=RISK_COLORS[answer["risk_level"]],
             fill=True,
             fill_opacity=0.6,
-            tooltip=f"{label(name)}: ECLO {answer['eclo']:.2f} ({answer['risk_level']})",
+            tooltip=f"{label(name)}: {answer['p_severe']:.0%} chance of a death or serious injury "
+            f"({answer['relative_risk']:.2f} × average, {answer['risk_level']}); ECLO {answer['eclo']:.2f}",
         ).add_to(area)
         folium.Marker(DISTRICT_CENTRES[name], icon=folium.DivIcon(
             html=f'<div style="font:600 11px sans-serif;white-space:nowrap;transform:translate(-50%,14px)">'
@@ -84,10 +85,19 @@ with left:
                     padding=(30, 30))  # fmt: skip
     st_folium(area, height=480, width="100%", returned_objects=[], key="risk-map")
 with right:
-    ranking = sorted(zip(districts, by_district, strict=True), key=lambda item: -item[1]["eclo"])
+    ranking = sorted(zip(districts, by_district, strict=True), key=lambda item: -item[1]["p_severe"])
     st.subheader("Ranking")
     st.dataframe(
-        [{"district": label(d), "ECLO": round(a["eclo"], 2), "risk": a["risk_level"]} for d, a in ranking],
+        [
+            {
+                "district": label(d),
+                "severe %": round(100 * a["p_severe"], 1),
+                "relative risk": round(a["relative_risk"], 2),
+                "risk": a["risk_level"],
+                "ECLO": round(a["eclo"], 2),
+            }
+            for d, a in ranking
+        ],  # fmt: skip
         hide_index=True,
     )
 

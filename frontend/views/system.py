@@ -3,6 +3,7 @@
 import re
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from frontend.common import api_call, client, public_api_url
@@ -33,6 +34,48 @@ def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[
     return [horizons[m] for m in sorted(horizons)], other
 
 
+def evaluation_tables(evaluation: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An ECLO model's held-out-years and K-fold figures: RMSLE beside its constants, and the severe-outcome
+    measures beside a constant rate."""
+    eclo_rows, severe_rows = [], []
+    temporal, cv = evaluation.get("temporal"), evaluation.get("cv")
+    if temporal:
+        first, last = temporal["test_years"]
+        split = f"{first}-{last} after {temporal['train_years'][0]}-{temporal['train_years'][1]}"
+        e, s = temporal["eclo"], temporal["severe"]
+        eclo_rows.append({
+            "evaluated on": split, "rows": e["rows"], "RMSLE": e["rmsle"],
+            "constant (training mean)": e["constant_training_mean_rmsle"], "ratio": e["ratio_to_training_mean"],
+            "constant (last training year)": e["constant_last_year_rmsle"], "ratio to it": e["ratio_to_last_year"],
+        })  # fmt: skip
+        severe_rows.append({
+            "evaluated on": split, "AUC": s["auc"], "Brier": s["brier"], "Brier constant": s["brier_constant"],
+            "Brier constant (last training year)": s["brier_constant_last_year"], "observed rate": s["observed_rate"],
+            "mean predicted": s["mean_predicted"],
+        })  # fmt: skip
+    if cv:
+        eclo_rows.append({"evaluated on": f"{cv['folds']}-fold CV, all years", "RMSLE": cv["rmsle"],
+                          "constant (training mean)": cv["constant_rmsle"], "ratio": cv["ratio"]})  # fmt: skip
+        severe_rows.append({"evaluated on": f"{cv['folds']}-fold CV, all years", "AUC": cv["severe_auc"]})
+    return eclo_rows, severe_rows
+
+
+def calibration_chart(table: list[dict[str, Any]], title: str) -> go.Figure:
+    figure = go.Figure()
+    top = max(max(r["predicted"], r["observed"]) for r in table) * 1.05
+    figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfect",
+                                line={"dash": "dot", "color": "#888"}))  # fmt: skip
+    figure.add_trace(go.Scatter(
+        x=[r["predicted"] for r in table], y=[r["observed"] for r in table], mode="lines+markers", name="deciles",
+        text=[f"decile {r['decile']}: {r['rows']:,} accidents" for r in table],
+        hovertemplate="%{text}<br>predicted %{x:.1%}<br>observed %{y:.1%}<extra></extra>",
+    ))  # fmt: skip
+    figure.update_layout(title=title, height=340, margin={"l": 10, "r": 10, "t": 40},
+                         xaxis={"title": "predicted chance of a severe outcome", "tickformat": ".0%"},
+                         yaxis={"title": "observed share", "tickformat": ".0%"})  # fmt: skip
+    return figure
+
+
 st.title("System")
 with api_call():
     health = client().health()
@@ -59,11 +102,24 @@ for model in models:
     st.markdown(f"**{model['name']}** ({model.get('kind')}) · version `{model['version']}`{trees}")
     if model.get("summary"):
         st.caption(model["summary"])
-    by_horizon, other = metrics_tables(model["metrics"])
-    if by_horizon:
-        st.dataframe(by_horizon, hide_index=True)
-    if other:
-        st.dataframe(other, hide_index=True)
+    evaluation = model.get("evaluation") or {}
+    eclo_rows, severe_rows = evaluation_tables(evaluation)
+    if eclo_rows:
+        st.markdown("Expected ECLO (log scale error; lower is better)")
+        st.dataframe(eclo_rows, hide_index=True)
+        st.markdown("Chance of a death or serious injury")
+        st.dataframe(severe_rows, hide_index=True)
+        temporal = evaluation.get("temporal")
+        if temporal and temporal["severe"].get("calibration"):
+            first, last = temporal["test_years"]
+            title = f"Calibration on {first}-{last} (each half calibrated by the other)"
+            st.plotly_chart(calibration_chart(temporal["severe"]["calibration"], title), width="stretch")
+    else:
+        by_horizon, other = metrics_tables(model["metrics"])
+        if by_horizon:
+            st.dataframe(by_horizon, hide_index=True)
+        if other:
+            st.dataframe(other, hide_index=True)
     rows = f"{model['rows']:,} rows" if model.get("rows") else "rows unknown"
     st.caption(f"trained {model['trained_at']} on {model['data_source']} ({rows})")
 

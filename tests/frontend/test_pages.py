@@ -37,7 +37,9 @@ def test_predict_form_shows_a_number(live_api: str) -> None:
     assert not app.exception
     eclo = float(app.metric[0].value)
     assert 0 < eclo < 50
-    assert any("predicted ECLO" in m.value for m in app.markdown)
+    badge = next(m.value for m in app.markdown if "chance of a death or serious injury" in m.value)
+    assert "× the city's average" in badge and "risk" in badge
+    assert any("Risk bands of the relative risk" in c.value for c in app.caption)
 
 
 def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -> None:
@@ -72,7 +74,7 @@ def test_more_than_100_rows_are_explained(live_api: str, csv_rows: list[dict]) -
 def test_risk_map_ranks_every_district(live_api: str) -> None:
     app = _open("views/risk_map.py")
     ranking = app.dataframe[0].value
-    assert len(ranking) == 8 and ranking["ECLO"].is_monotonic_decreasing
+    assert len(ranking) == 8 and ranking["relative risk"].is_monotonic_decreasing
 
 
 def test_system_page_shows_health_and_models(live_api: str) -> None:
@@ -80,6 +82,14 @@ def test_system_page_shows_health_and_models(live_api: str) -> None:
     assert app.subheader[0].value.endswith("Service ok")
     components = set(app.dataframe[0].value["component"])
     assert {"model", "redis", "broker", "database", "workers"} <= components
+    tables = [d.value for d in app.dataframe]
+    eclo = next(t for t in tables if "RMSLE" in t.columns)
+    assert eclo["evaluated on"].tolist() == ["2021-2021 after 2019-2020", "3-fold CV, all years"]
+    assert (eclo["ratio"] < 1).all()
+    severe = next(t for t in tables if "AUC" in t.columns)
+    assert 0.5 < severe["AUC"].iloc[0] <= 1 and severe["Brier"].iloc[0] < severe["Brier constant"].iloc[0]
+    (chart,) = app.get("plotly_chart")
+    assert "Calibration on 2021-2021" in chart.proto.spec
 
 
 @pytest.mark.parametrize("page", PAGES)

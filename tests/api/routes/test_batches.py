@@ -15,7 +15,8 @@ from tests.fixtures.batches import submit, wait_for_batch
 
 
 def test_hundred_rows_equal_single_predictions(api: httpx.Client, csv_rows: list[dict], small_model: EcloModel) -> None:
-    rows = csv_rows[:100]
+    rows = [dict(r) for r in csv_rows[:100]]
+    rows[7]["district"] = "대구광역시 달성군 논공읍공단출장"  # a 동 the model has not seen: answered with a note
     accepted = submit(api, rows)
     assert accepted["status"] == "pending" and accepted["total"] == 100
     assert accepted["poll_url"] == f"/api/predict/batch/{accepted['batch_id']}/results"
@@ -25,9 +26,11 @@ def test_hundred_rows_equal_single_predictions(api: httpx.Client, csv_rows: list
     assert [r["index"] for r in body["results"]] == list(range(100))
     for row, result in zip(rows, body["results"], strict=True):
         single = small_model.predict_one(row)
-        assert result["eclo"] == single.eclo
-        assert result["risk_level"] == single.risk_level
+        assert result["eclo"] == single.eclo and result["p_severe"] == single.p_severe
+        assert result["relative_risk"] == single.relative_risk and result["risk_level"] == single.risk_level
+        assert result["notes"] == list(single.notes)
         assert result["model_version"] == small_model.version
+    assert "구/군 level (달성군)" in body["results"][7]["notes"][0]
 
 
 def test_three_bad_rows_make_a_partial_batch(api: httpx.Client, csv_rows: list[dict]) -> None:

@@ -11,7 +11,8 @@ def test_classic_example(api: httpx.Client, classic_row: dict, small_model: Eclo
     body = response.json()
     expected = small_model.predict_one(classic_row)
     assert body["eclo"] == expected.eclo and body["risk_level"] == expected.risk_level
-    assert body["model_version"] == small_model.version
+    assert body["p_severe"] == expected.p_severe and body["relative_risk"] == expected.relative_risk
+    assert body["notes"] == [] and body["model_version"] == small_model.version
     assert [c["feature"] for c in body["explanation"]] == [c.feature for c in expected.explanation]
     assert response.headers["x-request-id"]
 
@@ -22,6 +23,18 @@ def test_second_identical_request_is_cached(api: httpx.Client, classic_row: dict
     second = api.post("/api/predict/eclo", json=classic_row).json()
     assert second["cached"] is True
     assert {**first, "cached": True} == second
+
+
+def test_unseen_dong_is_answered_at_the_gu_level_with_a_note(api: httpx.Client, classic_row: dict) -> None:
+    gu_only = api.post("/api/predict/eclo", json={**classic_row, "district": "달성군"}).json()
+    unseen = api.post("/api/predict/eclo", json={**classic_row, "district": "대구광역시 달성군 논공읍공단출장"})
+    assert unseen.status_code == 200, unseen.text
+    body = unseen.json()
+    assert (body["eclo"], body["p_severe"], body["risk_level"]) == (gu_only["eclo"], gu_only["p_severe"],
+                                                                    gu_only["risk_level"])  # fmt: skip
+    assert gu_only["notes"] == [] and body["cached"] is False  # the note is part of the cached answer's key
+    (note,) = body["notes"]
+    assert note.startswith("district:") and "논공읍공단출장" in note
 
 
 def test_every_bad_field_is_named(api: httpx.Client, classic_row: dict) -> None:
