@@ -9,7 +9,8 @@ Usage: ./test_mvp.sh [BASE_URL] [--flower URL] [--streamlit URL] [--timeout SECO
 Exercises a running traffic prediction stack and prints PASS or FAIL for each check, with what it saw:
   health             GET /health answers 200 with status "ok"
   model info         GET /api/models lists the eclo model with a version and its vocabularies
-  single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0 and a risk level
+  single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0, p_severe in [0, 1],
+                     its relative risk and a risk level
   invalid input      POST /api/predict/eclo with an unknown weather answers 422 naming the field
   batch of 100       POST /api/predict/eclo/batch with 100 rows is 202, then polled to "success" with 100 results
   101 rows           a batch of 101 rows answers 413 too_large
@@ -126,14 +127,14 @@ fi
 request GET /api/models
 VERSION=$(json 'next(m["version"] for m in b["models"] if m["name"] == "eclo")')
 if [ "$STATUS" = 200 ] && [ -n "$VERSION" ]; then
-  pass "model info" "eclo version $VERSION, CV RMSLE $(json 'next(m["metrics"]["cv_rmsle"] for m in b["models"] if m["name"] == "eclo")'), $(json 'len(next(m for m in b["models"] if m["name"] == "eclo")["allowed_values"]["district"])') districts"
+  pass "model info" "eclo version $VERSION, $(json 'next(m["summary"] for m in b["models"] if m["name"] == "eclo")'), $(json 'len(next(m for m in b["models"] if m["name"] == "eclo")["allowed_values"]["district"])') districts"
 else
   fail "model info" "status $STATUS: $(seen)"
 fi
 
 request POST /api/predict/eclo "$WORK/classic.json"
-if [ "$STATUS" = 200 ] && [ "$(json 'b["eclo"] >= 0 and bool(b["risk_level"])')" = True ]; then
-  pass "single prediction" "eclo $(json 'round(b["eclo"], 3)'), risk $(json 'b["risk_level"]'), model $(json 'b["model_version"]')"
+if [ "$STATUS" = 200 ] && [ "$(json 'b["eclo"] >= 0 and 0 <= b["p_severe"] <= 1 and b["relative_risk"] >= 0 and bool(b["risk_level"])')" = True ]; then
+  pass "single prediction" "eclo $(json 'round(b["eclo"], 3)'), p_severe $(json 'round(b["p_severe"], 3)') ($(json 'round(b["relative_risk"], 2)') x average), risk $(json 'b["risk_level"]'), model $(json 'b["model_version"]')"
 else
   fail "single prediction" "status $STATUS: $(seen)"
 fi
