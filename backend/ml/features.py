@@ -90,7 +90,6 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
 CALENDAR_FEATURES: tuple[str, ...] = ("year", "month", "hour", "weekday", "is_holiday", "is_weekend")
 # A fine attribute a caller may leave out (or the model may not know), and the coarser one that stands in for it.
 COARSER: dict[str, str] = {"dong": "gu", "road_minor": "road_major"}
-FINE_FEATURES: tuple[str, ...] = tuple(COARSER)
 
 
 @dataclass(frozen=True, slots=True)

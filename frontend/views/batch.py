@@ -127,11 +127,14 @@ elif "batch" in st.session_state:
     rows, status = st.session_state["batch"]
     progress_bar(status)
     table = pd.DataFrame(rows)
-    table["eclo"] = None
-    table["risk_level"] = None
-    table["error"] = None
+    answers = ["eclo", "p_severe", "relative_risk", "risk_level", "notes", "error"]
+    for column in answers:
+        table[column] = None
     for result in status["results"]:
-        table.loc[result["index"], ["eclo", "risk_level"]] = [round(result["eclo"], 3), result["risk_level"]]
+        table.loc[result["index"], answers[:-1]] = [
+            round(result["eclo"], 3), round(result["p_severe"], 4), round(result["relative_risk"], 3),
+            result["risk_level"], "; ".join(result.get("notes", [])),
+        ]  # fmt: skip
     for error in status["errors"]:
         table.loc[error["index"], "error"] = error["message"]
     st.success(f"Batch {status['status']}: {len(status['results'])} results, {len(status['errors'])} errors.")

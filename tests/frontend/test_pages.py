@@ -59,7 +59,7 @@ def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -
     (bar,) = app.get("progress")
     assert bar.value == 100 and bar.proto.text == "success: 100 of 100 rows"
     results = app.dataframe[-1].value
-    assert len(results) == 100 and results["eclo"].notna().all()
+    assert len(results) == 100 and results["eclo"].notna().all() and results["p_severe"].between(0, 1).all()
 
 
 def test_more_than_100_rows_are_explained(live_api: str, csv_rows: list[dict]) -> None:
