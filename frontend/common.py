@@ -3,6 +3,7 @@ the one way an API error becomes the page's message."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -94,11 +95,12 @@ def model_or_stop() -> dict[str, Any]:
 def risk_badge(answer: dict[str, Any]) -> str:
     """The answer's risk level over its chance of a severe outcome and its relative risk."""
     color = RISK_COLORS.get(answer["risk_level"], "#555")
+    relative = math.floor(answer["relative_risk"] * 100) / 100  # 0.7996 is "low": shown as 0.79, not 0.80
     return (
         f'<div style="padding:1rem 1.5rem;border-radius:0.6rem;background:{color};color:white;display:inline-block">'
         f'<div style="font-size:0.9rem;opacity:0.85">chance of a death or serious injury</div>'
         f'<div style="font-size:3rem;font-weight:700;line-height:1.1">{answer["p_severe"]:.0%}</div>'
-        f'<div style="font-size:1rem">{answer["relative_risk"]:.2f} × the city\'s average</div>'
+        f'<div style="font-size:1rem">{relative:.2f} × the city\'s average</div>'
         f'<div style="font-size:1.1rem;text-transform:uppercase;letter-spacing:0.05em">{answer["risk_level"]} risk'
         f"</div></div>"
     )

@@ -77,9 +77,11 @@ with left:
             tooltip=f"{label(name)}: {answer['p_severe']:.0%} chance of a death or serious injury "
             f"({answer['relative_risk']:.2f} × average, {answer['risk_level']}); ECLO {answer['eclo']:.2f}",
         ).add_to(area)
+        text = f"{ENGLISH.get(name, name)} {answer['p_severe']:.0%}"
         folium.Marker(DISTRICT_CENTRES[name], icon=folium.DivIcon(
             html=f'<div style="font:600 11px sans-serif;white-space:nowrap;transform:translate(-50%,14px)">'
-                 f'{ENGLISH.get(name, name)} {answer["eclo"]:.2f}</div>', icon_size=(0, 0))).add_to(area)  # fmt: skip
+                 f"{text}</div>",
+            icon_size=(0, 0))).add_to(area)  # fmt: skip
     area.fit_bounds([[min(p[0] for p in DISTRICT_CENTRES.values()), min(p[1] for p in DISTRICT_CENTRES.values())],
                      [max(p[0] for p in DISTRICT_CENTRES.values()), max(p[1] for p in DISTRICT_CENTRES.values())]],
                     padding=(30, 30))  # fmt: skip
