@@ -433,13 +433,13 @@ def fit_area_profile(rows: Sequence[ParsedRow], smoothing: float = 20.0) -> Area
         if r.dong is not None:
             dongs_of_gu.setdefault(r.gu, set()).add(r.dong)
     by_gu: dict[str, list[float]] = {}
-    for gu in {r.gu for r in rows}:
+    for gu in sorted({r.gu for r in rows}):
         n, *shares = counts[gu]
         per_dong = n / years / max(1, len(dongs_of_gu.get(gu, ())))
         by_gu[gu] = [round(per_dong, 6), *(round(s / n, 6) for s in shares)]
     by_dong: dict[str, list[float]] = {}
-    for gu, dongs in dongs_of_gu.items():
-        for dong in dongs:
+    for gu, dongs in sorted(dongs_of_gu.items()):
+        for dong in sorted(dongs):
             n, *shares = counts[dong]
             prior = by_gu[gu][1:]
             smoothed = [(s + p * smoothing) / (n + smoothing) for s, p in zip(shares, prior, strict=True)]

@@ -189,7 +189,7 @@ def _cross_validate(
     with, and every row's out-of-fold classifier margin."""
     log_eclo = np.log1p(data.eclo)
     margins = np.full(len(data.rows), np.nan)
-    scores, constants, aucs, best = [], [], [], []
+    scores, constants, last_year_constants, aucs, best = [], [], [], [], []
     for number, (train_idx, valid_idx) in enumerate(_kfold(len(data.rows), folds, seed), start=1):
         started = time.perf_counter()
         train = data.subset(train_idx)
@@ -201,10 +201,15 @@ def _cross_validate(
         predicted = regressor.predict(Xv, num_iteration=regressor.best_iteration)
         margins[valid_idx] = classifier.predict(Xv, num_iteration=classifier.best_iteration, raw_score=True)
         scores.append(rmse(predicted, log_eclo[valid_idx]))
-        constants.append(rmse(np.full(len(valid_idx), log_eclo[train_idx].mean()), log_eclo[valid_idx]))
+        fold_constants = Constants.of(log_eclo[train_idx], train.years, train.severe)
+        constants.append(rmse(np.full(len(valid_idx), fold_constants.mean_log_eclo), log_eclo[valid_idx]))
+        last_year_constants.append(
+            rmse(np.full(len(valid_idx), fold_constants.last_year_mean_log_eclo), log_eclo[valid_idx])
+        )
         aucs.append(auc(margins[valid_idx], data.severe[valid_idx]))
         best.append((int(regressor.best_iteration), int(classifier.best_iteration)))
-        log(f"fold {number}/{folds}: rmsle {scores[-1]:.4f} (constant {constants[-1]:.4f}), severe auc "
+        log(f"fold {number}/{folds}: rmsle {scores[-1]:.4f} (constants: training mean {constants[-1]:.4f}, last "
+            f"year {last_year_constants[-1]:.4f}), severe auc "
             f"{aucs[-1]:.4f}, best iterations {best[-1]}, {time.perf_counter() - started:.1f}s")  # fmt: skip
     rounds = tuple(max(1, int(round(np.mean([b[k] for b in best]) * 1.1))) for k in (0, 1))
     cv = {
@@ -213,6 +218,8 @@ def _cross_validate(
         "rmsle_folds": [round(s, 6) for s in scores],
         "constant_rmsle": round(float(np.mean(constants)), 6),
         "ratio": round(float(np.mean(scores) / np.mean(constants)), 6),
+        "constant_last_year_rmsle": round(float(np.mean(last_year_constants)), 6),
+        "ratio_to_last_year": round(float(np.mean(scores) / np.mean(last_year_constants)), 6),
         "severe_auc": round(float(np.mean(aucs)), 6),
         "best_iterations": best,
     }
@@ -289,7 +296,8 @@ def train_eclo(
     else:
         base_rate = float(data.severe[data.years == constants.last_year].mean())
     log(f"final fit: {len(data.rows)} rows, {rounds[0]} + {rounds[1]} trees; k-fold rmsle {cv['rmsle']:.4f}, "
-        f"ratio {cv['ratio']:.4f}, severe auc {cv['severe_auc']:.4f}")  # fmt: skip
+        f"ratio {cv['ratio']:.4f} to the training mean, {cv['ratio_to_last_year']:.4f} to the last training "
+        f"year's; severe auc {cv['severe_auc']:.4f}")  # fmt: skip
     encoder = fitted.encoder
     assert encoder.target_stats is not None and encoder.area_profile is not None
     metadata = {

@@ -55,7 +55,9 @@ def evaluation_tables(evaluation: dict[str, Any]) -> tuple[list[dict[str, Any]],
         })  # fmt: skip
     if cv:
         eclo_rows.append({"evaluated on": f"{cv['folds']}-fold CV, all years", "RMSLE": cv["rmsle"],
-                          "constant (training mean)": cv["constant_rmsle"], "ratio": cv["ratio"]})  # fmt: skip
+                          "constant (training mean)": cv["constant_rmsle"], "ratio": cv["ratio"],
+                          "constant (last training year)": cv.get("constant_last_year_rmsle"),
+                          "ratio to it": cv.get("ratio_to_last_year")})  # fmt: skip
         severe_rows.append({"evaluated on": f"{cv['folds']}-fold CV, all years", "AUC": cv["severe_auc"]})
     return eclo_rows, severe_rows
 

@@ -53,6 +53,9 @@ def test_metadata_fields(small_model_root: Path) -> None:
     assert temporal["eclo"]["ratio_to_training_mean"] < 1 and temporal["severe"]["auc"] > 0.6
     assert temporal["severe"]["brier"] < temporal["severe"]["brier_constant"]
     assert metadata["severe"]["base_rate"] == temporal["severe"]["observed_rate"]
+    cv = metadata["cv"]
+    assert cv["ratio_to_last_year"] == pytest.approx(cv["rmsle"] / cv["constant_last_year_rmsle"], abs=1e-5)
+    assert cv["constant_last_year_rmsle"] != cv["constant_rmsle"]
     assert set(metadata["vocabularies"]["gu"]) == {
         "남구",
         "달서구",
