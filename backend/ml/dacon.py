@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,16 @@ def read_text_csv(path: Path | str) -> pd.DataFrame:
     raise DataFileError(f"{path}: not UTF-8 or CP949 text")
 
 
+def has_eclo_columns(columns: Iterable[str]) -> bool:
+    """Whether a file's columns give ECLO: its own column, or the four injury counts."""
+    present = {c.strip() for c in columns}
+    return "ECLO" in present or all(c in present for c in INJURY_COLUMNS)
+
+
 def check_columns(columns: list[str]) -> None:
     present = {c.strip() for c in columns}
     missing = [c for c in FEATURE_COLUMNS if c not in present]
-    if "ECLO" not in present and not all(c in present for c in INJURY_COLUMNS):
+    if not has_eclo_columns(present):
         missing.append("ECLO")
         missing.extend(c for c in INJURY_COLUMNS if c not in present)
     if missing:

@@ -21,9 +21,9 @@ import numpy as np
 
 from backend.ml.dacon import (
     FEATURE_COLUMNS,
-    INJURY_COLUMNS,
     api_rows,
     eclo_targets,
+    has_eclo_columns,
     read_text_csv,
     row_ids,
     severe_targets,
@@ -58,10 +58,9 @@ def evaluate(model: EcloModel, path: Path) -> Evaluation:
     for i, outcome in zip(valid, model.predict_many([rows[i] for i in valid]), strict=True):
         outcomes[i] = outcome  # type: ignore[assignment]
     scored = np.array([isinstance(o, EcloPrediction) for o in outcomes], dtype=bool)
-    has_eclo = "ECLO" in frame.columns or all(c in frame.columns for c in INJURY_COLUMNS)
     constants = Constants.from_dict(model.metadata["constants"])
     eclo = severe = None
-    if has_eclo:
+    if has_eclo_columns(frame.columns):
         actual = eclo_targets(frame).to_numpy(dtype=np.float64)
         usable = scored & ~np.isnan(actual) & (actual >= 0)
         predicted = np.log1p([outcomes[i].eclo for i in np.flatnonzero(usable)])  # type: ignore[union-attr]

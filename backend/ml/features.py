@@ -523,17 +523,17 @@ class FeatureEncoder:
         class it has not seen inside a known major class (classes added since), is dropped with a note: the row
         is predicted as one giving the coarser value only."""
         notes: list[str] = []
-        changes: dict[str, None] = {}
-        if row.dong is not None and row.dong not in self._dongs and row.gu in self._codes["gu"]:
-            changes["dong"] = None
-            notes.append(f"district: 동 {row.dong.partition(' ')[2]!r} is not known to the model; "
+        drop_dong = row.dong is not None and row.dong not in self._dongs and row.gu in self._codes["gu"]
+        if drop_dong:
+            notes.append(f"district: 동 {row.dong.partition(' ')[2]!r} is not known to the model; "  # type: ignore[union-attr]
                          f"predicted at the 구/군 level ({row.gu})")  # fmt: skip
         minors = self._codes["road_minor"]
-        if row.road_minor is not None and row.road_minor not in minors and row.road_major in self._codes["road_major"]:
-            changes["road_minor"] = None
+        drop_minor = (row.road_minor is not None and row.road_minor not in minors
+                      and row.road_major in self._codes["road_major"])  # fmt: skip
+        if drop_minor:
             notes.append(f"road_type: {row.road_minor!r} is not known to the model; "
                          f"predicted as its major class ({row.road_major})")  # fmt: skip
-        return (replace(row, **changes), tuple(notes)) if changes else (row, ())
+        return coarsened(row, dong=drop_dong, road_minor=drop_minor), tuple(notes)
 
     def vectorize(self, row: ParsedRow) -> EncodedRow:
         """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""

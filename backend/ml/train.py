@@ -43,7 +43,6 @@ from backend.ml.measures import (
     cross_fitted_probabilities,
     describe,
     eclo_measures,
-    rmse,
     severe_measures,
 )
 from backend.ml.predictor import RISK_LEVELS, SEVERE_MODEL_FILE
@@ -200,12 +199,11 @@ def _cross_validate(
         classifier = _early_stopped({**params, **CLASSIFICATION}, X, train.severe, Xv, data.severe[valid_idx])
         predicted = regressor.predict(Xv, num_iteration=regressor.best_iteration)
         margins[valid_idx] = classifier.predict(Xv, num_iteration=classifier.best_iteration, raw_score=True)
-        scores.append(rmse(predicted, log_eclo[valid_idx]))
-        fold_constants = Constants.of(log_eclo[train_idx], train.years, train.severe)
-        constants.append(rmse(np.full(len(valid_idx), fold_constants.mean_log_eclo), log_eclo[valid_idx]))
-        last_year_constants.append(
-            rmse(np.full(len(valid_idx), fold_constants.last_year_mean_log_eclo), log_eclo[valid_idx])
-        )
+        measured = eclo_measures(predicted, log_eclo[valid_idx],
+                                 Constants.of(log_eclo[train_idx], train.years, train.severe))  # fmt: skip
+        scores.append(measured["rmsle"])
+        constants.append(measured["constant_training_mean_rmsle"])
+        last_year_constants.append(measured["constant_last_year_rmsle"])
         aucs.append(auc(margins[valid_idx], data.severe[valid_idx]))
         best.append((int(regressor.best_iteration), int(classifier.best_iteration)))
         log(f"fold {number}/{folds}: rmsle {scores[-1]:.4f} (constants: training mean {constants[-1]:.4f}, last "
@@ -236,20 +234,22 @@ def _temporal(
     if len(past.rows) < folds * 10 or not len(future.rows):
         raise DataFileError(f"--holdout-from-year {year}: {len(past.rows)} rows before it and "
                             f"{len(future.rows)} from it; both sides need rows")  # fmt: skip
-    log(f"temporal: training on {min(past.years)}-{max(past.years)} ({len(past.rows)} rows), "
-        f"evaluating on {year}-{max(future.years)} ({len(future.rows)} rows)")  # fmt: skip
+    past_years = past.years
+    first, last_trained, last = int(past_years.min()), int(past_years.max()), int(years.max())
+    log(f"temporal: training on {first}-{last_trained} ({len(past.rows)} rows), "
+        f"evaluating on {year}-{last} ({len(future.rows)} rows)")  # fmt: skip
     cv, rounds, _ = _cross_validate(past, folds, seed, params, log)
     fitted = _fit(past, params, rounds, seed)
     encoded = encode_for_scoring(fitted.encoder, future.rows)
-    constants = Constants.of(np.log1p(past.eclo), past.years, past.severe)
+    constants = Constants.of(np.log1p(past.eclo), past_years, past.severe)
     actual_log = np.log1p(future.eclo[encoded.kept])
     severe = future.severe[encoded.kept]
     margins = fitted.classifier.predict(encoded.X, raw_score=True)
     calibration = PlattScaling.fit(margins, severe)
     report = {
         "holdout_from_year": year,
-        "train_years": [int(min(past.years)), int(max(past.years))],
-        "test_years": [year, int(max(future.years))],
+        "train_years": [first, last_trained],
+        "test_years": [year, last],
         "train_rows": len(past.rows),
         "test_rows": len(future.rows),
         "test_rows_refused": dict(encoded.refused),
