@@ -20,6 +20,7 @@ from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
 from backend.feed import feed_lag_seconds, stream_key
 from backend.services.congestion import CongestionService, prepare_batch
+from backend.services.datasets import DatasetService
 from backend.services.predictions import EcloPredictionService, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)
+        state.dataset_service = DatasetService(resources)
         collector = ServiceCollector(
             resources.batches.batch_stats,
             state.recorder.stats,

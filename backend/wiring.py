@@ -1,5 +1,6 @@
 """What the API and the workers are built from, by the same functions: settings -> the model registry, Redis,
-the batch record store and the database. The API opens them in its lifespan, each worker child after the fork."""
+the batch and dataset-job record stores, file storage and the database. The API opens them in its lifespan,
+each worker child after the fork."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.redis import sync_redis
+from backend.core.storage import LocalStorage
 from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
 from backend.ml.registry import ModelRegistry, get_registry, import_loader
 from backend.tasks.batches import BatchStore
+from backend.tasks.datasets import DatasetFiles, DatasetJobStore
 
 
 def model_loaders(settings: Settings) -> dict[str, ModelLoader]:
@@ -36,6 +39,8 @@ class Resources:
     batches: BatchStore
     engine: Engine
     sessions: sessionmaker[Session]
+    dataset_jobs: DatasetJobStore
+    dataset_files: DatasetFiles
 
     def close(self) -> None:
         self.engine.dispose()
@@ -52,4 +57,6 @@ def open_resources(settings: Settings) -> Resources:
         batches=BatchStore.from_settings(client, settings),
         engine=engine,
         sessions=session_factory(engine),
+        dataset_jobs=DatasetJobStore(client, settings.key_prefix, settings.batch_result_ttl_seconds),
+        dataset_files=DatasetFiles(LocalStorage(settings.data_dir)),
     )

@@ -18,6 +18,7 @@ from backend.core.errors import DependencyUnavailable
 from backend.ml.registry import ModelRegistry
 from backend.services.batches import RowPreparer
 from backend.services.congestion import CongestionService
+from backend.services.datasets import DatasetService
 from backend.services.predictions import EcloPredictionService
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
@@ -53,6 +54,10 @@ async def get_congestion_service(request: Request) -> CongestionService:
     return request.app.state.congestion_service
 
 
+async def get_dataset_service(request: Request) -> DatasetService:
+    return request.app.state.dataset_service
+
+
 async def get_batch_preparers(request: Request) -> dict[str, RowPreparer]:
     """Model name -> its preparation of batch items at submission (congestion: stored readings)."""
     return request.app.state.batch_preparers
@@ -86,6 +91,7 @@ BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
 CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
+DatasetServiceDep = Annotated[DatasetService, Depends(get_dataset_service)]
 BatchPreparersDep = Annotated[dict[str, RowPreparer], Depends(get_batch_preparers)]
 SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]

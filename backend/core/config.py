@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # Readings a sensor needs in the hour up to its newest one for a prediction from stored readings.
     congestion_min_readings: int = Field(default=3, ge=1, le=12)
 
+    # Uploaded datasets: files under `<data_dir>/datasets`, scored in chunks spread over every worker
+    dataset_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    dataset_max_columns: int = Field(default=200, ge=1, le=10_000)
+    # A longer cell is reported as an invalid row (it is no value any model knows).
+    dataset_max_cell_chars: int = Field(default=500, ge=1)
+    dataset_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
+    dataset_share_days: float = Field(default=7.0, gt=0, le=365)
+
     # Single-prediction cache (best-effort)
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3600, ge=1)

@@ -21,6 +21,16 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class Gone(ServiceError):
+    status_code = 410
+    code = "gone"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
 class TooLarge(ServiceError):
     """Every 413 of the API carries this code."""
 

@@ -157,31 +157,59 @@ class TrafficReading(Base):
 
 
 class Dataset(Base):
-    """An uploaded data file (training or scoring), stored on disk under the data folder."""
+    """An uploaded accident file: its description here, the file itself and its results in file storage."""
 
     __tablename__ = "datasets"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(300))
+    model_name: Mapped[str] = mapped_column(String(64))
+    layout: Mapped[str] = mapped_column(String(16))
+    encoding: Mapped[str] = mapped_column(String(16))
+    columns: Mapped[list[str]] = mapped_column(JSON)
     rows: Mapped[int] = mapped_column(Integer)
+    valid_rows: Mapped[int] = mapped_column(Integer)
+    problems: Mapped[int] = mapped_column(Integer)
+    has_outcomes: Mapped[bool] = mapped_column(Boolean)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checksum: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    latest_job_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_datasets_created_at", "created_at"),)
+    __table_args__ = (Index("ix_datasets_uploaded_at", "uploaded_at"),)
+
+
+class DatasetJob(Base):
+    """One scoring of a dataset's valid rows, in chunks spread over the workers."""
+
+    __tablename__ = "dataset_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    model_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    chunk_rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_dataset_jobs_dataset_id", "dataset_id"),)
 
 
 class ShareToken(Base):
-    """A token that lets someone else read a dataset until it expires or is revoked."""
+    """A link that lets someone read a dataset until it expires or is revoked; only the token's SHA-256 is kept."""
 
     __tablename__ = "share_tokens"
 
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None]
-    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_share_tokens_dataset_id", "dataset_id"),)

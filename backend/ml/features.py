@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -228,6 +229,10 @@ def _text(row: Mapping[str, Any], name: str, errors: list[FieldError], required:
     return value.strip()
 
 
+# ASCII digits only: str.isdigit also accepts "²" and other digits int() refuses; at most 10 of them.
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,10}")
+
+
 def _integer(row: Mapping[str, Any], name: str, errors: list[FieldError]) -> int | None:
     spec = INPUT_FIELD_BY_NAME[name]
     low, high = spec.low, spec.high
@@ -242,7 +247,7 @@ def _integer(row: Mapping[str, Any], name: str, errors: list[FieldError]) -> int
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         number = None

@@ -13,7 +13,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend_url,
-        "include": ["backend.tasks.batches", "backend.tasks.worker"],
+        "include": ["backend.tasks.batches", "backend.tasks.datasets", "backend.tasks.worker"],
         "task_default_queue": settings.celery_queue,
         "task_serializer": "json",
         "result_serializer": "json",

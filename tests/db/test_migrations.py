@@ -10,7 +10,9 @@ from backend.db.migrate import downgrade, upgrade
 from backend.db.models import Base
 from backend.db.session import make_engine
 
-TABLES = {"predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "share_tokens"}
+TABLES = {
+    "predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "dataset_jobs", "share_tokens"
+}  # fmt: skip
 
 
 def _tables(url: str) -> set[str]:

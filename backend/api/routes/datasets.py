@@ -1,0 +1,194 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from backend.api.deps import DatasetServiceDep, SettingsDep
+from backend.api.uploads import UploadAborted, receive_file
+from backend.schemas.datasets import (
+    DatasetDetail,
+    DatasetJobAccepted,
+    DatasetJobStatus,
+    DatasetOut,
+    ShareCreated,
+    SharedDataset,
+)
+from backend.schemas.errors import ErrorResponse
+from backend.schemas.pages import Page
+
+router = APIRouter(tags=["datasets"])
+
+DatasetId = Annotated[str, Path(max_length=64)]
+Token = Annotated[str, Path(max_length=100)]
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+ReportSize = Annotated[int, Query(ge=1, le=500)]
+ResultFormat = Annotated[Literal["csv", "parquet"], Query(alias="format")]
+UPLOAD_RESPONSES: dict[int | str, dict] = {
+    413: {"model": ErrorResponse, "description": "the file is over DATASET_MAX_BYTES"},
+    422: {"model": ErrorResponse, "description": "not a usable file: the message says why"},
+    503: {"model": ErrorResponse},
+}
+NOT_FOUND: dict[int | str, dict] = {404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+NOT_READY: dict[int | str, dict] = {**NOT_FOUND, 409: {"model": ErrorResponse, "description": "no finished job"}}
+
+
+@router.post(
+    "/api/datasets",
+    status_code=201,
+    responses=UPLOAD_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "name": {"type": "string", "maxLength": 200},
+                            "encoding": {"type": "string", "enum": ["auto", "utf-8", "cp949", "euc-kr"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_dataset(request: Request, service: DatasetServiceDep, settings: SettingsDep) -> DatasetOut:
+    """Upload a CSV of accidents (multipart field `file`; optional `name` and `encoding`): the Dacon
+    train/test layout or the API's field names, UTF-8 (with or without BOM) or CP949. Every row is checked
+    against the model; the file is kept even when some rows are bad (see the report), not when none is good."""
+    dataset_id = service.new_id()
+    try:
+        with service.files.storage.open_write(service.source_key(dataset_id)) as out:
+            received = await receive_file(request, out.write, settings.dataset_max_bytes)
+    except UploadAborted:
+        service.discard(dataset_id)
+        return Response(status_code=400)
+    except BaseException:
+        service.discard(dataset_id)
+        raise
+    return await run_in_threadpool(
+        service.ingest,
+        dataset_id,
+        filename=received.filename,
+        size=received.size,
+        checksum=received.sha256,
+        name=received.fields.get("name"),
+        encoding=received.fields.get("encoding") or _charset(received.content_type),
+    )
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset":
+            return value.strip('"') or None
+    return None
+
+
+@router.get("/api/datasets", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+def list_datasets(
+    service: DatasetServiceDep, page: PageNumber = 1, size: Annotated[int, Query(ge=1, le=200)] = 20
+) -> Page[DatasetOut]:
+    """Datasets, newest first."""
+    return service.list(page, size)
+
+
+@router.get("/api/datasets/{dataset_id}", responses=NOT_FOUND)
+def get_dataset(
+    dataset_id: DatasetId, service: DatasetServiceDep, page: PageNumber = 1, size: ReportSize = 50
+) -> DatasetDetail:
+    """A dataset and a page of its validation report (row, column, problem, value)."""
+    return service.detail(dataset_id, page, size)
+
+
+@router.delete("/api/datasets/{dataset_id}", status_code=204, responses=NOT_FOUND)
+def delete_dataset(dataset_id: DatasetId, service: DatasetServiceDep) -> Response:
+    """Remove the file, its results and its share links; a running job is cancelled."""
+    service.delete(dataset_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/datasets/{dataset_id}/predict",
+    status_code=202,
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "a job is already running"}},
+)
+def score_dataset(
+    dataset_id: DatasetId,
+    service: DatasetServiceDep,
+    chunk_rows: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> DatasetJobAccepted:
+    """Score every valid row: chunks of `chunk_rows` (default DATASET_CHUNK_ROWS) spread over the workers.
+    Poll `poll_url`; at most one job runs per dataset."""
+    return service.start_job(dataset_id, chunk_rows)
+
+
+@router.get("/api/datasets/{dataset_id}/predictions", responses=NOT_FOUND)
+def dataset_job(dataset_id: DatasetId, service: DatasetServiceDep) -> DatasetJobStatus:
+    """The latest job's status and progress (rows done); `results_url` once it succeeded."""
+    return service.job_status(dataset_id)
+
+
+@router.delete("/api/datasets/{dataset_id}/predictions", responses=NOT_READY)
+def cancel_dataset_job(dataset_id: DatasetId, service: DatasetServiceDep) -> DatasetJobStatus:
+    """Cancel the running job: chunks not yet started are skipped."""
+    return service.cancel_job(dataset_id)
+
+
+@router.get(
+    "/api/datasets/{dataset_id}/predictions.csv",
+    responses={**NOT_READY, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    response_class=StreamingResponse,
+)
+def dataset_results(dataset_id: DatasetId, service: DatasetServiceDep, format: ResultFormat = "csv") -> Response:
+    """The file's columns plus predicted_eclo, p_severe, risk_level, model_version and error, in the file's
+    row order; invalid rows are kept with their problems. `?format=parquet` for Parquet."""
+    return _results(service, dataset_id, format, dataset_id)
+
+
+def _results(service: DatasetServiceDep, dataset_id: str, format: str, name: str) -> Response:
+    if format == "parquet":
+        headers = {"Content-Disposition": f'attachment; filename="{name}-predictions.parquet"'}
+        return Response(service.results_parquet(dataset_id), media_type="application/vnd.apache.parquet",
+                        headers=headers)  # fmt: skip
+    headers = {"Content-Disposition": f'attachment; filename="{name}-predictions.csv"'}
+    return StreamingResponse(service.results_csv(dataset_id), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.post("/api/datasets/{dataset_id}/share", status_code=201, responses=NOT_FOUND)
+def share_dataset(
+    dataset_id: DatasetId,
+    service: DatasetServiceDep,
+    days: Annotated[float | None, Query(gt=0, le=365)] = None,
+) -> ShareCreated:
+    """A read-only link to the dataset, its report and its results, valid `days` (default DATASET_SHARE_DAYS).
+    The token is shown once."""
+    return service.share(dataset_id, days)
+
+
+@router.delete("/api/shares/{token}", status_code=204, responses=NOT_FOUND)
+def revoke_share(token: Token, service: DatasetServiceDep) -> Response:
+    service.revoke(token)
+    return Response(status_code=204)
+
+
+@router.get("/api/shared/{token}", responses={**NOT_FOUND, 410: {"model": ErrorResponse, "description": "expired"}})
+def shared_dataset(
+    token: Token, service: DatasetServiceDep, page: PageNumber = 1, size: ReportSize = 50
+) -> SharedDataset:
+    """What a share link opens, read-only: the dataset, its report and its latest job."""
+    return service.shared(token, page, size)
+
+
+@router.get(
+    "/api/shared/{token}/predictions.csv",
+    responses={**NOT_READY, 410: {"model": ErrorResponse}, 200: {"content": {"text/csv": {}}}},
+    response_class=StreamingResponse,
+)
+def shared_results(token: Token, service: DatasetServiceDep, format: ResultFormat = "csv") -> Response:
+    dataset_id = service.shared_dataset_id(token)
+    return _results(service, dataset_id, format, "shared")

@@ -1,0 +1,126 @@
+"""A multipart upload read as it streams in: the file part goes straight to its destination, counted against a
+size limit as it arrives, so a body over the limit is refused (413) without being read whole or kept anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from backend.core.errors import InvalidRequest, TooLarge
+
+MAX_TEXT_FIELD = 1000
+
+
+@dataclass
+class ReceivedFile:
+    filename: str = ""
+    content_type: str = ""
+    size: int = 0
+    sha256: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class UploadAborted(Exception):
+    """The client went away before the body ended."""
+
+
+async def receive_file(
+    request: Request, write: Callable[[bytes], None], max_bytes: int, name: str = "file"
+) -> ReceivedFile:
+    """Stream the multipart part `name` into `write`; other parts are small text fields. Raises TooLarge past
+    `max_bytes` of file data (or a body announced larger), InvalidRequest for a body that is not such a form."""
+    kind, params = parse_options_header(request.headers.get("content-type", ""))
+    if kind != b"multipart/form-data" or b"boundary" not in params:
+        raise InvalidRequest(
+            f"send the file as multipart/form-data with a part named {name!r}", details=[{"field": name}]
+        )
+    announced = request.headers.get("content-length")
+    if announced and announced.isdigit() and int(announced) > max_bytes + 64 * 1024:
+        raise _too_large(max_bytes, name)
+    received = ReceivedFile()
+    digest = hashlib.sha256()
+    part: dict[str, str] = {}
+    header: list[bytes] = [b"", b""]
+    value: list[bytes] = []
+    found = False
+
+    def on_part_begin() -> None:
+        part.clear()
+        value.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header[0] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header[1] += data[start:end]
+
+    def on_header_end() -> None:
+        part[header[0].decode("latin-1").lower()] = header[1].decode("utf-8", "replace")
+        header[0], header[1] = b"", b""
+
+    def on_headers_finished() -> None:
+        nonlocal found
+        _, options = parse_options_header(part.get("content-disposition", ""))
+        part["name"] = options.get(b"name", b"").decode("utf-8", "replace")
+        if part["name"] == name:
+            found = True
+            received.filename = options.get(b"filename", b"").decode("utf-8", "replace")[:300]
+            received.content_type = part.get("content-type", "")[:200]
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if part.get("name") == name:
+            received.size += len(chunk)
+            if received.size > max_bytes:
+                raise _too_large(max_bytes, name)
+            digest.update(chunk)
+            write(chunk)
+        else:
+            value.append(chunk)
+            if sum(map(len, value)) > MAX_TEXT_FIELD:
+                raise InvalidRequest(
+                    f"form field {part.get('name')!r} is longer than {MAX_TEXT_FIELD} bytes",
+                    details=[{"field": part.get("name")}],
+                )
+
+    def on_part_end() -> None:
+        if part.get("name") and part["name"] != name:
+            received.fields[part["name"]] = b"".join(value).decode("utf-8", "replace")
+
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+        max_header_count=16,
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except ClientDisconnect as exc:
+        raise UploadAborted("the client went away before the upload ended") from exc
+    except (TooLarge, InvalidRequest):
+        raise
+    except Exception as exc:  # python-multipart's parse errors
+        raise InvalidRequest(f"not a readable multipart form: {exc}", details=[{"field": name}]) from exc
+    if not found:
+        raise InvalidRequest(f"the form has no part named {name!r} holding the file", details=[{"field": name}])
+    received.sha256 = digest.hexdigest()
+    return received
+
+
+def _too_large(max_bytes: int, name: str) -> TooLarge:
+    return TooLarge(
+        f"the file is larger than the limit of {max_bytes} bytes", details=[{"field": name, "max_bytes": max_bytes}]
+    )
