@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.traffic",
     "tests.fixtures.dashboard",
+    "tests.fixtures.datasets",
 ]

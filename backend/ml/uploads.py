@@ -136,10 +136,10 @@ def file_format(handle: BinaryIO, declared_encoding: str | None = None, max_colu
 
 
 def data_rows(handle: BinaryIO, fmt: FileFormat) -> Iterator[list[str]]:
-    """The file's data rows as cells, in order (the header skipped)."""
+    """The file's data rows as cells, in order (the header and blank lines skipped, as spreadsheets do)."""
     rows = _cells(handle, fmt.encoding)
     next(rows, None)
-    yield from rows
+    yield from (cells for cells in rows if cells)
 
 
 def check_rows(
