@@ -82,8 +82,8 @@ class ApiClient:
             raise _Retryable(response)
         return response
 
-    def request(self, method: str, path: str, accept: tuple[int, ...] = (), **kwargs: Any) -> Any:
-        """JSON of a 2xx answer (or of a status in `accept`); ApiError otherwise."""
+    def request(self, method: str, path: str, accept: tuple[int, ...] = (), raw: bool = False, **kwargs: Any) -> Any:
+        """JSON of a 2xx answer (or of a status in `accept`), its bytes when `raw`; ApiError otherwise."""
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
@@ -101,6 +101,8 @@ class ApiClient:
             raise ApiUnavailable(f"cannot reach the API at {self.base_url} ({type(exc).__name__})") from exc
         if response.status_code >= 400 and response.status_code not in accept:
             raise _envelope(response)
+        if raw:
+            return response.content
         return response.json() if response.content else None
 
     # The API, endpoint by endpoint.
@@ -149,3 +151,39 @@ class ApiClient:
 
     def ingest_readings(self, readings: list[dict[str, Any]]) -> dict[str, Any]:
         return self.request("POST", "/api/traffic/readings", json={"readings": readings})
+
+    # Datasets: whole files, scored by the workers in chunks.
+    def upload_dataset(self, filename: str, data: bytes, name: str = "", encoding: str = "auto") -> dict[str, Any]:
+        files = {"file": (filename, data, "text/csv")}
+        return self.request("POST", "/api/datasets", files=files, data={"name": name, "encoding": encoding})
+
+    def datasets(self, page: int = 1, size: int = 50) -> dict[str, Any]:
+        return self.request("GET", "/api/datasets", params={"page": page, "size": size})
+
+    def dataset(self, dataset_id: str, page: int = 1, size: int = 50) -> dict[str, Any]:
+        return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}", params={"page": page, "size": size})
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self.request("DELETE", f"/api/datasets/{quote(dataset_id, safe='')}")
+
+    def score_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/datasets/{quote(dataset_id, safe='')}/predict")
+
+    def dataset_job(self, dataset_id: str) -> dict[str, Any] | None:
+        """The latest job, or None when the dataset has never been scored."""
+        try:
+            return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/predictions")
+        except ApiError as exc:
+            if exc.status == 404 and "has not been scored" in exc.message:
+                return None
+            raise
+
+    def cancel_dataset_job(self, dataset_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/datasets/{quote(dataset_id, safe='')}/predictions")
+
+    def dataset_results(self, dataset_id: str, format: str = "csv") -> bytes:
+        path = f"/api/datasets/{quote(dataset_id, safe='')}/predictions.csv"
+        return self.request("GET", path, params={"format": format}, raw=True)
+
+    def share_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/datasets/{quote(dataset_id, safe='')}/share")

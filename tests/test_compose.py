@@ -107,6 +107,13 @@ def test_named_volumes_for_data() -> None:
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
 
 
+def test_api_and_worker_share_the_datasets_folder() -> None:
+    """Uploads are written by the API and read by the workers: one volume at DATA_DIR for both."""
+    for service in ("api", "worker"):
+        data_dir = _env(service)["DATA_DIR"]
+        assert f"appdata:{data_dir}" in SERVICES[service]["volumes"], service
+
+
 def test_images_run_as_non_root() -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]

@@ -14,7 +14,7 @@ from tests.fixtures.dashboard import APP, point_at
 from tests.fixtures.stack import PROJECT_ROOT
 
 PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py", "views/network.py",
-         "views/sensor.py", "views/readings.py"]  # fmt: skip
+         "views/sensor.py", "views/readings.py", "views/datasets.py"]  # fmt: skip
 
 
 def _open(page: str) -> AppTest:

@@ -1,0 +1,156 @@
+"""Whole accident files: upload one (Dacon layout or the API's columns, UTF-8 or CP949), read its validation
+report, score it on the workers with live progress, download the results, share a read-only link, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from frontend.common import api_call, client, public_api_url
+from frontend.settings import get_settings
+
+FINAL = ("success", "partial", "failure", "cancelled")
+RUNNING = ("pending", "processing")
+
+st.title("Datasets")
+st.markdown(
+    "Upload a CSV of accidents: the Dacon `train.csv`/`test.csv` columns or the API's field names "
+    "(`weather, road_surface, …`), UTF-8 or CP949. Every row is checked against the model; bad rows are listed "
+    "and left out of scoring. Scoring spreads the file over every worker."
+)
+
+with api_call():
+    listing = client().datasets(size=100)
+
+with st.expander("Upload a file", expanded="dataset" not in st.session_state), st.form("upload", border=False):
+    upload = st.file_uploader("Accidents CSV", type=["csv"])
+    name = st.text_input("Name", max_chars=200, placeholder="e.g. Daegu 2022, Suseong-gu")
+    encoding = st.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
+    if st.form_submit_button("Upload and check", type="primary") and upload is not None:
+        with st.spinner(f"Checking {upload.name} row by row…"), api_call():
+            stored = client().upload_dataset(upload.name, upload.getvalue(), name or upload.name, encoding)
+        st.session_state["dataset"] = stored["id"]
+        st.success(f"{stored['name']}: {stored['valid_rows']:,} of {stored['rows']:,} rows are valid")
+        with api_call():
+            listing = client().datasets(size=100)
+if not listing["items"]:
+    st.info("No dataset yet: upload a file above.")
+    st.stop()
+
+st.subheader(f"{listing['total']} datasets")
+table = pd.DataFrame(listing["items"])
+table["invalid_rows"] = table["rows"] - table["valid_rows"]
+shown = ["name", "rows", "valid_rows", "invalid_rows", "layout", "encoding", "has_outcomes", "uploaded_at", "id"]
+st.dataframe(table[shown], hide_index=True, height=min(38 * (len(table) + 1), 260))
+ids = table["id"].tolist()
+names = dict(zip(table["id"], table["name"], strict=True))
+current = st.session_state.get("dataset")
+chosen = st.selectbox(
+    "Dataset",
+    ids,
+    index=ids.index(current) if current in ids else 0,
+    format_func=lambda i: f"{names[i]} ({i[:8]})",
+)
+st.session_state["dataset"] = chosen
+
+
+def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
+    if job is None or job["status"] not in RUNNING:
+        if st.button(f"Score {dataset['valid_rows']:,} valid rows", type="primary"):
+            with api_call():
+                client().score_dataset(dataset["id"])
+            st.rerun()
+    if job is None:
+        return
+    if job["status"] in RUNNING:
+        follow_job(dataset["id"])
+        return
+    done, total = job["progress"]["done"], job["progress"]["total"]
+    seconds = _seconds(job)
+    if job["status"] in ("success", "partial"):
+        st.success(f"Scored {done:,} rows" + (f" in {seconds:.1f} s" if seconds else ""))
+    else:
+        st.warning(f"The last job is {job['status']} after {done:,} of {total:,} rows: {job.get('error') or ''}")
+    evaluation = job.get("evaluation")
+    if evaluation:
+        cols = st.columns(4)
+        cols[0].metric("RMSLE of the model", f"{evaluation['rmsle']:.4f}")
+        cols[1].metric(
+            "RMSLE of a constant", f"{evaluation['constant_rmsle']:.4f}",
+            help=f"always predicting the training mean, ECLO {evaluation['constant_eclo']:.2f}",
+        )  # fmt: skip
+        cols[2].metric("model / constant", f"{evaluation['ratio']:.3f}", help="below 1: the model does better")
+        cols[3].metric("RMSLE of this file's own mean", f"{evaluation['file_mean_rmsle']:.4f}")
+        st.caption(f"On the {evaluation['rows']:,} scored rows whose outcome (ECLO or injury counts) the file holds.")
+    if job.get("results_url"):
+        base = public_api_url()
+        left, right = st.columns(2)
+        left.link_button("Download results (CSV)", f"{base}{job['results_url']}")
+        right.link_button("Download results (Parquet)", f"{base}{job['results_url']}?format=parquet")
+
+
+def _seconds(job: dict[str, Any]) -> float | None:
+    if not job.get("started_at") or not job.get("finished_at"):
+        return None
+    return (pd.Timestamp(job["finished_at"]) - pd.Timestamp(job["started_at"])).total_seconds()
+
+
+@st.fragment(run_every=get_settings().batch_poll_seconds * 3)
+def follow_job(dataset_id: str) -> None:
+    """Redraws the progress of the running job; a full rerun once it is final."""
+    with api_call():
+        job = client().dataset_job(dataset_id)
+    if job is None or job["status"] in FINAL:
+        st.rerun()
+    done, total = job["progress"]["done"], job["progress"]["total"]
+    st.progress(done / total if total else 0.0, text=f"{job['status']}: {done:,} of {total:,} rows")
+    if st.button("Cancel the job"):
+        with api_call():
+            client().cancel_dataset_job(dataset_id)
+        st.rerun()
+
+
+with api_call():
+    dataset = client().dataset(chosen, size=200)
+    job = client().dataset_job(chosen)
+cols = st.columns(4)
+cols[0].metric("Rows", f"{dataset['rows']:,}")
+cols[1].metric("Valid", f"{dataset['valid_rows']:,}")
+cols[2].metric("Problems", f"{dataset['problems']:,}")
+cols[3].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
+st.caption(
+    f"{dataset['filename']} · {dataset['layout']} layout · {dataset['encoding']} · checked against model "
+    f"{dataset['model_name']} · SHA-256 {dataset['checksum'][:16]}…"
+)
+
+scoring, report_tab, sharing = st.tabs(["Scoring", f"Validation report ({dataset['problems']:,})", "Share / delete"])
+with scoring:
+    _job_panel(dataset, job)
+with report_tab:
+    report = dataset["report"]
+    if report["total"] == 0:
+        st.success("Every row is valid.")
+    else:
+        page = st.number_input("Page", min_value=1, max_value=max(report["pages"], 1), value=1)
+        if page != 1:
+            with api_call():
+                report = client().dataset(chosen, page=int(page), size=200)["report"]
+        st.dataframe(pd.DataFrame(report["items"]), hide_index=True)
+        st.caption(f"Page {report['page']} of {report['pages']}; rows are counted from 1 below the header.")
+with sharing:
+    if st.button("Create a read-only link"):
+        with api_call():
+            share = client().share_dataset(chosen)
+        st.session_state["share"] = (chosen, share)
+    if st.session_state.get("share", (None,))[0] == chosen:
+        share = st.session_state["share"][1]
+        st.code(f"{public_api_url()}{share['url']}", language=None)
+        st.caption(f"Anyone with this link can read the dataset and its results until {share['expires_at']}.")
+    confirm = st.checkbox("I want to delete this dataset, its results and its links")
+    if st.button("Delete", disabled=not confirm):
+        with api_call():
+            client().delete_dataset(chosen)
+        st.session_state.pop("dataset", None)
+        st.rerun()

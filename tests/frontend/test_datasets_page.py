@@ -1,0 +1,48 @@
+"""The Datasets page with streamlit's AppTest against the real API and worker of the session stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.fixtures.dashboard import APP
+from tests.fixtures.datasets import dacon_file, upload, wait_for_job
+
+
+@pytest.fixture(scope="module")
+def scored(api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 1,000-row file with bad rows, uploaded and scored by the stack's worker."""
+    dataset = upload(api, dacon_file(Path(tmp_path_factory.mktemp("page")), 1000, seed=9), name="page test").json()
+    api.post(f"/api/datasets/{dataset['id']}/predict")
+    return {**dataset, "job": wait_for_job(api, dataset["id"])}
+
+
+def _open(dataset_id: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.session_state["dataset"] = dataset_id
+    app.switch_page("views/datasets.py").run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def test_a_scored_dataset_shows_its_counts_report_evaluation_and_downloads(live_api: str, scored: dict) -> None:
+    app = _open(scored["id"])
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Rows"] == "1,000" and metrics["Valid"] == f"{scored['valid_rows']:,}"
+    assert metrics["RMSLE of the model"] == f"{scored['job']['evaluation']['rmsle']:.4f}"
+    report = app.dataframe[-1].value
+    assert len(report) == min(200, scored["problems"]) and set(report.columns) >= {"row", "column", "problem"}
+    links = [e.proto.url for e in app.get("link_button")]
+    assert f"{live_api}{scored['job']['results_url']}" in links
+    assert httpx.get(links[0]).status_code == 200  # the link the browser follows answers
+
+
+def test_a_share_link_is_shown_to_copy(live_api: str, scored: dict) -> None:
+    app = _open(scored["id"])
+    next(b for b in app.button if b.label == "Create a read-only link").click().run()
+    (code,) = [c.value for c in app.code if "/api/shared/" in c.value]
+    assert code.startswith(live_api) and httpx.get(code).json()["dataset"]["id"] == scored["id"]
