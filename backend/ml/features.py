@@ -564,6 +564,18 @@ class FeatureEncoder:
         out[_AREA_START : _AREA_START + len(AREA_FEATURES)] = math.nan if area is None else area
         return EncodedRow(out, notes)
 
+    def check(self, row: Mapping[str, Any]) -> None:
+        """What `encode` would refuse, without computing the features (a file's rows are checked at upload)."""
+        try:
+            parsed = parse_row(row)
+        except InvalidRow as exc:
+            bad = {e.field for e in exc.errors}
+            raise InvalidRow(exc.errors + self._category_errors(row, skip=bad)) from None
+        errors: list[FieldError] = []
+        self._categorical_codes(self._known_places(parsed)[0], errors)
+        if errors:
+            raise InvalidRow(_one_error_per_field(errors))
+
     def encode(self, row: Mapping[str, Any]) -> EncodedRow:
         """Raw API row -> feature row (parse, then vectorize); InvalidRow names every bad field at once."""
         try:

@@ -130,7 +130,7 @@ class EcloModel:
         return self.encoder.encode(row)
 
     def validate(self, row: Mapping[str, Any]) -> None:
-        self.encode(row)
+        self.encoder.check(row)
 
     def _prediction(
         self, raw: float, margin: float, notes: tuple[str, ...], contributions: np.ndarray | None

@@ -147,23 +147,24 @@ def check_rows(
 ) -> Iterator[CheckedRow]:
     """Every data row as the model's input, validated by the model itself; problems name the file's column."""
     position = {name: i for i, name in reversed(list(enumerate(fmt.columns)))}  # the first of a repeated name
+    used = (*FEATURE_COLUMNS, *FIELD_COLUMNS.values()) if fmt.layout == DACON else API_FIELDS
+    needed = {name: position[name] for name in (*used, "ECLO", *INJURY_COLUMNS) if name in position}
     width = len(fmt.columns)
     for index, cells in enumerate(data_rows(handle, fmt)):
         number = index + 1
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             yield CheckedRow(index, None, [Problem(number, "", "an empty row", None)])
             continue
         if len(cells) != width:
             problem = f"has {len(cells)} cells; the header names {width} columns"
             yield CheckedRow(index, None, [Problem(number, "", problem, None)])
             continue
-        long = [(name, cells[i]) for name, i in position.items() if len(cells[i]) > max_cell_chars]
-        if long:
-            problems = [Problem(number, name, f"longer than {max_cell_chars} characters", value[:40] + "...")
-                        for name, value in long]  # fmt: skip
+        if max(map(len, cells)) > max_cell_chars:
+            problems = [Problem(number, name, f"longer than {max_cell_chars} characters", cells[i][:40] + "...")
+                        for name, i in position.items() if len(cells[i]) > max_cell_chars]  # fmt: skip
             yield CheckedRow(index, None, problems)
             continue
-        values = {name: cells[i].strip() for name, i in position.items()}
+        values = {name: cells[i].strip() for name, i in needed.items()}
         checked = _as_model_row(number, values, fmt.layout)
         if checked.row is not None:
             try:
