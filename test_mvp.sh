@@ -22,6 +22,11 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   congestion         POST /api/predict/congestion {sensor_id} answers speeds 15/30/60 minutes ahead from the
                      stored readings
   congestion batch   POST /api/predict/congestion/batch with 5 items is polled to "success"
+  dataset upload     POST /api/datasets with a 3-row CP949 file in the Dacon layout (one row with hour 25) answers
+                     201: 3 rows, 2 valid, encoding cp949, layout dacon
+  dataset scoring    POST /api/datasets/<id>/predict, polled to "success"; the results CSV holds the 3 rows in
+                     order, 2 predicted and the bad one with its error
+  dataset delete     DELETE /api/datasets/<id> answers 204
   metrics            GET /metrics counts the prediction requests this script just made
   flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
   streamlit          the Streamlit URL answers (only when --streamlit or STREAMLIT_URL is given)
@@ -219,6 +224,50 @@ else
   for check in "ingest readings" "rejected reading" "current state" congestion "congestion batch"; do
     fail "$check" "GET /api/traffic/sensors answered $STATUS with no sensor: $(seen)"
   done
+fi
+
+python3 - "$WORK" <<'EOF'
+import sys
+rows = ["ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형",
+        "MVP_1,2024-12-09 08,월요일,맑음,대구광역시 중구 동인동1가,교차로 - 교차로안,건조,차대차",
+        "MVP_2,2024-12-10 22,화요일,비,대구광역시 수성구 범어동,단일로 - 기타,젖음/습기,차대사람",
+        "MVP_3,2024-12-11 25,수요일,맑음,대구광역시 중구 동인동1가,교차로 - 교차로안,건조,차대차"]
+open(f"{sys.argv[1]}/dataset.csv", "wb").write(("\r\n".join(rows) + "\r\n").encode("cp949"))
+EOF
+STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "X-Request-ID: $RUN_ID" --max-time 30 \
+  -F "file=@$WORK/dataset.csv;type=text/csv" -F "name=$RUN_ID" "$BASE_URL/api/datasets" 2>/dev/null) || STATUS="000"
+DATASET=$(json 'b["id"]')
+if [ "$STATUS" = 201 ] && [ "$(json '(b["rows"], b["valid_rows"], b["encoding"], b["layout"])')" = "(3, 2, 'cp949', 'dacon')" ]; then
+  pass "dataset upload" "$(json 'b["rows"]') rows, $(json 'b["valid_rows"]') valid, $(json 'b["encoding"]'), $(json 'b["layout"]') layout"
+  request POST "/api/datasets/$DATASET/predict"
+  deadline=$(( $(date +%s) + TIMEOUT ))
+  state=""
+  while [ "$STATUS" = 202 ] || [ "$STATUS" = 200 ]; do
+    request GET "/api/datasets/$DATASET/predictions"
+    state=$(json 'b["status"]')
+    case "$state" in success|partial|failure|cancelled) break ;; esac
+    [ "$(date +%s)" -gt "$deadline" ] && break
+    sleep 0.2
+  done
+  request GET "/api/datasets/$DATASET/predictions.csv"
+  if [ "$state" = success ] && [ "$STATUS" = 200 ] && python3 - "$WORK/body" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8-sig")))
+assert [r["ID"] for r in rows] == ["MVP_1", "MVP_2", "MVP_3"]
+assert float(rows[0]["predicted_eclo"]) > 0 and float(rows[1]["predicted_eclo"]) > 0 and not rows[0]["error"]
+assert rows[2]["predicted_eclo"] == "" and "사고일시" in rows[2]["error"]
+EOF
+  then
+    pass "dataset scoring" "job $state; results CSV in file order, the bad row kept with its error"
+  else
+    fail "dataset scoring" "job '$state', results answered $STATUS: $(seen)"
+  fi
+  request DELETE "/api/datasets/$DATASET"
+  if [ "$STATUS" = 204 ]; then pass "dataset delete" "204"; else fail "dataset delete" "status $STATUS: $(seen)"; fi
+else
+  fail "dataset upload" "status $STATUS: $(seen)"
+  fail "dataset scoring" "no dataset to score"
+  fail "dataset delete" "no dataset to delete"
 fi
 
 METRIC_AFTER=$(metric_value)
