@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test setup model lint bench bench-http bench-traffic smoke screenshots clean
+.PHONY: run test setup model lint bench bench-http bench-traffic bench-datasets smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-http: setup model
 
 bench-traffic: setup model
 	$(PY) bench/bench_traffic.py
+
+bench-datasets: setup model
+	$(PY) bench/bench_datasets.py
 
 smoke:
 	./test_mvp.sh

@@ -146,8 +146,13 @@ def main() -> int:
                 print(f"| {count} | {wall:.2f} s | {dataset['valid_rows'] / wall:,.0f} | {rounds} | "
                       f"{memory.api:.0f} MB | {memory.worker:.0f} MB |")  # fmt: skip
                 stop(worker)
-            best = statistics.median(walls)
-            print(f"end to end with {args.workers[-1]} workers (upload + check + job): {upload_seconds + best:.2f} s")
+            started = time.perf_counter()
+            results = api.get(f"/api/datasets/{dataset['id']}/predictions.csv")
+            download_seconds = time.perf_counter() - started
+            assert results.status_code == 200 and results.content.count(b"\n") == dataset["rows"] + 1
+            print(f"results CSV: {download_seconds:.2f} s for {len(results.content) / 1e6:.1f} MB")
+            total = upload_seconds + statistics.median(walls) + download_seconds
+            print(f"end to end with {args.workers[-1]} worker processes (upload and check, job, CSV): {total:.2f} s")
     finally:
         group.stop_all()
     return 0

@@ -203,9 +203,10 @@ class DatasetService:
     def delete(self, dataset_id: str) -> None:
         """The dataset's running job is cancelled first, so no worker writes into a folder being removed."""
         with self._session() as session:
-            dataset = self._dataset(session, dataset_id)
-            if dataset.latest_job_id:
-                self._cancel(dataset.id, dataset.latest_job_id, "the dataset was deleted")
+            latest_job_id = self._dataset(session, dataset_id).latest_job_id
+        if latest_job_id:
+            self._cancel(dataset_id, latest_job_id, "the dataset was deleted")
+        with self._session() as session:
             records.delete_dataset(session, dataset_id=dataset_id)
             session.commit()
         self.discard(dataset_id)

@@ -289,6 +289,9 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
     except (SoftTimeLimitExceeded, redis.RedisError):
         raise  # the message comes back (acks late) and the next delivery resumes here
     except Exception as exc:
+        current = jobs.get(job_id)
+        if current is None or current.is_final:  # cancelled meanwhile (a deleted dataset's files are gone)
+            return {"job_id": job_id, "chunk": chunk, "status": "skipped"}
         _finish(resources, record, FAILURE, f"chunk {chunk}: {type(exc).__name__}: {exc}")
         raise
     if done >= record.chunks:

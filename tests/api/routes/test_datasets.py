@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -162,6 +163,22 @@ def test_a_file_over_the_limit_is_refused_as_it_streams(
         assert _left_behind(settings, resources) == ([], 0)
 
 
+def test_a_stream_without_a_length_is_cut_at_the_limit(app_settings: Settings) -> None:
+    settings = app_settings.model_copy(update={"dataset_max_bytes": 50_000})
+
+    def body() -> Iterator[bytes]:  # chunked: no Content-Length to refuse it by
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="endless.csv"\r\n\r\n'
+        for _ in range(1000):
+            yield b"x" * 10_000
+
+    with TestClient(create_app(settings)) as client:
+        headers = {"Content-Type": "multipart/form-data; boundary=b"}
+        response = client.post("/api/datasets", content=body(), headers=headers)
+        resources = client.app.state.resources  # type: ignore[attr-defined]
+        assert response.status_code == 413 and "larger than the limit of 50000 bytes" in response.text
+        assert _left_behind(settings, resources) == ([], 0)
+
+
 def test_one_job_at_a_time_and_cancellation_skips_the_remaining_chunks(
     app_client: TestClient, app_resources: Resources, dacon_1000: bytes
 ) -> None:
@@ -234,3 +251,15 @@ def test_unknown_datasets_and_bad_parameters(app_client: TestClient) -> None:
     assert app_client.get("/api/datasets", params={"page": 99999999999999999999}).status_code == 422
     body = app_client.get("/api/datasets", params={"size": 0}).json()
     assert body["error"]["details"][0]["field"] == "size"
+
+
+def test_deleting_a_dataset_cancels_its_running_job(
+    app_client: TestClient, app_settings: Settings, app_resources: Resources, dacon_1000: bytes
+) -> None:
+    dataset_id = upload(app_client, dacon_1000).json()["id"]
+    job = app_client.post(f"/api/datasets/{dataset_id}/predict", params={"chunk_rows": 100}).json()
+    run_chunk(app_resources, job["job_id"], 0)
+    assert app_client.delete(f"/api/datasets/{dataset_id}").status_code == 204
+    assert app_resources.dataset_jobs.get(job["job_id"]).status == "cancelled"  # type: ignore[union-attr]
+    assert run_chunk(app_resources, job["job_id"], 1)["status"] == "skipped"
+    assert _left_behind(app_settings, app_resources) == ([], 0)
