@@ -187,3 +187,6 @@ class ApiClient:
 
     def share_dataset(self, dataset_id: str) -> dict[str, Any]:
         return self.request("POST", f"/api/datasets/{quote(dataset_id, safe='')}/share")
+
+    def shared_dataset(self, token: str, page: int = 1, size: int = 50) -> dict[str, Any]:
+        return self.request("GET", f"/api/shared/{quote(token, safe='')}", params={"page": page, "size": size})

@@ -10,10 +10,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+
+from backend.ml.datagen import write_dacon_csv
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -42,6 +46,16 @@ def sample_csv(rows: int = 100) -> bytes:
         writer.writerow([weathers[i % 3], "건조", "교차로", "차대차", "", districts[i % 5], "월요일", i % 24, 2024, 12,
                          1 + i % 28])  # fmt: skip
     return out.getvalue().encode("utf-8")
+
+
+def dacon_csv(rows: int = 3000) -> bytes:
+    """Generated accidents in the Dacon layout, CP949-encoded, every 50th with an hour of 25."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_dacon_csv(Path(folder) / "accidents.csv", rows, seed=5, encoding="cp949")
+        lines = path.read_bytes().decode("cp949").splitlines()
+    for i in range(1, len(lines), 50):
+        lines[i] = re.sub(r",(\d{4}-\d{2}-\d{2}) \d{2},", r",\1 25,", lines[i], count=1)
+    return ("\r\n".join(lines) + "\r\n").encode("cp949")
 
 
 def wide_csv(page: Page, api: str, steps: int = 24) -> bytes:
@@ -87,6 +101,21 @@ def main() -> None:
         settle(page)
         page.screenshot(path=args.out / "2-batch.png", full_page=True)
 
+        page.goto(f"{base}/datasets")
+        settle(page)
+        page.get_by_text("Upload a file").click()
+        page.locator("input[type=file]").set_input_files(
+            {"name": "daegu_accidents.csv", "mimeType": "text/csv", "buffer": dacon_csv()}
+        )
+        page.get_by_label("Name").fill("Generated accidents (CP949)")
+        page.get_by_role("button", name="Upload and check").click()
+        page.wait_for_selector("text=rows are valid", timeout=60_000)
+        settle(page)
+        page.get_by_role("button", name="Score", exact=False).first.click()
+        page.wait_for_selector("text=Scored", timeout=120_000)
+        settle(page)
+        page.screenshot(path=args.out / "2b-datasets.png", full_page=True)
+
         page.goto(f"{base}/risk-map")
         settle(page)
         page.wait_for_timeout(3000)  # the map's iframe draws after the script run
@@ -103,8 +132,10 @@ def main() -> None:
 
         page.goto(f"{base}/sensor")
         settle(page)
-        page.get_by_text("Show its", exact=False).click()
-        settle(page)
+        neighbours = page.get_by_text("Show its", exact=False)
+        if neighbours.count():  # only a sensor with neighbours offers them
+            neighbours.first.click()
+            settle(page)
         page.screenshot(path=args.out / "7-sensor.png", full_page=True)
 
         page.goto(f"{base}/readings")

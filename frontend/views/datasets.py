@@ -1,5 +1,6 @@
 """Whole accident files: upload one (Dacon layout or the API's columns, UTF-8 or CP949), read its validation
-report, score it on the workers with live progress, download the results, share a read-only link, delete."""
+report, score it on the workers with live progress, download the results, share a read-only link, delete.
+Opened with `?share=<token>`, the page shows that shared dataset read-only and nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +15,68 @@ from frontend.settings import get_settings
 FINAL = ("success", "partial", "failure", "cancelled")
 RUNNING = ("pending", "processing")
 
+
+def _evaluation(job: dict[str, Any]) -> None:
+    evaluation = job.get("evaluation")
+    if not evaluation:
+        return
+    cols = st.columns(4)
+    cols[0].metric("RMSLE of the model", f"{evaluation['rmsle']:.4f}")
+    cols[1].metric(
+        "RMSLE of a constant", f"{evaluation['constant_rmsle']:.4f}",
+        help=f"always predicting the training mean, ECLO {evaluation['constant_eclo']:.2f}",
+    )  # fmt: skip
+    cols[2].metric("model / constant", f"{evaluation['ratio']:.3f}", help="below 1: the model does better")
+    cols[3].metric("RMSLE of this file's own mean", f"{evaluation['file_mean_rmsle']:.4f}")
+    st.caption(f"On the {evaluation['rows']:,} scored rows whose outcome (ECLO or injury counts) the file holds.")
+
+
+def _downloads(results_url: str) -> None:
+    base = public_api_url()
+    left, right = st.columns(2)
+    left.link_button("Download results (CSV)", f"{base}{results_url}")
+    right.link_button("Download results (Parquet)", f"{base}{results_url}?format=parquet")
+
+
+def _counts(dataset: dict[str, Any]) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Rows", f"{dataset['rows']:,}")
+    cols[1].metric("Valid", f"{dataset['valid_rows']:,}")
+    cols[2].metric("Problems", f"{dataset['problems']:,}")
+    cols[3].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
+    st.caption(
+        f"{dataset['filename']} · {dataset['layout']} layout · {dataset['encoding']} · checked against model "
+        f"{dataset['model_name']} · SHA-256 {dataset['checksum'][:16]}…"
+    )
+
+
+def _report(report: dict[str, Any]) -> None:
+    if report["total"] == 0:
+        st.success("Every row is valid.")
+        return
+    st.dataframe(pd.DataFrame(report["items"]), hide_index=True)
+    st.caption(f"Page {report['page']} of {report['pages']}; rows are counted from 1 below the header.")
+
+
+token = st.query_params.get("share")
+if token:
+    st.title("Shared dataset")
+    with api_call():
+        shared = client().shared_dataset(token, size=200)
+    dataset, job = shared["dataset"], shared["job"]
+    st.subheader(dataset["name"])
+    _counts(dataset)
+    if job is not None and shared["predictions_url"]:
+        st.success(f"Scored {job['progress']['done']:,} rows with model {job['model']}")
+        _evaluation(job)
+        _downloads(shared["predictions_url"])
+    else:
+        st.info("Not scored yet.")
+    st.subheader(f"Validation report ({dataset['problems']:,})")
+    _report(dataset["report"])
+    st.caption("A read-only view through a share link.")
+    st.stop()
+
 st.title("Datasets")
 st.markdown(
     "Upload a CSV of accidents: the Dacon `train.csv`/`test.csv` columns or the API's field names "
@@ -24,7 +87,7 @@ st.markdown(
 with api_call():
     listing = client().datasets(size=100)
 
-with st.expander("Upload a file", expanded="dataset" not in st.session_state), st.form("upload", border=False):
+with st.expander("Upload a file", expanded=not listing["items"]), st.form("upload", border=False):
     upload = st.file_uploader("Accidents CSV", type=["csv"])
     name = st.text_input("Name", max_chars=200, placeholder="e.g. Daegu 2022, Suseong-gu")
     encoding = st.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
@@ -58,7 +121,8 @@ st.session_state["dataset"] = chosen
 
 def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
     if job is None or job["status"] not in RUNNING:
-        if st.button(f"Score {dataset['valid_rows']:,} valid rows", type="primary"):
+        again = "" if job is None else " again"
+        if st.button(f"Score {dataset['valid_rows']:,} valid rows{again}", type="primary"):
             with api_call():
                 client().score_dataset(dataset["id"])
             st.rerun()
@@ -73,22 +137,9 @@ def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
         st.success(f"Scored {done:,} rows" + (f" in {seconds:.1f} s" if seconds else ""))
     else:
         st.warning(f"The last job is {job['status']} after {done:,} of {total:,} rows: {job.get('error') or ''}")
-    evaluation = job.get("evaluation")
-    if evaluation:
-        cols = st.columns(4)
-        cols[0].metric("RMSLE of the model", f"{evaluation['rmsle']:.4f}")
-        cols[1].metric(
-            "RMSLE of a constant", f"{evaluation['constant_rmsle']:.4f}",
-            help=f"always predicting the training mean, ECLO {evaluation['constant_eclo']:.2f}",
-        )  # fmt: skip
-        cols[2].metric("model / constant", f"{evaluation['ratio']:.3f}", help="below 1: the model does better")
-        cols[3].metric("RMSLE of this file's own mean", f"{evaluation['file_mean_rmsle']:.4f}")
-        st.caption(f"On the {evaluation['rows']:,} scored rows whose outcome (ECLO or injury counts) the file holds.")
+    _evaluation(job)
     if job.get("results_url"):
-        base = public_api_url()
-        left, right = st.columns(2)
-        left.link_button("Download results (CSV)", f"{base}{job['results_url']}")
-        right.link_button("Download results (Parquet)", f"{base}{job['results_url']}?format=parquet")
+        _downloads(job["results_url"])
 
 
 def _seconds(job: dict[str, Any]) -> float | None:
@@ -115,30 +166,19 @@ def follow_job(dataset_id: str) -> None:
 with api_call():
     dataset = client().dataset(chosen, size=200)
     job = client().dataset_job(chosen)
-cols = st.columns(4)
-cols[0].metric("Rows", f"{dataset['rows']:,}")
-cols[1].metric("Valid", f"{dataset['valid_rows']:,}")
-cols[2].metric("Problems", f"{dataset['problems']:,}")
-cols[3].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
-st.caption(
-    f"{dataset['filename']} · {dataset['layout']} layout · {dataset['encoding']} · checked against model "
-    f"{dataset['model_name']} · SHA-256 {dataset['checksum'][:16]}…"
-)
+_counts(dataset)
 
 scoring, report_tab, sharing = st.tabs(["Scoring", f"Validation report ({dataset['problems']:,})", "Share / delete"])
 with scoring:
     _job_panel(dataset, job)
 with report_tab:
     report = dataset["report"]
-    if report["total"] == 0:
-        st.success("Every row is valid.")
-    else:
-        page = st.number_input("Page", min_value=1, max_value=max(report["pages"], 1), value=1)
+    if report["pages"] > 1:
+        page = st.number_input("Page", min_value=1, max_value=report["pages"], value=1)
         if page != 1:
             with api_call():
                 report = client().dataset(chosen, page=int(page), size=200)["report"]
-        st.dataframe(pd.DataFrame(report["items"]), hide_index=True)
-        st.caption(f"Page {report['page']} of {report['pages']}; rows are counted from 1 below the header.")
+    _report(report)
 with sharing:
     if st.button("Create a read-only link"):
         with api_call():
@@ -146,8 +186,10 @@ with sharing:
         st.session_state["share"] = (chosen, share)
     if st.session_state.get("share", (None,))[0] == chosen:
         share = st.session_state["share"][1]
-        st.code(f"{public_api_url()}{share['url']}", language=None)
-        st.caption(f"Anyone with this link can read the dataset and its results until {share['expires_at']}.")
+        page_url = str(st.context.url or "").split("?")[0]
+        st.code(f"{page_url}?share={share['token']}", language=None)
+        st.caption(f"This page, read-only. For programs, the API's own link: `{public_api_url()}{share['url']}`.")
+        st.caption(f"Anyone with the link can read the dataset and its results until {share['expires_at']}.")
     confirm = st.checkbox("I want to delete this dataset, its results and its links")
     if st.button("Delete", disabled=not confirm):
         with api_call():

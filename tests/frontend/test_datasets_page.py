@@ -41,8 +41,27 @@ def test_a_scored_dataset_shows_its_counts_report_evaluation_and_downloads(live_
     assert httpx.get(links[0]).status_code == 200  # the link the browser follows answers
 
 
-def test_a_share_link_is_shown_to_copy(live_api: str, scored: dict) -> None:
+def test_a_share_link_opens_the_dataset_read_only(live_api: str, scored: dict) -> None:
     app = _open(scored["id"])
     next(b for b in app.button if b.label == "Create a read-only link").click().run()
-    (code,) = [c.value for c in app.code if "/api/shared/" in c.value]
-    assert code.startswith(live_api) and httpx.get(code).json()["dataset"]["id"] == scored["id"]
+    (code,) = [c.value for c in app.code if "?share=" in c.value]
+    token = code.split("?share=", 1)[1]
+    assert httpx.get(f"{live_api}/api/shared/{token}").json()["dataset"]["id"] == scored["id"]
+
+    shared = AppTest.from_file(APP, default_timeout=60)
+    shared.run()
+    shared.query_params["share"] = token
+    shared.switch_page("views/datasets.py").run()
+    assert not shared.exception, [e.message for e in shared.exception]
+    assert shared.title[0].value == "Shared dataset" and shared.subheader[0].value == "page test"
+    assert {m.label: m.value for m in shared.metric}["Valid"] == f"{scored['valid_rows']:,}"
+    assert not [b for b in shared.button if b.label in ("Delete", "Create a read-only link")]
+    links = [e.proto.url for e in shared.get("link_button")]
+    assert links[0] == f"{live_api}/api/shared/{token}/predictions.csv"
+
+    httpx.delete(f"{live_api}/api/shares/{token}")
+    revoked = AppTest.from_file(APP, default_timeout=60)
+    revoked.run()
+    revoked.query_params["share"] = token
+    revoked.switch_page("views/datasets.py").run()
+    assert "no such share link" in revoked.error[0].value
