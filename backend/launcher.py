@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from urllib.parse import urlparse
 
 import httpx
@@ -23,7 +24,24 @@ from backend.services.traffic import register_model_sensors
 from backend.wiring import open_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-MAX_RESTARTS = 5
+
+
+class RestartBudget:
+    """Restarts allowed per process: at most `limit` deaths within any `window_seconds`. A process that dies
+    now and then over weeks keeps being restarted; one that dies in a loop stops the stack."""
+
+    def __init__(self, limit: int = 5, window_seconds: float = 300.0) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.deaths: dict[str, deque[float]] = {}
+
+    def allow(self, name: str, now: float) -> bool:
+        """Count a death of `name` at `now`; whether it may be restarted."""
+        recent = self.deaths.setdefault(name, deque())
+        while recent and recent[0] <= now - self.window_seconds:
+            recent.popleft()
+        recent.append(now)
+        return len(recent) <= self.limit
 
 
 def describe_models(settings: Settings) -> list[str]:
@@ -62,7 +80,7 @@ class Launcher:
         self.settings = settings
         self.logs = settings.data_dir / "logs"
         self.group = ProcessGroup(self.logs)
-        self.restarts: dict[str, int] = {}
+        self.restarts = RestartBudget()
         self.redis: subprocess.Popen[bytes] | None = None
 
     def ensure_redis(self) -> str:
@@ -142,7 +160,7 @@ class Launcher:
 
     def wait(self) -> str:
         """Until Ctrl-C (or SIGTERM); a process that dies is restarted (a Celery worker can die when Redis
-        drops mid-acknowledgement), up to MAX_RESTARTS times. Returns why it stopped."""
+        drops mid-acknowledgement), within the restart budget. Returns why it stopped."""
         stopping: list[str] = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
         try:
@@ -151,9 +169,10 @@ class Launcher:
                     if process.poll() is None:
                         continue
                     log = self.logs / f"{name}.log"
-                    if self.restarts.get(name, 0) >= MAX_RESTARTS:
-                        return f"{name} exited with {process.returncode} {MAX_RESTARTS + 1} times; see {log}"
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    if not self.restarts.allow(name, time.monotonic()):
+                        budget = self.restarts
+                        return (f"{name} exited with {process.returncode}, its {budget.limit + 1}th death within "
+                                f"{budget.window_seconds:.0f} s; see {log}")  # fmt: skip
                     print(f"{name} exited with {process.returncode}; restarting it (see {log})", flush=True)
                     self.group.respawn(name)
                 time.sleep(0.5)

@@ -21,6 +21,7 @@ from backend.core.redis import async_redis, sync_redis
 from backend.feed import feed_lag_seconds, stream_key
 from backend.services.congestion import CongestionService, prepare_batch
 from backend.services.datasets import DatasetService
+from backend.services.health import HealthMonitor, health_of
 from backend.services.predictions import EcloPredictionService, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)
         state.dataset_service = DatasetService(resources)
+        state.health = HealthMonitor(partial(health_of, resources, state.broker_redis, state.recorder))
         collector = ServiceCollector(
             resources.batches.batch_stats,
             state.recorder.stats,
@@ -86,7 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.add_middleware(
+        RequestContextMiddleware,
+        access_log=settings.access_log,
+        max_body_bytes=settings.request_max_bytes,
+        own_limits=frozenset({"/api/datasets"}),  # the upload streams to disk under DATASET_MAX_BYTES
+    )
     install_error_handlers(app)
     app.include_router(api_router)
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from backend.launcher import RestartBudget
 from backend.processes import PROJECT_ROOT, free_port, redis_answers, wait_until
 from tests.fixtures.batches import submit, wait_for_batch
 
@@ -73,3 +74,12 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_restart_budget_counts_deaths_within_its_window() -> None:
+    budget = RestartBudget(limit=5, window_seconds=300)
+    assert all(budget.allow("worker", t) for t in (0, 10, 20, 30, 40))
+    assert not budget.allow("worker", 50)  # the 6th death within 5 minutes stops the stack
+    assert budget.allow("api", 50)  # counted per process
+    spread = RestartBudget(limit=5, window_seconds=300)
+    assert all(spread.allow("worker", hour * 3600.0) for hour in range(100))  # a death an hour, for ever

@@ -81,7 +81,7 @@ def get_db(request: Request) -> Iterator[Session]:
         try:
             yield session
         except SQLAlchemyError as exc:
-            raise DependencyUnavailable("database", str(exc).splitlines()[0]) from exc
+            raise DependencyUnavailable("database", "cannot read the records") from exc
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

@@ -54,6 +54,8 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    if exc.status_code >= 500 and exc.__cause__ is not None:  # the cause may name hosts: logged, not answered
+        log.warning("%s: %s: %s", exc.message, type(exc.__cause__).__name__, exc.__cause__)
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 

@@ -1,6 +1,7 @@
 """One pure-ASGI middleware for every request: a request id (taken from `X-Request-ID` or made, returned in
-the same header and bound to the logs), Prometheus metrics by route template, and a JSON access log line for
-every failed request (every request with ACCESS_LOG=true: a line costs ~10% of single-prediction throughput)."""
+the same header and bound to the logs), the request body's size limit (413 before it is read whole), Prometheus
+metrics by route template, and a JSON access log line for every failed request (every request with
+ACCESS_LOG=true: a line costs ~10% of single-prediction throughput)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import logging
 import os
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.errors import error_response
+from backend.core.errors import TooLarge
 from backend.core.logging import request_id_var
 from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -33,10 +37,19 @@ class RequestIds:
 class RequestContextMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): it costs microseconds on the hot prediction path."""
 
-    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        access_log: bool = True,
+        max_body_bytes: int | None = None,
+        own_limits: frozenset[str] = frozenset(),
+    ) -> None:
+        """`own_limits`: paths whose routes stream their body under a limit of their own (uploads)."""
         self.app = app
         self.ids = RequestIds()
         self.access_log = access_log
+        self.max_body_bytes = max_body_bytes
+        self.own_limits = own_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,16 +61,41 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         status = 500
+        refused = False  # answered 413 here, mid-body: whatever the app sends after is dropped
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (HEADER, request_id.encode("latin-1"))]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            limit = self.max_body_bytes
+            if limit is None or scope["path"] in self.own_limits:
+                await self.app(scope, receive, send_with_id)
+            elif _declared_length(scope) > limit:
+                message = f"the body is {_declared_length(scope):,} bytes; at most {limit:,} are accepted"
+                await _too_large(message)(scope, receive, send_with_id)
+            else:
+                received = 0
+
+                async def receive_limited() -> Message:
+                    """Counts the body; past the limit, answers 413 and tells the app the client left (a body
+                    sent without Content-Length is not read whole either)."""
+                    nonlocal received, refused
+                    message = await receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if received > limit:
+                            await _too_large(f"the body exceeds {limit:,} bytes")(scope, receive, send_with_id)
+                            refused = True
+                            return {"type": "http.disconnect"}
+                    return message
+
+                await self.app(scope, receive_limited, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -74,3 +112,13 @@ class RequestContextMiddleware:
                     extra={"route": template, "status": status, "duration_ms": round(elapsed * 1e3, 3)},
                 )
             request_id_var.reset(token)
+
+
+def _declared_length(scope: Scope) -> int:
+    value = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+    return int(value) if value.isdigit() and len(value) < 19 else (1 << 62 if value else 0)
+
+
+def _too_large(message: str) -> JSONResponse:
+    error = TooLarge(message, [{"field": "body"}])
+    return error_response(error.status_code, error.code, error.message, error.details)

@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3600, ge=1)
 
-    # HTTP
+    # HTTP. A request body over REQUEST_MAX_BYTES is refused (413) before it is read whole; 8 MB holds 10,000
+    # readings of ~200 bytes. Dataset uploads have their own limit (DATASET_MAX_BYTES).
+    request_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     cors_origins: list[str] = ["http://localhost:8501", "http://127.0.0.1:8501"]

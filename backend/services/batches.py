@@ -4,6 +4,7 @@ own record (Redis while it lives, then the database), and the listing."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ SECONDS_PER_BATCH = 0.02
 # A model's preparation of batch items: (the model's rows, the items it refused by index).
 RowPreparer = Callable[[list[Any]], tuple[list[Any], dict[int, InvalidRow]]]
 SECONDS_PER_ROW = 0.0005
+_BATCH_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def submit_batch(
@@ -67,7 +69,7 @@ def submit_batch(
     try:
         active = store.create(batch_id, items, model, request_id, settings.max_pending_batches)
     except redis.RedisError as exc:
-        raise DependencyUnavailable("redis", f"cannot record the batch ({exc})") from exc
+        raise DependencyUnavailable("redis", "cannot record the batch") from exc
     except TypeError as exc:  # the record could not be encoded; nothing was written
         raise _unstorable(items) from exc
     if active is None:
@@ -84,7 +86,7 @@ def submit_batch(
             store.discard(batch_id)
         except redis.RedisError:
             pass
-        raise DependencyUnavailable("redis", f"cannot queue the batch on the broker ({exc})") from exc
+        raise DependencyUnavailable("redis", "cannot queue the batch on the broker") from exc
     BATCHES_SUBMITTED.labels(model).inc()
     log.info("batch %s accepted: %d rows", batch_id, len(items), extra={"batch_id": batch_id})
     if recorder is not None:
@@ -124,6 +126,8 @@ def batch_status(
     *, store: BatchStore, sessions: sessionmaker[Session] | None, batch_id: str, settings: Settings
 ) -> BatchStatusResponse:
     """From the Redis record while it lives; from the database once Redis has expired it (or is down)."""
+    if not _BATCH_ID.fullmatch(batch_id):  # not an id this API issues (and never another Redis key's suffix)
+        raise NotFound(f"no batch {batch_id[:40]!r}: batch ids are the 32 hexadecimal digits the API answered")
     redis_error: redis.RedisError | None = None
     try:
         record = store.get(batch_id)
@@ -135,7 +139,7 @@ def batch_status(
     if stored is not None:
         return stored
     if redis_error is not None:
-        raise DependencyUnavailable("redis", f"cannot read the batch ({redis_error})") from redis_error
+        raise DependencyUnavailable("redis", "cannot read the batch") from redis_error
     hours = settings.batch_result_ttl_seconds / 3600
     raise NotFound(
         f"no batch {batch_id!r}: it was never submitted, or its results expired ({hours:g} h after submission)"

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import redis
-from celery import Celery
 from sqlalchemy import Engine
 
 from backend.db.session import ping
+from backend.feed import feed_lag_seconds, heartbeat_key, stream_key
 from backend.ml.registry import ModelRegistry
 from backend.schemas.health import ComponentHealth, HealthResponse
 from backend.services.recorder import Recorder
+from backend.tasks.heartbeat import ALIVE_SECONDS, alive_workers
+from backend.wiring import Resources
 
-WORKER_PING_TIMEOUT = 0.5
+log = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """A check's own finding, shown as it is (other exceptions may quote addresses: only their kind is)."""
 
 
 def _timed(check: Callable[[], str | None]) -> ComponentHealth:
     started = time.perf_counter()
     try:
         detail = check()
+    except CheckFailed as exc:
+        return ComponentHealth(status="down", detail=str(exc))
     except Exception as exc:  # a health check reports every failure, whatever its kind
-        return ComponentHealth(status="down", detail=f"{type(exc).__name__}: {exc}")
+        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
+        return ComponentHealth(status="down", detail=f"{type(exc).__name__} (the API's log has the details)")
     return ComponentHealth(status="ok", detail=detail, latency_ms=round((time.perf_counter() - started) * 1e3, 2))
 
 
@@ -43,21 +55,21 @@ def check_redis(client: redis.Redis) -> ComponentHealth:
     return _timed(lambda: None if client.ping() else "no PONG")
 
 
-def check_workers(celery: Celery) -> ComponentHealth:
-    def ping() -> str:
-        replies = celery.control.ping(timeout=WORKER_PING_TIMEOUT)
-        if not replies:
-            raise RuntimeError("no worker answered")
-        return f"{len(replies)} worker(s): " + ", ".join(sorted(name for reply in replies for name in reply))
+def check_workers(client: redis.Redis, prefix: str) -> ComponentHealth:
+    """From the workers' heartbeats (backend.tasks.heartbeat): one Redis command, whatever the load."""
 
-    return _timed(ping)
+    def seen() -> str:
+        alive = alive_workers(client, prefix)
+        if not alive:
+            raise CheckFailed(f"no worker process seen in the last {ALIVE_SECONDS:.0f} s")
+        return f"{len(alive)} worker process(es)"
+
+    return _timed(seen)
 
 
 def check_database(engine: Engine, recorder: Recorder) -> ComponentHealth:
     stats = recorder.stats()
     writes = f"records written {stats['written']}, failed {stats['failed']}, dropped {stats['dropped']}"
-    if stats["last_error"]:
-        writes += f"; last error: {stats['last_error']}"
     result = _timed(lambda: ping(engine))
     detail = f"{engine.dialect.name}: {writes}" if result.status == "ok" else f"{result.detail}; {writes}"
     return result.model_copy(update={"detail": detail})
@@ -69,7 +81,7 @@ def check_feed(client: redis.Redis, heartbeat_key: str, lag: Callable[[], float]
     def beat() -> str:
         raw = client.get(heartbeat_key)
         if raw is None:
-            raise RuntimeError("no consumer heartbeat: is `python -m backend.feed` running?")
+            raise CheckFailed("no consumer heartbeat: is `python -m backend.feed` running?")
         return f"consumer seen {time.time() - float(raw):.1f} s ago; oldest unstored message {lag():.1f} s old"
 
     return _timed(beat)
@@ -79,7 +91,7 @@ def health(
     registry: ModelRegistry,
     redis_client: redis.Redis,
     broker_client: redis.Redis,
-    celery: Celery,
+    key_prefix: str,
     engine: Engine,
     recorder: Recorder,
     feed: Callable[[], ComponentHealth] | None = None,
@@ -93,9 +105,42 @@ def health(
     if feed is not None:
         components["feed"] = feed()
     components["workers"] = (
-        check_workers(celery)
-        if components["broker"].status == "ok"
-        else ComponentHealth(status="down", detail="broker unreachable")
+        check_workers(redis_client, key_prefix)
+        if components["redis"].status == "ok"
+        else ComponentHealth(status="down", detail="redis unreachable: the workers' heartbeats cannot be read")
     )
     status = "ok" if all(c.status == "ok" for c in components.values()) else "degraded"
     return HealthResponse(status=status, components=components)
+
+
+def health_of(resources: Resources, broker_client: redis.Redis, recorder: Recorder) -> HealthResponse:
+    """Every component, from the API's resources: the readings feed counted when it is enabled."""
+    settings = resources.settings
+
+    def feed() -> ComponentHealth:
+        lag = partial(feed_lag_seconds, resources.redis, stream_key(settings), settings.feed_group)
+        return check_feed(resources.redis, heartbeat_key(settings), lag)
+
+    return health(
+        resources.registry, resources.redis, broker_client, settings.key_prefix, resources.engine, recorder,
+        feed if settings.feed_enabled else None,
+    )  # fmt: skip
+
+
+class HealthMonitor:
+    """The health report computed at most once per `ttl_seconds`, however many callers ask at once: probes and
+    dashboards never pile checks (and connections) onto the dependencies they check."""
+
+    def __init__(self, compute: Callable[[], HealthResponse], ttl_seconds: float = 1.0) -> None:
+        self.compute = compute
+        self.ttl_seconds = ttl_seconds
+        self._lock = threading.Lock()
+        self._report: HealthResponse | None = None
+        self._at = 0.0
+
+    def report(self) -> HealthResponse:
+        with self._lock:
+            if self._report is None or time.monotonic() - self._at > self.ttl_seconds:
+                self._report = self.compute()
+                self._at = time.monotonic()
+            return self._report

@@ -9,7 +9,10 @@ from celery.signals import setup_logging, worker_process_init, worker_process_sh
 from backend.core.config import get_settings
 from backend.core.logging import configure_logging
 from backend.tasks.batches import BatchTask
+from backend.tasks.heartbeat import WorkerHeartbeat
 from backend.wiring import open_resources
+
+_heartbeat: WorkerHeartbeat | None = None
 
 
 @setup_logging.connect
@@ -24,10 +27,15 @@ def _open_resources(**_: Any) -> None:
     resources = open_resources(get_settings())
     resources.registry.load()
     BatchTask.resources = resources
+    global _heartbeat
+    _heartbeat = WorkerHeartbeat(resources.redis, resources.settings.key_prefix)
+    _heartbeat.start()
 
 
 @worker_process_shutdown.connect
 def _close_resources(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
     if BatchTask.resources is not None:
         BatchTask.resources.close()
         BatchTask.resources = None

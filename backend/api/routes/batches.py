@@ -12,6 +12,7 @@ from backend.api.deps import (
     SessionsDep,
     SettingsDep,
 )
+from backend.api.params import PageNumber
 from backend.schemas.batches import (
     BatchAccepted,
     BatchStatus,
@@ -65,7 +66,7 @@ def submit_batch(
 @router.get("/batch", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def list_batches(
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
     status: BatchStatus | None = None,
 ) -> Page[BatchSummary]:

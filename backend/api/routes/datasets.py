@@ -5,6 +5,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import DatasetServiceDep, SettingsDep
+from backend.api.params import PageNumber
 from backend.api.uploads import UploadAborted, receive_file
 from backend.schemas.datasets import (
     DatasetDetail,
@@ -21,7 +22,6 @@ router = APIRouter(tags=["datasets"])
 
 DatasetId = Annotated[str, Path(max_length=64)]
 Token = Annotated[str, Path(max_length=100)]
-PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 ReportSize = Annotated[int, Query(ge=1, le=500)]
 ResultFormat = Annotated[Literal["csv", "parquet"], Query(alias="format")]
 UPLOAD_RESPONSES: dict[int | str, dict] = {

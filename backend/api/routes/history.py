@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import SessionDep
+from backend.api.params import PageNumber
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 from backend.schemas.records import PredictionRecord
@@ -15,9 +16,9 @@ router = APIRouter(prefix="/api/predictions", tags=["history"])
 @router.get("", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def list_predictions(
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
-    model: str | None = None,
+    model: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
 ) -> Page[PredictionRecord]:
     """Single predictions, newest first; optionally of one model and since a time (ISO-8601)."""

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import CongestionServiceDep, SensorDirectoryDep, SessionDep, SessionsDep
+from backend.api.params import PageNumber
 from backend.core.errors import InvalidRequest, TooLarge
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
@@ -27,21 +28,14 @@ from backend.services import readings, traffic
 
 router = APIRouter(prefix="/api/traffic", tags=["traffic"])
 
-MAX_BODY_BYTES = 8 * 1024 * 1024  # 10,000 readings of ~200 bytes, with room to spare
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
 }  # fmt: skip
 
 
 async def _json_body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise TooLarge(f"the body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,}", [{"field": "body"}])
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise TooLarge(f"the body exceeds {MAX_BODY_BYTES:,} bytes", [{"field": "body"}])
+    """JSON, or the text of a CSV body; its size is bounded by REQUEST_MAX_BYTES (the request middleware)."""
+    body = await request.body()
     if "csv" in request.headers.get("content-type", ""):
         return body.decode("utf-8", errors="replace")
     try:
@@ -116,7 +110,7 @@ def historical(
     session: SessionDep,
     sensor_id: Annotated[str | None, Query(max_length=64)] = None,
     utc_offset_minutes: Annotated[int, Query(ge=-720, le=840, description="the day's zone; UTC by default")] = 0,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[ReadingOut]:
     """Readings of one day (YYYY-MM-DD), oldest first, optionally of one sensor, with totals and pages."""
@@ -129,7 +123,7 @@ def sensor_readings(
     session: SessionDep,
     since: Annotated[datetime | None, Query(description="ISO-8601 with a zone; inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO-8601 with a zone; exclusive")] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[ReadingOut]:
     """One sensor's readings between two times, oldest first, with totals and pages."""

@@ -116,3 +116,12 @@ def test_the_registry_is_injected(app_client: TestClient, tmp_path: Path) -> Non
     assert refused.status_code == 404 and refused.json()["error"]["details"] == [{"available": []}]
     ready = app_client.get("/health/ready")
     assert ready.status_code == 503 and ready.json()["error"]["code"] == "dependency_unavailable"
+
+
+def test_ids_the_api_never_issued_are_404_and_reach_no_other_key(app_client: TestClient, csv_rows: list[dict]) -> None:
+    batch_id = app_client.post("/api/predict/eclo/batch", json={"items": csv_rows[:2]}).json()["batch_id"]
+    for suffix in (":out", ":items", "x" * 5000):
+        response = app_client.get(f"/api/predict/batch/{batch_id}{suffix}/results")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+        assert len(response.json()["error"]["message"]) < 200
+    assert app_client.get(f"/api/predict/batch/{batch_id}/results").json()["status"] == "pending"

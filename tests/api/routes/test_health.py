@@ -1,6 +1,13 @@
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.core.config import Settings
+from backend.main import create_app
+from backend.processes import free_port
 from tests.fixtures.batches import submit, wait_for_batch
 
 
@@ -53,3 +60,33 @@ def test_metrics_count_requests_predictions_and_batches(api: httpx.Client, class
     unmatched = api.get("/no/such/path")
     assert unmatched.status_code == 404
     assert _sample(api.get("/metrics").text, "http_requests_total", route="unmatched", status="404") >= 1
+
+
+def test_a_crowd_of_health_calls_leaves_batches_working(api: httpx.Client, csv_rows: list) -> None:
+    """200 /health calls at once used to take every broker connection (a Celery ping each) and lock batch
+    submission up; the report is now computed once a second from heartbeats, whoever asks."""
+    url = str(api.base_url)
+
+    def probe(_: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        status = httpx.get(f"{url}/health", timeout=30).status_code
+        return status, time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        answers = list(pool.map(probe, range(200)))
+    assert {status for status, _ in answers} == {200}
+    assert wait_for_batch(api, submit(api, csv_rows[:5])["batch_id"], timeout=30)["status"] == "success"
+
+
+def test_503_bodies_name_the_dependency_never_its_address(app_settings: Settings, classic_row: dict) -> None:
+    port = free_port()
+    settings = app_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health")
+        batch = client.post("/api/predict/eclo/batch", json={"items": [classic_row]})
+        results = client.get("/api/predict/batch/" + "0" * 32 + "/results")
+    assert health.status_code == batch.status_code == 503
+    assert {d["dependency"] for d in health.json()["error"]["details"]} >= {"redis", "broker", "workers"}
+    assert batch.json()["error"]["details"] == [{"dependency": "redis"}]
+    for response in (health, batch, results):
+        assert str(port) not in response.text and "127.0.0.1" not in response.text, response.text

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 import redis
+from fastapi.testclient import TestClient
 
 from backend.ml.predictor import EcloModel
 from backend.processes import wait_until
@@ -77,3 +79,9 @@ def test_batch_list_filters_by_status(api: httpx.Client) -> None:
     response = api.get("/api/predict/batch", params={"status": "exploded"})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "status"
+
+
+@pytest.mark.parametrize("path", ["/api/predictions", "/api/predict/batch", "/api/datasets"])
+def test_a_page_beyond_any_listing_is_refused_by_name(app_client: TestClient, path: str) -> None:
+    response = app_client.get(path, params={"page": 10**20})
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "page"

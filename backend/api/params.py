@@ -1,0 +1,9 @@
+"""Query parameters several routes share, bounded: an unbounded page number overflows the database's integer."""
+
+from typing import Annotated
+
+from fastapi import Query
+
+MAX_PAGE = 1_000_000
+
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE)]
