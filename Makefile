@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test setup model lint bench bench-http bench-traffic bench-datasets smoke screenshots clean
+.PHONY: run test fuzz setup model lint bench bench-http bench-traffic bench-datasets smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup model
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The schemathesis run alone (it is part of `make test` too).
+fuzz: setup
+	$(PY) -m pytest tests/reliability/test_fuzz.py
 
 lint: setup
 	$(PY) -m ruff check .

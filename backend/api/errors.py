@@ -47,6 +47,9 @@ def health_response(report: HealthResponse) -> JSONResponse:
     return JSONResponse({"error": error, **body}, status_code=503)
 
 
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
@@ -78,6 +81,9 @@ async def _model_not_found(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_ERROR:  # a declared body that is no JSON text
+        message = "the body is not valid JSON (UTF-8 text)"
+        return error_response(422, "validation_error", message, [{"field": "body"}])
     code = HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 

@@ -53,7 +53,10 @@ def _latest(reading: TrafficReading | None, free_flow: float | None, now: dateti
 def sensors_from_csv(text: str) -> list[dict[str, Any]]:
     """The loaders' sensor table: `sensor_id,latitude,longitude` with a header, or the METR-LA header-less
     `index,sensor_id,latitude,longitude`."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise InvalidRequest(f"the sensor table is not a readable CSV: {exc}", details=[{"field": "body"}]) from exc
     if not rows:
         raise InvalidRequest("the sensor table is empty", details=[{"field": "body"}])
     header = [cell.strip().lower() for cell in rows[0]]
