@@ -22,6 +22,8 @@ import pandas as pd
 from backend.ml.errors import FieldError, InvalidRow
 
 YEAR_RANGE = (1970, 2100)
+# No category of any model is this long; a longer text is refused without being echoed.
+MAX_TEXT_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,9 @@ def _text(row: Mapping[str, Any], name: str, errors: list[FieldError], required:
     if not isinstance(value, str):
         errors.append(FieldError(name, f"must be a text value, got {type(value).__name__}"))
         return None
+    if len(value) > MAX_TEXT_CHARS:
+        errors.append(FieldError(name, f"longer than {MAX_TEXT_CHARS} characters ({len(value)})"))
+        return None
     return value.strip()
 
 
@@ -264,11 +269,10 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
     """Types, ranges and derived parts of one raw row; raises InvalidRow naming every bad field."""
     if not isinstance(row, Mapping):
         raise InvalidRow([FieldError("row", f"must be an object with fields {', '.join(API_FIELDS)}")])
-    errors: list[FieldError] = [
-        FieldError(str(name), f"unknown field; expected: {', '.join(API_FIELDS)}")
-        for name in row
-        if name not in API_FIELDS
-    ]
+    unknown = [str(name)[:60] for name in row if name not in API_FIELDS]
+    errors = [FieldError(name, f"unknown field; expected: {', '.join(API_FIELDS)}") for name in unknown[:10]]
+    if len(unknown) > 10:
+        errors.append(FieldError("row", f"{len(unknown)} unknown fields in all"))
     weather = _text(row, "weather", errors)
     road_surface = _text(row, "road_surface", errors)
     road_type = _text(row, "road_type", errors)

@@ -179,3 +179,12 @@ def test_a_bad_road_pair_is_named_beside_other_bad_fields(encoder: FeatureEncode
     with pytest.raises(InvalidRow) as caught:
         encoder.encode(classic_row)
     assert sorted(e.field for e in caught.value.errors) == ["district", "road_type", "weather"]
+
+
+def test_long_texts_and_many_unknown_fields_are_refused_without_echoing_them(classic_row: dict) -> None:
+    with pytest.raises(InvalidRow) as refused:
+        parse_row({**classic_row, "weather": "맑" * 100_000, **{f"x{i}" * 50: 1 for i in range(30)}})
+    errors = {e.field: e.message for e in refused.value.errors}
+    assert errors["weather"] == "longer than 200 characters (100000)"
+    assert errors["row"] == "30 unknown fields in all" and len(errors) == 12
+    assert max(len(f) for f in errors) <= 60 and sum(len(m) for m in errors.values()) < 3000
