@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         cache_client = async_redis(settings.cache_redis_url, settings) if settings.cache_enabled else None
         cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
-        state.recorder = Recorder(resources.sessions)
+        state.recorder = Recorder(resources.sessions, resources.spill)
         state.recorder.start()
         state.eclo_service = EcloPredictionService(resources.registry, cache, state.recorder)
         state.congestion_service = CongestionService(

@@ -17,6 +17,7 @@ from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
 from backend.ml.registry import ModelRegistry, get_registry, import_loader
+from backend.services.recorder import SpillFile
 from backend.tasks.batches import BatchStore
 from backend.tasks.datasets import DatasetFiles, DatasetJobStore
 
@@ -41,6 +42,7 @@ class Resources:
     sessions: sessionmaker[Session]
     dataset_jobs: DatasetJobStore
     dataset_files: DatasetFiles
+    spill: SpillFile
 
     def close(self) -> None:
         self.engine.dispose()
@@ -59,4 +61,5 @@ def open_resources(settings: Settings) -> Resources:
         sessions=session_factory(engine),
         dataset_jobs=DatasetJobStore(client, settings.key_prefix, settings.batch_result_ttl_seconds),
         dataset_files=DatasetFiles(LocalStorage(settings.data_dir)),
+        spill=SpillFile(settings.data_dir / "spill" / "records.jsonl", settings.spill_max_bytes),
     )

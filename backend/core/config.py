@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     dataset_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
     dataset_share_days: float = Field(default=7.0, gt=0, le=365)
 
+    # Records the database refused wait in DATA_DIR/spill/records.jsonl until it takes them; past this size
+    # they are dropped (and counted in /metrics).
+    spill_max_bytes: int = Field(default=1024**3, ge=1024)
+
     # Single-prediction cache (best-effort)
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3600, ge=1)

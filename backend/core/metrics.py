@@ -50,10 +50,15 @@ class ServiceCollector(Collector):
             yield GaugeMetricFamily("batches_pending", "Batches queued or running", value=active)
         stats = self.recorder_stats()
         records = CounterMetricFamily("db_records", "Records written to the database, by outcome", labels=["outcome"])
-        for outcome in ("written", "failed", "dropped"):
+        for outcome in ("written", "failed", "spilled", "dropped"):
             records.add_metric([outcome], stats[outcome])
         yield records
         yield GaugeMetricFamily("db_records_queued", "Records waiting to be written", value=stats["queued"])
+        yield GaugeMetricFamily(
+            "db_records_spill_bytes",
+            "Records waiting in the spill file for the database, in bytes",
+            value=stats["spill_bytes"],
+        )
         if self.feed_lag is not None:
             try:
                 lag = self.feed_lag()

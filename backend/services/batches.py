@@ -92,7 +92,7 @@ def submit_batch(
     if recorder is not None:
         job = {"model_name": model, "status": PENDING, "total": len(items), "created_at": datetime.now(UTC),
                "request_id": request_id}  # fmt: skip
-        recorder.submit(lambda session: crud.insert_batch_job_if_absent(session, batch_id=batch_id, **job))
+        recorder.record("batch_job", {"batch_id": batch_id, **job})
     return BatchAccepted(
         batch_id=batch_id,
         status="pending",

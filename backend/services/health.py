@@ -69,7 +69,8 @@ def check_workers(client: redis.Redis, prefix: str) -> ComponentHealth:
 
 def check_database(engine: Engine, recorder: Recorder) -> ComponentHealth:
     stats = recorder.stats()
-    writes = f"records written {stats['written']}, failed {stats['failed']}, dropped {stats['dropped']}"
+    writes = (f"records written {stats['written']}, waiting on disk {stats['spill_bytes']} bytes, "
+              f"failed writes {stats['failed']}, dropped {stats['dropped']}")  # fmt: skip
     result = _timed(lambda: ping(engine))
     detail = f"{engine.dialect.name}: {writes}" if result.status == "ok" else f"{result.detail}; {writes}"
     return result.model_copy(update={"detail": detail})

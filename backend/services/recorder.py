@@ -1,48 +1,158 @@
-"""Background writer of records: the answer never waits for the database, nor fails because of it.
+"""Background writer of records: the answer never waits for the database, nor fails because of it, and no
+record it accepted is lost while the database is away.
 
-Prediction records are buffered and bulk-inserted every `flush_interval` seconds by one thread; other writes
-(batch jobs) are queued as functions of a session. A failure is logged and counted (visible in /health);
-when the buffer is full the oldest records are dropped and counted.
+Prediction records are buffered and bulk-inserted every `flush_interval` seconds by one thread; other records
+(a batch's job at submission) are queued beside them. A write the database refuses goes to a local append-only
+spill file (`SpillFile`), whatever the reason; while the file holds records, new ones join it (their order is
+kept) and the file is replayed, with a growing pause between tries, until the database takes it. The file is
+bounded (`max_bytes`): past it records are dropped and counted. Workers spill into the same file when they
+cannot record a batch; whichever process finds the database back replays it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.crud import insert_predictions
+from backend.db import crud, datasets
 from backend.db.session import session_scope
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[Session], Any]
+Entry = tuple[str, Any]  # (kind, payload): data, so that it can wait on disk
+
+
+def _write_batch_state(session: Session, payload: dict[str, Any]) -> None:
+    crud.upsert_batch_job(session, batch_id=payload["batch_id"], **payload["fields"])
+    if payload.get("rows") is not None:
+        crud.save_batch_rows(session, batch_id=payload["batch_id"], rows=payload["rows"])
+
+
+WRITERS: dict[str, Callable[[Session, Any], None]] = {
+    "predictions": lambda session, rows: crud.insert_predictions(session, rows=rows),
+    "batch_job": lambda session, job: crud.insert_batch_job_if_absent(session, **job),
+    "batch_state": _write_batch_state,
+    "dataset_job": lambda session, job: datasets.update_job(session, **job),
+}
+
+
+def write_entries(session: Session, entries: list[Entry]) -> None:
+    for kind, payload in entries:
+        WRITERS[kind](session, payload)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    raise TypeError(f"cannot spill a {type(value).__name__}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "$dt" in value:
+            return datetime.fromisoformat(value["$dt"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _count(entry: Entry) -> int:
+    kind, payload = entry
+    return len(payload) if kind == "predictions" else 1
+
+
+class SpillFile:
+    """JSON lines of entries the database refused, in the order they came; shared by the processes of one data
+    folder under an advisory lock."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def append(self, entries: list[Entry]) -> bool:
+        """Whether the entries were written (False: the file is full, they are lost)."""
+        data = b"".join(
+            orjson.dumps(list(entry), default=_encode, option=orjson.OPT_PASSTHROUGH_DATETIME) + b"\n"
+            for entry in entries
+        )
+        with self._locked() as fd:
+            if os.fstat(fd).st_size + len(data) > self.max_bytes:
+                return False
+            os.write(fd, data)
+            os.fsync(fd)
+        return True
+
+    def replay(self, write: Callable[[list[Entry]], None]) -> int:
+        """Hand every spilled entry to `write` (which raises when the database is still away: the file stays
+        as it is), then empty the file; returns the records written."""
+        with self._locked() as fd:
+            with open(fd, "rb", closefd=False) as handle:
+                handle.seek(0)
+                entries = [tuple(_decode(orjson.loads(line))) for line in handle if line.strip()]
+            if not entries:
+                return 0
+            write(entries)  # type: ignore[arg-type]
+            os.ftruncate(fd, 0)
+            return sum(_count(e) for e in entries)  # type: ignore[arg-type]
 
 
 class Recorder:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        spill: SpillFile,
         max_buffer: int = 20_000,
         flush_interval: float = 0.2,
         max_batch: int = 1000,
+        max_retry_seconds: float = 10.0,
     ) -> None:
         self.sessions = sessions
+        self.spill = spill
         self.max_buffer = max_buffer
         self.flush_interval = flush_interval
         self.max_batch = max_batch
+        self.max_retry_seconds = max_retry_seconds
         self._predictions: deque[dict[str, Any]] = deque()
-        self._writes: deque[Write] = deque()
+        self._others: deque[Entry] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._retry_after = 0.0
+        self._pause = flush_interval
         self.written = 0
         self.failed = 0
+        self.spilled = 0
         self.dropped = 0
         self.last_error: str | None = None
 
@@ -51,16 +161,14 @@ class Recorder:
         self._thread.start()
 
     def record_prediction(self, row: dict[str, Any]) -> None:
-        if len(self._predictions) >= self.max_buffer:
-            self._predictions.popleft()
-            self.dropped += 1
+        if len(self._predictions) >= self.max_buffer:  # the writer thread is far behind: off to the spill file
+            count = min(self.max_batch, len(self._predictions))
+            self._keep([("predictions", [self._predictions.popleft() for _ in range(count)])])
         self._predictions.append(row)
 
-    def submit(self, write: Write) -> None:
-        if len(self._writes) >= self.max_buffer:
-            self._writes.popleft()
-            self.dropped += 1
-        self._writes.append(write)
+    def record(self, kind: str, payload: Any) -> None:
+        """Any other record: `kind` names its writer in WRITERS."""
+        self._others.append((kind, payload))
         self._wake.set()
 
     def _run(self) -> None:
@@ -69,37 +177,96 @@ class Recorder:
             self._wake.clear()
             self.flush()
 
-    def flush(self) -> None:
-        """Write everything buffered so far."""
-        with self._flush_lock:
-            while self._predictions:
-                batch = [self._predictions.popleft() for _ in range(min(self.max_batch, len(self._predictions)))]
-                self._attempt(lambda session, rows=batch: insert_predictions(session, rows=rows), len(batch))
-            while self._writes:
-                self._attempt(self._writes.popleft(), 1)
+    def _pending(self) -> list[Entry]:
+        entries: list[Entry] = []
+        while self._predictions:
+            entries.append(("predictions", [self._predictions.popleft()
+                                             for _ in range(min(self.max_batch, len(self._predictions)))]))  # fmt: skip
+        while self._others:
+            entries.append(self._others.popleft())
+        return entries
 
-    def _attempt(self, write: Write, count: int) -> None:
+    def flush(self) -> None:
+        """Write everything buffered so far; what the database refuses waits in the spill file."""
+        with self._flush_lock:
+            entries = self._pending()
+            if self.spill.size():
+                if time.monotonic() < self._retry_after or not self._replay():
+                    self._keep(entries)  # behind the spilled ones, in order
+                    return
+            for entry in entries:
+                try:
+                    with session_scope(self.sessions) as session:
+                        write_entries(session, [entry])
+                    self.written += _count(entry)
+                except Exception as exc:  # any database failure: kept on disk, never raised to a client
+                    self._failed(exc, _count(entry))
+                    self._keep([entry])
+
+    def _replay(self) -> bool:
         try:
-            with session_scope(self.sessions) as session:
-                write(session)
-            self.written += count
-        except Exception as exc:  # any database failure: counted and logged, never raised to a client
-            self.failed += count
-            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            log.warning("could not write %d record(s): %s", count, self.last_error)
+            replayed = self.spill.replay(self._write_all)
+        except Exception as exc:
+            self._failed(exc, 0)
+            self._pause = min(self._pause * 2, self.max_retry_seconds)
+            self._retry_after = time.monotonic() + self._pause
+            return False
+        self.written += replayed
+        self._pause = self.flush_interval
+        if replayed:
+            log.info("replayed %d spilled record(s) into the database", replayed)
+        return True
+
+    def _write_all(self, entries: list[Entry]) -> None:
+        with session_scope(self.sessions) as session:
+            write_entries(session, entries)
+
+    def _keep(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        count = sum(_count(e) for e in entries)
+        if self.spill.append(entries):
+            self.spilled += count
+        else:
+            self.dropped += count
+            log.error("spill file %s is full (%d bytes): %d record(s) dropped", self.spill.path,
+                      self.spill.max_bytes, count)  # fmt: skip
+
+    def _failed(self, exc: Exception, count: int) -> None:
+        self.failed += count
+        self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        log.warning("could not write %d record(s): %s", count, self.last_error)
 
     def stop(self, timeout: float = 10) -> None:
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._retry_after = 0.0
         self.flush()
 
     def stats(self) -> dict[str, Any]:
         return {
             "written": self.written,
             "failed": self.failed,
+            "spilled": self.spilled,
             "dropped": self.dropped,
-            "queued": len(self._predictions) + len(self._writes),
+            "queued": len(self._predictions) + len(self._others),
+            "spill_bytes": self.spill.size(),
             "last_error": self.last_error,
         }
+
+
+def record_or_spill(sessions: sessionmaker[Session], spill: SpillFile, kind: str, payload: Any) -> None:
+    """One record written now (a worker's batch state), or, when older records wait in the spill file (they go
+    first) or the database refuses it, appended to them."""
+    entry: Entry = (kind, payload)
+    if not spill.size():
+        try:
+            with session_scope(sessions) as session:
+                write_entries(session, [entry])
+            return
+        except Exception as exc:  # the database is away: the record waits on disk
+            log.warning("could not write a %s record, spilled: %s", kind, str(exc).splitlines()[0][:300])
+    if not spill.append([entry]):
+        log.error("spill file %s is full: a %s record dropped", spill.path, kind)

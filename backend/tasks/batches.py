@@ -25,14 +25,12 @@ import orjson
 import redis
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import SQLAlchemyError
 
 from backend.core.config import Settings
 from backend.core.logging import request_id_var
-from backend.db import crud
-from backend.db.session import session_scope
 from backend.ml.errors import InvalidRow
 from backend.schemas.batches import FAILURE, FINAL_STATUSES, PARTIAL, PROCESSING, SUCCESS
+from backend.services.recorder import record_or_spill
 from backend.tasks.celery_app import celery_app
 
 if TYPE_CHECKING:
@@ -307,14 +305,10 @@ def _finish(resources: Resources, record: BatchRecord, status: str, error: str |
 
 
 def _mirror(resources: Resources, batch_id: str, rows: dict[int, dict[str, Any]] | None = None, **fields: Any) -> None:
-    """Mirror the batch into the database; a database failure is logged, never fails the batch."""
-    try:
-        with session_scope(resources.sessions) as session:
-            crud.upsert_batch_job(session, batch_id=batch_id, **fields)
-            if rows is not None:
-                crud.save_batch_rows(session, batch_id=batch_id, rows=[_row(i, o) for i, o in sorted(rows.items())])
-    except SQLAlchemyError as exc:
-        log.warning("batch %s: could not record it in the database: %s", batch_id, str(exc).splitlines()[0])
+    """Mirror the batch into the database; what it refuses waits in the spill file (never fails the batch)."""
+    payload = {"batch_id": batch_id, "fields": fields,
+               "rows": None if rows is None else [_row(i, o) for i, o in sorted(rows.items())]}  # fmt: skip
+    record_or_spill(resources.sessions, resources.spill, "batch_state", payload)
 
 
 def _row(index: int, outcome: dict[str, Any]) -> dict[str, Any]:

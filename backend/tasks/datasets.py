@@ -31,13 +31,11 @@ import numpy as np
 import orjson
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import SQLAlchemyError
 
 from backend.core.storage import FileStorage
-from backend.db import datasets as records
-from backend.db.session import session_scope
 from backend.ml.measures import rmse
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
+from backend.services.recorder import record_or_spill
 from backend.tasks.batches import BatchTask, row_outcome
 from backend.tasks.celery_app import celery_app
 
@@ -354,9 +352,5 @@ def evaluate_job(resources: Resources, record: JobRecord) -> tuple[int, dict[str
 
 
 def _mirror(resources: Resources, job_id: str, **fields: Any) -> None:
-    """The job's row in the database; a failure is logged, never fails the job (Redis holds it meanwhile)."""
-    try:
-        with session_scope(resources.sessions) as session:
-            records.update_job(session, job_id=job_id, **fields)
-    except SQLAlchemyError as exc:
-        log.warning("dataset job %s: could not record it in the database: %s", job_id, str(exc).splitlines()[0])
+    """The job's row in the database; what it refuses waits in the spill file (never fails the job)."""
+    record_or_spill(resources.sessions, resources.spill, "dataset_job", {"job_id": job_id, **fields})

@@ -1,0 +1,37 @@
+"""The spill file: records the database refused wait on disk, in order, and are replayed once it takes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from backend.services.recorder import SpillFile
+
+
+def test_entries_come_back_in_order_with_their_times(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill" / "records.jsonl", max_bytes=10_000)
+    when = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    assert spill.append([("predictions", [{"eclo": 1.5, "created_at": when}]), ("batch_job", {"batch_id": "a"})])
+    assert spill.append([("batch_state", {"batch_id": "a", "fields": {"finished_at": when}, "rows": None})])
+    seen: list = []
+    assert spill.replay(seen.extend) == 3  # one prediction row, one job, one state
+    assert [kind for kind, _ in seen] == ["predictions", "batch_job", "batch_state"]
+    assert seen[0][1][0]["created_at"] == when and seen[2][1]["fields"]["finished_at"] == when
+    assert spill.size() == 0 and spill.replay(seen.extend) == 0
+
+
+def test_a_failed_replay_keeps_the_file_and_a_full_file_refuses(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "records.jsonl", max_bytes=200)
+    assert spill.append([("batch_job", {"batch_id": "b" * 50})])
+    size = spill.size()
+
+    def database_away(_: list) -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        spill.replay(database_away)
+    assert spill.size() == size
+    assert not spill.append([("batch_job", {"batch_id": "c" * 200})])  # over max_bytes: refused, counted by the caller
+    assert spill.size() == size
