@@ -124,6 +124,7 @@ class Launcher:
              "--loglevel", "INFO", "-n", "embedded@%h"],
         )  # fmt: skip
         self.group.spawn("feed", [python, "-m", "backend.feed"])
+        self.group.spawn("beat", [python, "-m", "celery", "-A", "backend.tasks", "beat", "--loglevel", "INFO"])
         flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
                   f"--address={s.api_host}"]  # fmt: skip
         if s.flower_basic_auth:

@@ -36,7 +36,7 @@ def _command(service: str) -> list[str]:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "feed", "flower", "frontend"}
+    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "beat", "feed", "flower", "frontend"}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -51,7 +51,7 @@ def test_dependencies_wait_for_health(service: str) -> None:
         assert name in SERVICES and condition == {"condition": "service_healthy"}, (service, name)
 
 
-@pytest.mark.parametrize("service", ["api", "worker", "flower"])
+@pytest.mark.parametrize("service", ["api", "worker", "beat", "flower"])
 def test_backend_environment_names_only_real_settings(service: str) -> None:
     assert set(_env(service)) <= BACKEND_SETTINGS, set(_env(service)) - BACKEND_SETTINGS
 
@@ -92,7 +92,7 @@ def test_commands_name_things_that_exist() -> None:
         assert re.search(rf"^FROM \S+ AS {target}$", dockerfile, re.M), target
     app_module, app_name = "backend.main:app".split(":")
     assert hasattr(importlib.import_module(app_module), app_name)
-    for service in ("worker", "flower"):
+    for service in ("worker", "beat", "flower"):
         command = _command(service)
         assert command[:3] == ["celery", "-A", "backend.tasks"]
         assert importlib.import_module("backend.tasks").app.main == "traffic"
@@ -135,3 +135,8 @@ def test_the_dashboard_image_copies_no_backend_code() -> None:
     frontend = dockerfile.split("AS frontend", 1)[1]
     copies = [line for line in frontend.splitlines() if line.startswith("COPY")]
     assert "COPY frontend ./frontend" in copies and not any("backend" in line for line in copies)
+
+
+def test_flower_is_published_on_the_loopback_only() -> None:
+    """Behind basic auth, and still not on every interface: an operator reaches it through a tunnel or a proxy."""
+    assert all(str(port).startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])

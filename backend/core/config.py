@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     celery_visibility_timeout_seconds: int = Field(default=300, ge=1)
     celery_unacked_restore_interval_seconds: int = Field(default=10, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
+    # How often Celery beat runs the reconciliation of stuck batches and lost dataset jobs.
+    reconcile_interval_seconds: int = Field(default=60, ge=1)
     # The queue batches go through: stacks sharing one Redis stay apart by their queue (and KEY_PREFIX).
     celery_queue: str = "batches"
 
@@ -99,8 +101,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
-        if self.environment != "local" and not self.flower_basic_auth:
-            raise ValueError("FLOWER_BASIC_AUTH (user:password) must be set outside ENVIRONMENT=local")
+        if self.environment != "local":
+            _refuse_weak_secrets(self)
         if self.celery_visibility_timeout_seconds <= self.batch_time_limit_seconds:
             raise ValueError("CELERY_VISIBILITY_TIMEOUT_SECONDS must exceed BATCH_TIME_LIMIT_SECONDS")
         return self
@@ -116,6 +118,30 @@ class Settings(BaseSettings):
     @property
     def cache_redis_url(self) -> str:
         return self.cache_url or self.redis_url
+
+
+# Passwords that are examples or defaults, never secrets (compared lower-case).
+PLACEHOLDER_PASSWORDS = frozenset(
+    {"", "change-me", "changeme", "change_me", "password", "admin", "secret", "traffic", "postgres", "flower"}
+)
+MIN_PASSWORD_LENGTH = 12
+
+
+def _refuse_weak_secrets(settings: Settings) -> None:
+    """Outside ENVIRONMENT=local: Flower behind basic auth, and no password a reader of this repo could guess."""
+    if not settings.flower_basic_auth or ":" not in settings.flower_basic_auth:
+        raise ValueError("FLOWER_BASIC_AUTH (user:password) must be set outside ENVIRONMENT=local")
+    passwords = {"FLOWER_BASIC_AUTH": settings.flower_basic_auth.split(":", 1)[1]}
+    for name, url in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
+        if "@" in url.split("://", 1)[-1]:
+            credentials = url.split("://", 1)[1].rsplit("@", 1)[0]
+            passwords[name] = credentials.split(":", 1)[1] if ":" in credentials else ""
+    for name, password in passwords.items():
+        if password.lower() in PLACEHOLDER_PASSWORDS or len(password) < MIN_PASSWORD_LENGTH:
+            raise ValueError(
+                f"{name} holds a default, example or short password: use at least {MIN_PASSWORD_LENGTH} characters "
+                "of your own outside ENVIRONMENT=local"
+            )
 
 
 @lru_cache

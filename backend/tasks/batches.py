@@ -196,6 +196,16 @@ class BatchStore:
             pipe.expire(k, self.ttl)
         pipe.execute()
 
+    def active_ids(self) -> list[str]:
+        return [member.decode() for member in self.client.zrange(self._active_key, 0, -1)]
+
+    def last_sent(self, batch_id: str) -> float | None:
+        """When reconciliation last re-sent the batch's task (None: never)."""
+        return _float(self.client.hget(self._record_key(batch_id), "sent_at"))
+
+    def mark_sent(self, batch_id: str, when: float) -> None:
+        self.client.hset(self._record_key(batch_id), "sent_at", when)
+
     def batch_stats(self) -> tuple[dict[str, int], int]:
         """Batches finished so far by final status (all workers), and batches queued or running now."""
         pipe = self.client.pipeline()
@@ -236,7 +246,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
         return {"batch_id": batch_id, "status": record.status}
     delivery = store.start_delivery(batch_id)
     if delivery > settings.batch_max_deliveries:
-        _finish(resources, record, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
+        finish_batch(resources, record, FAILURE, f"gave up after {settings.batch_max_deliveries} deliveries")
         return {"batch_id": batch_id, "status": FAILURE}
     _mirror(
         resources,
@@ -262,19 +272,19 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
             if settings.batch_throttle_seconds:
                 time.sleep(settings.batch_throttle_seconds)
     except SoftTimeLimitExceeded:
-        _finish(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
+        finish_batch(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
         raise
     except redis.RedisError:
         # Redis is gone: so is the acknowledgement. The message returns after the visibility timeout and the
         # next delivery resumes from the rows already stored.
         raise
     except Exception as exc:
-        _finish(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")
+        finish_batch(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")
         raise
     outcomes = store.outcomes(batch_id)
     failed = sum(1 for o in outcomes.values() if "error" in o)
     status = SUCCESS if failed == 0 else (FAILURE if failed == len(outcomes) else PARTIAL)
-    _finish(resources, record, status, "every row failed validation" if status == FAILURE else None)
+    finish_batch(resources, record, status, "every row failed validation" if status == FAILURE else None)
     log.info("batch %s %s: %d rows, %d invalid, delivery %d", batch_id, status, len(outcomes), failed, delivery,
              extra={"batch_id": batch_id})  # fmt: skip
     return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}
@@ -286,7 +296,7 @@ def row_outcome(outcome: Any) -> dict[str, Any]:
     return outcome.to_dict()
 
 
-def _finish(resources: Resources, record: BatchRecord, status: str, error: str | None = None) -> None:
+def finish_batch(resources: Resources, record: BatchRecord, status: str, error: str | None = None) -> None:
     resources.batches.finish(record.batch_id, status, error)
     outcomes = resources.batches.outcomes(record.batch_id)
     _mirror(

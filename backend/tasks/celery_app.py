@@ -13,7 +13,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend_url,
-        "include": ["backend.tasks.batches", "backend.tasks.datasets", "backend.tasks.worker"],
+        "include": [
+            "backend.tasks.batches",
+            "backend.tasks.datasets",
+            "backend.tasks.reconcile",
+            "backend.tasks.worker",
+        ],
         "task_default_queue": settings.celery_queue,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -42,6 +47,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "worker_concurrency": settings.worker_concurrency,
+        # `celery beat` (make run and compose run one): batches that will never finish by themselves are
+        # re-queued or failed (backend.tasks.reconcile).
+        "beat_schedule": {
+            "reconcile": {"task": "batches.reconcile", "schedule": float(settings.reconcile_interval_seconds)}
+        },
+        "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
     }
 
 

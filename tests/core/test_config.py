@@ -22,5 +22,17 @@ def test_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unsafe_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="FLOWER_BASIC_AUTH"):
         Settings(_env_file=None, environment="production")
+    strong = "x7Rq-2mVw-9LpZ"
+    with pytest.raises(ValidationError, match="FLOWER_BASIC_AUTH holds a default"):
+        Settings(_env_file=None, environment="production", flower_basic_auth="admin:change-me")
+    with pytest.raises(ValidationError, match="DATABASE_URL holds a default"):
+        Settings(_env_file=None, environment="production", flower_basic_auth=f"admin:{strong}",
+                 database_url="postgresql+psycopg2://traffic:change-me@postgres:5432/traffic")  # fmt: skip
+    with pytest.raises(ValidationError, match="REDIS_URL holds a default"):
+        Settings(_env_file=None, environment="production", flower_basic_auth=f"admin:{strong}",
+                 redis_url="redis://:secret@redis:6379/0")  # fmt: skip
+    accepted = Settings(_env_file=None, environment="production", flower_basic_auth=f"admin:{strong}",
+                        database_url=f"postgresql+psycopg2://traffic:{strong}@postgres:5432/traffic")  # fmt: skip
+    assert accepted.environment == "production"
     with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT"):
         Settings(_env_file=None, celery_visibility_timeout_seconds=30, batch_time_limit_seconds=60)

@@ -1,0 +1,124 @@
+"""/health under a crowd, and batches beside it: the probe storm that used to lock batch submission up.
+
+A real uvicorn API (default settings) and a real prefork Celery worker (2 processes) on a Redis database of their
+own and a SQLite file. Load from `wrk` (2 threads): `GET /health` at 100 connections for 15 s, then a batch of
+100 rows submitted and timed to its result; then 200 connections for 15 s while another thread submits a batch of
+20 rows every 0.5 s and times each to its result. Baseline in the same run: `GET /health/live` (a constant) at
+the same concurrency. Medians of the rounds are printed with each round.
+
+Usage: python bench/bench_health.py [--seconds 15] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from backend.db.migrate import upgrade
+from backend.ml.dacon import api_rows, read_text_csv
+from backend.ml.datagen import write_dacon_csv
+from backend.processes import ProcessGroup, free_port, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_http import Result, run_wrk  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def batch_seconds(api: httpx.Client, rows: list[dict]) -> float:
+    started = time.perf_counter()
+    response = api.post("/api/predict/eclo/batch", json={"items": rows})
+    assert response.status_code == 202, response.text
+    poll = response.json()["poll_url"]
+    while api.get(poll).json()["status"] not in ("success", "partial", "failure"):
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def show(label: str, results: list[Result]) -> None:
+    rate = statistics.median(r.rate for r in results)
+    p50 = statistics.median(r.p50_ms for r in results)
+    p99s = [r.p99_ms for r in results]
+    p99 = statistics.median(p99s)
+    rounds = ", ".join(f"{p:.1f}" for p in p99s)
+    errors = sum(r.errors for r in results)
+    print(f"| {label} | {rate:,.0f} req/s | p50 {p50:.1f} ms | p99 {p99:.1f} ms ({rounds}) | {errors} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-health-"))
+    rows = [r for r in api_rows(read_text_csv(write_dacon_csv(folder / "rows.csv", 400, seed=3))) if r][:100]
+    database_url = f"sqlite:///{folder / 'bench.db'}"
+    upgrade(database_url)
+    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    name = uuid.uuid4().hex[:6]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "FEED_ENABLED": "false",
+           "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{name}:", "CELERY_QUEUE": f"bench-{name}",
+           "DATA_DIR": str(folder / "data")}  # fmt: skip
+    group = ProcessGroup(folder, env)
+    try:
+        port = free_port()
+        group.spawn("api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
+                            "--log-level", "warning"])  # fmt: skip
+        group.spawn("worker", [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2",
+                               "--loglevel", "WARNING", "-n", f"bench-{name}@%h"])  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=60) as api:
+            assert wait_until(lambda: _ok(api), timeout=60), "the stack did not become healthy"
+            print(f"# bench_health: {args.seconds:.0f} s per measurement, {args.rounds} rounds, wrk -t2")
+            print("| load | throughput | p50 | p99 | non-200 |")
+            print("|---|---|---|---|---|")
+            for connections in (100, 200):
+                health, live, batches = [], [], []
+                for _ in range(args.rounds):
+                    live.append(run_wrk(f"{url}/health/live", connections, args.seconds, None))
+                    if connections == 100:
+                        health.append(run_wrk(f"{url}/health", connections, args.seconds, None))
+                        batches.append(batch_seconds(api, rows))
+                    else:
+                        stop = threading.Event()
+
+                        def submit(stop: threading.Event = stop, timings: list[float] = batches) -> None:
+                            while not stop.is_set():
+                                timings.append(batch_seconds(api, rows[:20]))
+                                stop.wait(0.5)
+
+                        submitter = threading.Thread(target=submit)
+                        submitter.start()
+                        health.append(run_wrk(f"{url}/health", connections, args.seconds, None))
+                        stop.set()
+                        submitter.join()
+                show(f"`GET /health/live`, {connections} connections (baseline)", live)
+                beside = "then a batch of 100" if connections == 100 else "batches of 20 submitted beside it"
+                show(f"`GET /health`, {connections} connections, {beside}", health)
+                p50, worst = statistics.median(batches) * 1e3, max(batches) * 1e3
+                print(
+                    f"| batch submit to result ({len(batches)} batches) | | p50 {p50:.0f} ms | max {worst:.0f} ms | |"
+                )
+    finally:
+        group.stop_all()
+    return 0
+
+
+def _ok(api: httpx.Client) -> bool:
+    try:
+        return api.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
