@@ -79,7 +79,7 @@ def main() -> int:
         with httpx.Client(base_url=url, timeout=60) as api:
             assert wait_until(lambda: _ok(api), timeout=60), "the stack did not become healthy"
             print(f"# bench_health: {args.seconds:.0f} s per measurement, {args.rounds} rounds, wrk -t2")
-            print("| load | throughput | p50 | p99 | non-200 |")
+            print("| load | throughput | p50 | p99 (rounds) | errors (non-2xx, socket, 2 s timeout) |")
             print("|---|---|---|---|---|")
             for connections in (100, 200):
                 health, live, batches = [], [], []

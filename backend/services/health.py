@@ -139,6 +139,11 @@ class HealthMonitor:
         self._report: HealthResponse | None = None
         self._at = 0.0
 
+    def fresh(self) -> HealthResponse | None:
+        """The last report while it is fresh: no lock, no I/O (the route answers from here on the event loop)."""
+        report = self._report
+        return report if report is not None and time.monotonic() - self._at <= self.ttl_seconds else None
+
     def report(self) -> HealthResponse:
         with self._lock:
             if self._report is None or time.monotonic() - self._at > self.ttl_seconds:

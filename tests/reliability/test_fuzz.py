@@ -40,7 +40,7 @@ def test_no_input_gets_a_server_error_or_an_undocumented_answer(fuzz_api: str, t
         "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED), "--request-timeout", "20", "--no-color",
         "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache too
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary
     selected, total = map(int, re.search(r"Selected: (\d+)/(\d+)", summary).groups())  # type: ignore[union-attr]

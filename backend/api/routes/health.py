@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import RegistryDep
 from backend.api.errors import health_response
@@ -11,10 +12,11 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("", response_model=HealthResponse, responses={503: {"model": HealthErrorResponse}})
-def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
     """Every component's state (model, redis, broker, database, workers, readings feed); 503 naming what is
     down. Computed at most once a second, whoever asks."""
-    return health_response(request.app.state.health.report())
+    monitor = request.app.state.health
+    return health_response(monitor.fresh() or await run_in_threadpool(monitor.report))
 
 
 @router.get("/live")
