@@ -76,28 +76,44 @@ def _count(entry: Entry) -> int:
 
 class SpillFile:
     """JSON lines of entries the database refused, in the order they came; shared by the processes of one data
-    folder under an advisory lock."""
+    folder. Appends take a short advisory lock; a replay moves the file aside under that lock and writes it to
+    the database without holding it, so a worker recording a batch never waits on a long replay."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = Path(path)
+        self.aside = self.path.with_name(self.path.name + ".replaying")
+        self.replay_lock = self.path.with_name(self.path.name + ".lock")
         self.max_bytes = max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
+        """The current file, locked: a file moved aside while this waited for its lock is opened again."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        try:
             yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        total = 0
+        for path in (self.path, self.aside):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
 
     def append(self, entries: list[Entry]) -> bool:
         """Whether the entries were written (False: the file is full, they are lost)."""
@@ -106,24 +122,34 @@ class SpillFile:
             for entry in entries
         )
         with self._locked() as fd:
-            if os.fstat(fd).st_size + len(data) > self.max_bytes:
+            if self.size() + len(data) > self.max_bytes:
                 return False
             os.write(fd, data)
             os.fsync(fd)
         return True
 
     def replay(self, write: Callable[[list[Entry]], None]) -> int:
-        """Hand every spilled entry to `write` (which raises when the database is still away: the file stays
-        as it is), then empty the file; returns the records written."""
-        with self._locked() as fd:
-            with open(fd, "rb", closefd=False) as handle:
-                handle.seek(0)
+        """Hand the spilled entries, oldest first, to `write` (which raises while the database is still away:
+        they stay on disk), then forget them; returns the records written. One process replays at a time."""
+        guard = os.open(self.replay_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another process is replaying
+            if not self.aside.exists():  # else a replay that failed left it: its entries are the oldest
+                with self._locked() as fd:
+                    if os.fstat(fd).st_size == 0:
+                        return 0
+                    os.rename(self.path, self.aside)
+            with self.aside.open("rb") as handle:
                 entries = [tuple(_decode(orjson.loads(line))) for line in handle if line.strip()]
-            if not entries:
-                return 0
-            write(entries)  # type: ignore[arg-type]
-            os.ftruncate(fd, 0)
+            if entries:
+                write(entries)  # type: ignore[arg-type]
+            self.aside.unlink()
             return sum(_count(e) for e in entries)  # type: ignore[arg-type]
+        finally:
+            os.close(guard)
 
 
 class Recorder:

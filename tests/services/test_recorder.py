@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,3 +36,20 @@ def test_a_failed_replay_keeps_the_file_and_a_full_file_refuses(tmp_path: Path) 
     assert spill.size() == size
     assert not spill.append([("batch_job", {"batch_id": "c" * 200})])  # over max_bytes: refused, counted by the caller
     assert spill.size() == size
+
+
+def test_appends_do_not_wait_for_a_replay_and_are_kept_for_the_next(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "records.jsonl", max_bytes=100_000)
+    spill.append([("batch_job", {"batch_id": "old"})])
+    appended = threading.Event()
+
+    def slow_database(entries: list) -> None:  # a long replay: the database takes its time
+        writer = threading.Thread(target=lambda: (spill.append([("batch_job", {"batch_id": "new"})]), appended.set()))
+        writer.start()
+        assert appended.wait(2), "an append waited for the replay"
+        writer.join()
+        assert [payload["batch_id"] for _, payload in entries] == ["old"]
+
+    assert spill.replay(slow_database) == 1
+    later: list = []
+    assert spill.replay(later.extend) == 1 and later[0][1]["batch_id"] == "new"
