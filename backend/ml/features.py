@@ -568,26 +568,24 @@ class FeatureEncoder:
         out[_AREA_START : _AREA_START + len(AREA_FEATURES)] = math.nan if area is None else area
         return EncodedRow(out, notes)
 
-    def check(self, row: Mapping[str, Any]) -> None:
-        """What `encode` would refuse, without computing the features (a file's rows are checked at upload)."""
+    def _parse(self, row: Mapping[str, Any]) -> ParsedRow:
+        """`parse_row`, whose InvalidRow also names the vocabulary errors of the fields that did parse."""
         try:
-            parsed = parse_row(row)
+            return parse_row(row)
         except InvalidRow as exc:
             bad = {e.field for e in exc.errors}
             raise InvalidRow(exc.errors + self._category_errors(row, skip=bad)) from None
+
+    def check(self, row: Mapping[str, Any]) -> None:
+        """What `encode` would refuse, without computing the features (a file's rows are checked at upload)."""
         errors: list[FieldError] = []
-        self._categorical_codes(self._known_places(parsed)[0], errors)
+        self._categorical_codes(self._known_places(self._parse(row))[0], errors)
         if errors:
             raise InvalidRow(_one_error_per_field(errors))
 
     def encode(self, row: Mapping[str, Any]) -> EncodedRow:
         """Raw API row -> feature row (parse, then vectorize); InvalidRow names every bad field at once."""
-        try:
-            parsed = parse_row(row)
-        except InvalidRow as exc:
-            bad = {e.field for e in exc.errors}
-            raise InvalidRow(exc.errors + self._category_errors(row, skip=bad)) from None
-        return self.vectorize(parsed)
+        return self.vectorize(self._parse(row))
 
     def _category_errors(self, row: Mapping[str, Any], skip: set[str]) -> list[FieldError]:
         """Vocabulary errors of the text fields that parsed, for a row whose other fields did not."""
