@@ -152,9 +152,9 @@ def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
         status=record.status,  # type: ignore[arg-type]
         progress=BatchProgress(done=min(record.done, record.total), total=record.total),
         model=record.model,
-        created_at=_timestamp(record.created_at),
-        started_at=_timestamp(record.started_at),
-        finished_at=_timestamp(record.finished_at),
+        created_at=from_epoch(record.created_at),
+        started_at=from_epoch(record.started_at),
+        finished_at=from_epoch(record.finished_at),
         error=record.error,
     )
     if record.is_final:
@@ -201,7 +201,7 @@ def _from_database(sessions: sessionmaker[Session] | None, batch_id: str) -> Bat
         return None
 
 
-def _timestamp(value: float | None) -> datetime | None:
+def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 

@@ -39,6 +39,7 @@ from backend.schemas.datasets import (
     SharedDataset,
 )
 from backend.schemas.pages import Page
+from backend.services.batches import from_epoch
 from backend.tasks.datasets import CANCELLED, JobRecord, score_chunk
 from backend.wiring import Resources
 
@@ -255,12 +256,15 @@ class DatasetService:
 
     def job_status(self, dataset_id: str) -> DatasetJobStatus:
         with self._session() as session:
-            dataset = self._dataset(session, dataset_id)
-            job_id = dataset.latest_job_id
-            if job_id is None:
-                raise NotFound(f"dataset {dataset_id!r} has not been scored; POST /api/datasets/{dataset_id}/predict")
-            stored = records.get_job(session, job_id=job_id)
-            return self._status(dataset_id, job_id, stored)
+            return self._latest_job(session, self._dataset(session, dataset_id))[0]
+
+    def _latest_job(self, session: Session, dataset: Dataset) -> tuple[DatasetJobStatus, DatasetJob | None]:
+        """The dataset's latest job as the poll answers it, and its database row (None when not written yet)."""
+        job_id = dataset.latest_job_id
+        if job_id is None:
+            raise NotFound(f"dataset {dataset.id!r} has not been scored; POST /api/datasets/{dataset.id}/predict")
+        stored = records.get_job(session, job_id=job_id)
+        return self._status(dataset.id, job_id, stored), stored
 
     def _status(self, dataset_id: str, job_id: str, stored: DatasetJob | None) -> DatasetJobStatus:
         try:
@@ -308,25 +312,21 @@ class DatasetService:
     # Results
 
     def _finished_job(self, dataset_id: str) -> tuple[Dataset, DatasetJobStatus, int]:
+        """The dataset, its latest job (which must have succeeded) and the job's chunk count, in one session."""
         with self._session() as session:
             dataset = self._dataset(session, dataset_id)
+            status, stored = self._latest_job(session, dataset)
+            chunk_rows = None if stored is None else stored.chunk_rows
             session.expunge(dataset)
-        status = self.job_status(dataset_id)
         if status.status not in (SUCCESS, PARTIAL):
             raise Conflict(
                 f"job {status.job_id} is {status.status} ({status.progress.done} of {status.progress.total} rows); "
                 "results are served once it succeeds",
                 details=[{"job_id": status.job_id, "status": status.status}],
             )
-        chunk_rows = self._chunk_rows(status.job_id)
+        if chunk_rows is None:
+            raise NotFound(f"no job {status.job_id!r}")
         return dataset, status, -(-status.progress.total // chunk_rows)
-
-    def _chunk_rows(self, job_id: str) -> int:
-        with self._session() as session:
-            job = records.get_job(session, job_id=job_id)
-            if job is None:
-                raise NotFound(f"no job {job_id!r}")
-            return job.chunk_rows
 
     def result_rows(self, dataset_id: str) -> tuple[list[str], Iterator[list[Any]]]:
         """The file's header and columns plus RESULT_COLUMNS, and every row in the file's order (rows that were
@@ -438,9 +438,6 @@ class DatasetService:
 
 
 def _from_record(record: JobRecord) -> DatasetJobStatus:
-    def when(value: float | None) -> datetime | None:
-        return None if value is None else datetime.fromtimestamp(value, UTC)
-
     return DatasetJobStatus(
         job_id=record.job_id,
         dataset_id=record.dataset_id,
@@ -448,8 +445,8 @@ def _from_record(record: JobRecord) -> DatasetJobStatus:
         progress=BatchProgress(done=min(record.done, record.total), total=record.total),
         model=record.model,
         created_at=datetime.fromtimestamp(record.created_at, UTC),
-        started_at=when(record.started_at),
-        finished_at=when(record.finished_at),
+        started_at=from_epoch(record.started_at),
+        finished_at=from_epoch(record.finished_at),
         error=record.error,
         evaluation=record.evaluation,
     )
