@@ -18,7 +18,7 @@ MAX_TEXT_FIELD = 1000
 @dataclass
 class ReceivedFile:
     filename: str = ""
-    content_type: str = ""
+    charset: str | None = None  # the file part's declared charset, if any
     size: int = 0
     sha256: str = ""
     fields: dict[str, str] = field(default_factory=dict)
@@ -69,7 +69,8 @@ async def receive_file(
         if part["name"] == name:
             found = True
             received.filename = options.get(b"filename", b"").decode("utf-8", "replace")[:300]
-            received.content_type = part.get("content-type", "")[:200]
+            charset = parse_options_header(part.get("content-type", ""))[1].get(b"charset")
+            received.charset = charset.decode("latin-1")[:40] if charset else None
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]

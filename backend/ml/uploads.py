@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,30 +166,29 @@ def check_rows(
             yield CheckedRow(index, None, problems)
             continue
         values = {name: cells[i].strip() for name, i in needed.items()}
-        checked = _as_model_row(number, values, fmt.layout)
+        checked = _as_model_row(index, values, fmt.layout)
         if checked.row is not None:
             try:
                 model.validate(checked.row)
             except InvalidRow as exc:
                 checked.problems = [_problem(number, e.field, e.message, values, fmt.layout) for e in exc.errors]
                 checked.row = None
-        checked.index = index
         if fmt.has_outcomes:
             checked.target = _target(values)
         yield checked
 
 
-def _as_model_row(number: int, values: dict[str, str], layout: str) -> CheckedRow:
+def _as_model_row(index: int, values: dict[str, str], layout: str) -> CheckedRow:
     if layout == API:
         row: dict[str, Any] = {name: values[name] for name in API_FIELDS if values.get(name)}
-        return CheckedRow(0, row)
+        return CheckedRow(index, row)
     when = _WHEN.fullmatch(values["사고일시"])
     if when is None:
-        return CheckedRow(0, None, [Problem(number, "사고일시", "must be 'YYYY-MM-DD HH'", values["사고일시"])])
+        return CheckedRow(index, None, [Problem(index + 1, "사고일시", "must be 'YYYY-MM-DD HH'", values["사고일시"])])
     year, month, day, hour = (int(part) for part in when.groups())
     row = {name: values[column] for name, column in FIELD_COLUMNS.items()}
     row.update(accident_year=year, accident_month=month, accident_day=day, accident_hour=hour)
-    return CheckedRow(0, row)
+    return CheckedRow(index, row)
 
 
 def _problem(number: int, name: str, message: str, values: dict[str, str], layout: str) -> Problem:
@@ -205,4 +205,4 @@ def _target(values: dict[str, str]) -> float | None:
             eclo = float(sum(w * float(values[c]) for w, c in zip(ECLO_WEIGHTS, INJURY_COLUMNS, strict=True)))
     except ValueError:
         return None
-    return eclo if eclo >= 0 and eclo == eclo and eclo != float("inf") else None
+    return eclo if math.isfinite(eclo) and eclo >= 0 else None

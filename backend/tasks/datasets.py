@@ -276,13 +276,13 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
         _finish(resources, record, FAILURE, f"chunk {chunk} gave up after {settings.batch_max_deliveries} deliveries")
         return {"job_id": job_id, "chunk": chunk, "status": FAILURE}
     key = files.chunk(record.dataset_id, job_id, chunk)
+    start, stop = record.chunk_bounds(chunk)
     try:
         if not files.storage.exists(key):
-            rows = files.read_rows(record.dataset_id, *record.chunk_bounds(chunk))
+            rows = files.read_rows(record.dataset_id, start, stop)
             outcomes = resources.registry.get(record.model).predict_many([row for _, row, _ in rows])
             lines = (orjson.dumps([index, row_outcome(o)]) for (index, _, _), o in zip(rows, outcomes, strict=True))
             files.storage.put_if_absent(key, b"\n".join(lines) + b"\n")
-        start, stop = record.chunk_bounds(chunk)
         done = jobs.chunk_done(job_id, chunk, stop - start)
     except (SoftTimeLimitExceeded, redis.RedisError):
         raise  # the message comes back (acks late) and the next delivery resumes here

@@ -77,16 +77,8 @@ async def upload_dataset(request: Request, service: DatasetServiceDep, settings:
         size=received.size,
         checksum=received.sha256,
         name=received.fields.get("name"),
-        encoding=received.fields.get("encoding") or _charset(received.content_type),
+        encoding=received.fields.get("encoding") or received.charset,
     )
-
-
-def _charset(content_type: str) -> str | None:
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset":
-            return value.strip('"') or None
-    return None
 
 
 @router.get("/api/datasets", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})

@@ -263,3 +263,9 @@ def test_deleting_a_dataset_cancels_its_running_job(
     assert app_resources.dataset_jobs.get(job["job_id"]).status == "cancelled"  # type: ignore[union-attr]
     assert run_chunk(app_resources, job["job_id"], 1)["status"] == "skipped"
     assert _left_behind(app_settings, app_resources) == ([], 0)
+
+
+def test_the_file_parts_declared_charset_is_honoured(app_client: TestClient) -> None:
+    raw = "ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형\n".encode("cp949")
+    response = app_client.post("/api/datasets", files={"file": ("a.csv", raw, "text/csv; charset=utf-8")})
+    assert response.status_code == 422 and "declared utf-8 but is not UTF-8" in response.json()["error"]["message"]
