@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from functools import partial
 from pathlib import Path
 
@@ -37,6 +36,9 @@ from backend.ml.datagen import write_dacon_csv
 from backend.ml.predictor import EcloModel
 from backend.ml.uploads import check_rows, file_format
 from backend.processes import ProcessGroup, free_port, stop, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_http import bench_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 1000
@@ -99,11 +101,8 @@ def main() -> int:
     path = write_dacon_csv(folder / "accidents.csv", args.rows, seed=2026)
     database_url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(database_url)
-    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    name = uuid.uuid4().hex[:6]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "FEED_ENABLED": "false",
-           "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{name}:", "CELERY_QUEUE": f"bench-{name}",
-           "DATA_DIR": str(folder / "data"), "MODEL_DIR": str(ROOT / "model")}  # fmt: skip
+    env = bench_env(DATABASE_URL=database_url, DATA_DIR=str(folder / "data"), MODEL_DIR=str(ROOT / "model"))
+    name = env["CELERY_QUEUE"]
     group = ProcessGroup(folder, env)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"# bench_datasets: {args.rows:,} rows, chunks of {CHUNK}, {args.rounds} rounds per worker count; {machine}")
@@ -131,7 +130,7 @@ def main() -> int:
             for count in args.workers:
                 command = [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-P", "prefork", "-c",
                            str(count), "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n",
-                           f"bench-{count}-{name}@%h"]  # fmt: skip
+                           f"{name}-{count}@%h"]  # fmt: skip
                 worker = group.spawn(f"worker-{count}", command)
                 started = partial(_forked, worker.pid, count)
                 assert wait_until(started, timeout=60), "worker did not start"

@@ -12,13 +12,11 @@ Usage: python bench/bench_health.py [--seconds 15] [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -29,7 +27,7 @@ from backend.ml.datagen import write_dacon_csv
 from backend.processes import ProcessGroup, free_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_http import Result, run_wrk  # noqa: E402
+from bench_http import Result, bench_env, run_wrk  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,18 +61,14 @@ def main() -> int:
     rows = [r for r in api_rows(read_text_csv(write_dacon_csv(folder / "rows.csv", 400, seed=3))) if r][:100]
     database_url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(database_url)
-    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    name = uuid.uuid4().hex[:6]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "FEED_ENABLED": "false",
-           "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{name}:", "CELERY_QUEUE": f"bench-{name}",
-           "DATA_DIR": str(folder / "data")}  # fmt: skip
+    env = bench_env(DATABASE_URL=database_url, DATA_DIR=str(folder / "data"))
     group = ProcessGroup(folder, env)
     try:
         port = free_port()
         group.spawn("api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
                             "--log-level", "warning"])  # fmt: skip
         group.spawn("worker", [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2",
-                               "--loglevel", "WARNING", "-n", f"bench-{name}@%h"])  # fmt: skip
+                               "--loglevel", "WARNING", "-n", f"{env['CELERY_QUEUE']}@%h"])  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=url, timeout=60) as api:
             assert wait_until(lambda: _ok(api), timeout=60), "the stack did not become healthy"
