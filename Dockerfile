@@ -2,7 +2,8 @@
 # One file, two images: `backend` (API, Celery worker, Flower) and `frontend` (Streamlit dashboard).
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app
+RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app \
+    && mkdir -p /app/keys && chown app:app /app/keys && chmod 700 /app/keys
 WORKDIR /app
 
 FROM base AS backend

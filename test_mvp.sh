@@ -8,6 +8,8 @@ Usage: ./test_mvp.sh [BASE_URL] [--flower URL] [--streamlit URL] [--timeout SECO
 
 Exercises a running traffic prediction stack and prints PASS or FAIL for each check, with what it saw:
   health             GET /health answers 200 with status "ok"
+  api key            with API_KEY set: GET /api/predictions answers 401 without it and 200 with it; unset: the
+                     API answers without a key (AUTH_ENABLED=false)
   model info         GET /api/models lists the eclo model with a version and its vocabularies
   single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0, p_severe in [0, 1],
                      its relative risk and a risk level
@@ -31,7 +33,9 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
   streamlit          the Streamlit URL answers (only when --streamlit or STREAMLIT_URL is given)
 
-BASE_URL defaults to $API_URL, else http://127.0.0.1:8000. FLOWER_AUTH=user:password is sent to Flower.
+BASE_URL defaults to $API_URL, else http://127.0.0.1:8000. API_KEY (the line `API key: ...` that `make run`
+prints; scopes predict, read and admin) is sent as `Authorization: Bearer`. FLOWER_AUTH=user:password is sent to
+Flower.
 The exit status is the number of failed checks (0: all passed). Needs bash, curl and python3.
 EOF
 }
@@ -59,6 +63,8 @@ FAILURES=0
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 RUN_ID="mvp-$$-$(date +%s)"
+KEY_HEADER=()
+[ -n "${API_KEY:-}" ] && KEY_HEADER=(-H "Authorization: Bearer $API_KEY")
 
 pass() { printf 'PASS  %-18s %s\n' "$1" "$2"; }
 fail() { printf 'FAIL  %-18s %s\n' "$1" "$2"; FAILURES=$((FAILURES + 1)); }
@@ -83,7 +89,8 @@ poll_batch() {
 # request METHOD PATH [BODY_FILE] -> sets STATUS, body in $WORK/body
 request() {
   local method="$1" path="$2" data="${3:-}"
-  local args=(-s -o "$WORK/body" -w '%{http_code}' -X "$method" -H "X-Request-ID: $RUN_ID" --max-time 30)
+  local args=(-s -o "$WORK/body" -w '%{http_code}' -X "$method" -H "X-Request-ID: $RUN_ID" --max-time 30
+              "${KEY_HEADER[@]}")
   [ -n "$data" ] && args+=(-H 'Content-Type: application/json' --data-binary "@$data")
   STATUS=$(curl "${args[@]}" "$BASE_URL$path" 2>/dev/null) || STATUS="000"
 }
@@ -109,7 +116,7 @@ json.dump({"items": rows}, open(f"{work}/batch101.json", "w"), ensure_ascii=Fals
 EOF
 
 metric_value() {  # sum of http_requests_total samples for POST /api/predict/eclo with status 200
-  curl -s --max-time 10 "$BASE_URL/metrics" 2>/dev/null | python3 -c '
+  curl -s --max-time 10 "${KEY_HEADER[@]}" "$BASE_URL/metrics" 2>/dev/null | python3 -c '
 import sys
 total = 0.0
 for line in sys.stdin:
@@ -127,6 +134,20 @@ if [ "$STATUS" = 200 ] && [ "$(json 'b["status"]')" = ok ]; then
   pass health "200, components: $(json '", ".join(k + "=" + v["status"] for k, v in b["components"].items())')"
 else
   fail health "status $STATUS: $(seen)"
+fi
+
+KEYLESS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE_URL/api/predictions" 2>/dev/null) || KEYLESS=000
+if [ -n "${API_KEY:-}" ]; then
+  request GET /api/predictions
+  if [ "$KEYLESS" = 401 ] && [ "$STATUS" = 200 ]; then
+    pass "api key" "401 without a key, 200 with API_KEY"
+  else
+    fail "api key" "without a key: $KEYLESS (401 expected); with API_KEY: $STATUS: $(seen)"
+  fi
+elif [ "$KEYLESS" = 200 ]; then
+  pass "api key" "none needed: the API runs with AUTH_ENABLED=false"
+else
+  fail "api key" "GET /api/predictions without a key answered $KEYLESS: set API_KEY (make run prints one)"
 fi
 
 request GET /api/models
@@ -234,7 +255,7 @@ rows = ["ID,사고일시,요일,기상상태,시군구,도로형태,노면상태
         "MVP_3,2024-12-11 25,수요일,맑음,대구광역시 중구 동인동1가,교차로 - 교차로안,건조,차대차"]
 open(f"{sys.argv[1]}/dataset.csv", "wb").write(("\r\n".join(rows) + "\r\n").encode("cp949"))
 EOF
-STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "X-Request-ID: $RUN_ID" --max-time 30 \
+STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' -H "X-Request-ID: $RUN_ID" --max-time 30 "${KEY_HEADER[@]}" \
   -F "file=@$WORK/dataset.csv;type=text/csv" -F "name=$RUN_ID" "$BASE_URL/api/datasets" 2>/dev/null) || STATUS="000"
 DATASET=$(json 'b["id"]')
 if [ "$STATUS" = 201 ] && [ "$(json '(b["rows"], b["valid_rows"], b["encoding"], b["layout"])')" = "(3, 2, 'cp949', 'dacon')" ]; then

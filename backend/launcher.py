@@ -1,15 +1,21 @@
 """`make run`: the embedded stack on one machine — Redis (started when none answers), the database schema
 (`alembic upgrade head`) with the congestion model's sensors registered, the API, one Celery worker, the readings
-feed consumer, Flower and the dashboard — with the URLs printed; Ctrl-C stops everything it started."""
+feed consumer, Flower and the dashboard — with the URLs printed; Ctrl-C stops everything it started.
+
+With AUTH_ENABLED (the default) it keeps an API key for the dashboard and one for the user, and a Flower password,
+under DATA_DIR/keys (mode 0600), made on the first run and reused while they stay valid; it prints the user's."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -19,7 +25,9 @@ from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
 from backend.db.session import make_engine, session_factory
 from backend.feed import stream_key
+from backend.keys import ensure_key
 from backend.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.services.keys import SCOPES
 from backend.services.traffic import register_model_sensors
 from backend.wiring import open_registry
 
@@ -71,6 +79,18 @@ def register_default_sensors(settings: Settings) -> str:
     return f"{result.created + result.updated} sensors of the congestion model registered"
 
 
+def flower_auth(path: Path) -> str:
+    """`flower:<random password>`, kept in `path` (mode 0600) across runs."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    auth = f"flower:{secrets.token_urlsafe(18)}"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(auth + "\n")
+    return auth
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -113,6 +133,16 @@ class Launcher:
         redis_line = self.ensure_redis()
         upgrade(s.database_url)
         sensors_line = register_default_sensors(s)
+        keys = s.data_dir / "keys"
+        dashboard_env: dict[str, str] = {}
+        user_key = flower_basic_auth = None
+        if s.auth_enabled:
+            ensure_key(s, "dashboard (make run)", list(SCOPES), keys / "dashboard.key")
+            dashboard_env["API_KEY_FILE"] = str(keys / "dashboard.key")
+            user_key, _ = ensure_key(s, "user (make run)", list(SCOPES), keys / "user.key")
+            flower_basic_auth = s.flower_basic_auth or flower_auth(keys / "flower.auth")
+        else:
+            flower_basic_auth = s.flower_basic_auth
         python = sys.executable
         api = f"http://{s.api_host}:{s.api_port}"
         self.group.spawn(
@@ -127,15 +157,15 @@ class Launcher:
         self.group.spawn("beat", [python, "-m", "celery", "-A", "backend.tasks", "beat", "--loglevel", "INFO"])
         flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
                   f"--address={s.api_host}"]  # fmt: skip
-        if s.flower_basic_auth:
-            flower.append(f"--basic_auth={s.flower_basic_auth}")
+        if flower_basic_auth:
+            flower.append(f"--basic_auth={flower_basic_auth}")
         self.group.spawn("flower", flower)
         self.group.spawn(
             "streamlit",
             [python, "-m", "streamlit", "run", "frontend/app.py", f"--server.port={s.streamlit_port}",
              f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false",
              "--server.enableStaticServing=true"],
-            API_URL=api, FLOWER_URL=f"http://{s.api_host}:{s.flower_port}",
+            API_URL=api, FLOWER_URL=f"http://{s.api_host}:{s.flower_port}", **dashboard_env,
         )  # fmt: skip
         if not wait_until(lambda: self._answers(f"{api}/health/live"), timeout=60, interval=0.25):
             self.stop()
@@ -143,10 +173,20 @@ class Launcher:
         # "Up" means every component healthy, the worker included (it answers a second or two after the API).
         if not wait_until(lambda: self._answers(f"{api}/health"), timeout=60, interval=0.5):
             print(f"warning: {api}/health does not report every component healthy yet", flush=True)
+        if user_key is None:
+            access = ["API key: none needed (AUTH_ENABLED=false: the API is open to anyone who reaches its port)"]
+        else:
+            access = [
+                f"API key: {user_key}",
+                f"           (send `Authorization: Bearer <key>`; scopes {', '.join(SCOPES)}; kept in "
+                f"{keys / 'user.key'}; more keys: python -m backend.keys create <name> --scopes ...)",
+            ]
+        flower_note = f"   (basic auth {flower_basic_auth})" if flower_basic_auth else ""
         return [
             f"API        {api}   (OpenAPI docs: {api}/docs, health: {api}/health)",
+            *access,
             f"Dashboard  http://{s.api_host}:{s.streamlit_port}",
-            f"Flower     http://{s.api_host}:{s.flower_port}",
+            f"Flower     http://{s.api_host}:{s.flower_port}{flower_note}",
             f"Redis      {redis_line}",
             f"database   {_safe_url(s.database_url)} (migrated to the latest schema; {sensors_line})",
             f"live feed  Redis stream {stream_key(s)} -> database (replay: python -m backend.replay --rate 60)",

@@ -22,6 +22,7 @@ from backend.feed import feed_lag_seconds, stream_key
 from backend.services.congestion import CongestionService, prepare_batch
 from backend.services.datasets import DatasetService
 from backend.services.health import HealthMonitor, health_of
+from backend.services.keys import KeyDirectory
 from backend.services.predictions import EcloPredictionService, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)
         state.dataset_service = DatasetService(resources)
+        state.api_keys = (
+            KeyDirectory(resources.sessions, settings.auth_cache_seconds) if settings.auth_enabled else None
+        )
         state.health = HealthMonitor(partial(health_of, resources, state.broker_redis, state.recorder))
         collector = ServiceCollector(
             resources.batches.batch_stats,

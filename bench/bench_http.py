@@ -65,11 +65,12 @@ class Result:
 
 def bench_env(**settings: str) -> dict[str, str]:
     """A benchmark stack's environment: Redis database 14 of REDIS_URL's server under a key prefix and a queue of
-    its own, no feed consumer, the project importable; `settings` add to it."""
+    its own, no feed consumer, no API keys (AUTH_ENABLED=false), the project importable; `settings` add to it."""
     redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
     name = uuid.uuid4().hex[:6]
     return {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{name}:",
-            "CELERY_QUEUE": f"bench-{name}", "FEED_ENABLED": "false", **settings}  # fmt: skip
+            "CELERY_QUEUE": f"bench-{name}", "FEED_ENABLED": "false", "AUTH_ENABLED": "false",
+            **settings}  # fmt: skip
 
 
 def run_wrk(url: str, concurrency: int, seconds: float, bodies: list[dict] | None) -> Result:

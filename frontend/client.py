@@ -61,11 +61,14 @@ class ApiClient:
         attempts: int = 3,
         backoff_seconds: float = 0.5,
         session: requests.Session | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.attempts = attempts
         self.session = session or requests.Session()
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
         self._backoff = wait_exponential(multiplier=backoff_seconds, max=8)
 
     def _wait(self, state: RetryCallState) -> float:

@@ -42,7 +42,12 @@ def label(value: str) -> str:
 @st.cache_resource
 def client() -> ApiClient:
     settings = get_settings()
-    return ApiClient(settings.api_url, timeout=settings.api_timeout_seconds, attempts=settings.api_attempts)
+    return ApiClient(
+        settings.api_url,
+        timeout=settings.api_timeout_seconds,
+        attempts=settings.api_attempts,
+        api_key=settings.bearer_key(),
+    )
 
 
 def public_api_url() -> str:
@@ -69,6 +74,11 @@ def show_error(error: ApiError) -> NoReturn:
         if st.button("Retry", type="primary"):
             st.cache_data.clear()
             st.rerun()
+    elif error.status in (401, 403):
+        st.error(f"The API refused the dashboard's key: {error.message}")
+        st.caption("The dashboard sends the key of API_KEY or API_KEY_FILE (`make run` makes one; compose too). "
+                   "It needs the scopes predict, read and admin: `python -m backend.keys create dashboard "
+                   "--scopes predict,read,admin`.")  # fmt: skip
     else:
         st.error(error.message)
         if error.details:

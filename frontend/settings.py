@@ -1,10 +1,11 @@
-"""The dashboard's own settings (env vars or `.env`); it needs nothing of the backend but its URL."""
+"""The dashboard's own settings (env vars or `.env`); it needs nothing of the backend but its URL and a key."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,10 @@ class DashboardSettings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_public_url: str | None = None
     flower_url: str = "http://127.0.0.1:5555"
+    # The dashboard's API key (scopes predict, read, admin): given, or read from a file (`make run` and compose
+    # make one); none when the API runs with AUTH_ENABLED=false.
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
     # Each API call: a timeout, and attempts with exponential backoff (connection errors, 5xx, 429).
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     api_attempts: int = Field(default=3, ge=1)
@@ -29,6 +34,13 @@ class DashboardSettings(BaseSettings):
     # How often the network page refreshes while the feed runs; readings per upload call.
     network_refresh_seconds: float = Field(default=30.0, ge=5)
     upload_chunk_readings: int = Field(default=2000, ge=1, le=10_000)
+
+    def bearer_key(self) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text().strip() or None
+        return None
 
     @property
     def browser_api_url(self) -> str:

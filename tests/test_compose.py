@@ -103,7 +103,7 @@ def test_commands_name_things_that_exist() -> None:
 
 
 def test_named_volumes_for_data() -> None:
-    assert {"pgdata", "redisdata", "appdata"} <= set(COMPOSE["volumes"])
+    assert {"pgdata", "redisdata", "appdata", "keys"} <= set(COMPOSE["volumes"])
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
 
 
@@ -137,6 +137,20 @@ def test_the_dashboard_image_copies_no_backend_code() -> None:
     assert "COPY frontend ./frontend" in copies and not any("backend" in line for line in copies)
 
 
-def test_flower_is_published_on_the_loopback_only() -> None:
-    """Behind basic auth, and still not on every interface: an operator reaches it through a tunnel or a proxy."""
-    assert all(str(port).startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
+@pytest.mark.parametrize("service", ["flower", "frontend"])
+def test_consoles_are_published_on_the_loopback_only(service: str) -> None:
+    """Flower (behind basic auth) and the dashboard (acting with its own API key) are not on every interface: an
+    operator reaches them through a tunnel or a proxy."""
+    assert all(str(port).startswith("127.0.0.1:") for port in SERVICES[service]["ports"])
+
+
+def test_the_dashboard_reads_the_key_the_api_makes() -> None:
+    api_command = _command("api")
+    ensure = api_command.index("backend.keys")
+    assert api_command[ensure + 1 : ensure + 3] == ["ensure", "dashboard"]
+    key_file = api_command[api_command.index("--file", ensure) + 1]
+    assert _env("frontend")["API_KEY_FILE"] == key_file
+    folder = str(Path(key_file).parent)
+    assert f"keys:{folder}" in SERVICES["api"]["volumes"] and f"keys:{folder}:ro" in SERVICES["frontend"]["volumes"]
+    assert api_command.index("backend.keys") < api_command.index("backend.main:app")
+    assert f"mkdir -p {folder} && chown app:app {folder}" in (PROJECT_ROOT / "Dockerfile").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,14 +35,23 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         text = output.read_text()
         assert f"http://127.0.0.1:{api_port}" in text and f"http://127.0.0.1:{flower_port}" in text
         assert "started by make run" in text and "ECLO RMSLE" in text and "severe outcome AUC" in text
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
+        key = re.search(r"^API key: (\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        assert (tmp_path / "keys" / "user.key").read_text().strip() == key
+        assert (tmp_path / "keys" / "user.key").stat().st_mode & 0o777 == 0o600
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"http://127.0.0.1:{api_port}/api/predictions", timeout=10).status_code == 401
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
+            assert api.get("/api/predictions").status_code == 200
         worker = _worker_pid(tmp_path)
         os.killpg(worker, signal.SIGKILL)
         assert wait_until(lambda: "worker exited with -9; restarting it" in output.read_text(), timeout=15)
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[10:20])["batch_id"], timeout=60)["status"] == "success"
-        assert wait_until(lambda: _answers(f"http://127.0.0.1:{flower_port}/healthcheck"), timeout=30)
+        flower_user, flower_password = re.search(r"\(basic auth (\S+)\)", text).group(1).split(":", 1)  # type: ignore[union-attr]
+        flower = f"http://127.0.0.1:{flower_port}/"
+        assert wait_until(lambda: _answers(flower, auth=(flower_user, flower_password)), timeout=30)
+        assert httpx.get(flower, timeout=5).status_code == 401
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{streamlit_port}/_stcore/health"), timeout=60)
         assert f"http://127.0.0.1:{streamlit_port}" in text
     finally:
@@ -69,9 +79,9 @@ def _worker_pid(data_dir: Path) -> int:
     raise AssertionError("no worker process found")
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, auth: tuple[str, str] | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=1, auth=auth).status_code == 200
     except httpx.HTTPError:
         return False
 

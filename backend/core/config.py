@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     api_port: int = 8000
     cors_origins: list[str] = ["http://localhost:8501", "http://127.0.0.1:8501"]
 
+    # API keys (`python -m backend.keys create`): every route but health, docs and share links needs one, sent
+    # as `Authorization: Bearer <key>`. False keeps a laptop demo open; refused outside ENVIRONMENT=local.
+    auth_enabled: bool = True
+    # How long the API trusts what it read of the keys table (a revoked key stops working within this).
+    auth_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+
     # Flower (monitoring of the workers); basic auth as "user:password", none by default
     flower_port: int = 5555
     flower_basic_auth: str | None = None
@@ -128,7 +134,10 @@ MIN_PASSWORD_LENGTH = 12
 
 
 def _refuse_weak_secrets(settings: Settings) -> None:
-    """Outside ENVIRONMENT=local: Flower behind basic auth, and no password a reader of this repo could guess."""
+    """Outside ENVIRONMENT=local: API keys on, Flower behind basic auth, and no password a reader of this repo
+    could guess."""
+    if not settings.auth_enabled:
+        raise ValueError("AUTH_ENABLED=false is refused outside ENVIRONMENT=local: create API keys instead")
     if not settings.flower_basic_auth or ":" not in settings.flower_basic_auth:
         raise ValueError("FLOWER_BASIC_AUTH (user:password) must be set outside ENVIRONMENT=local")
     passwords = {"FLOWER_BASIC_AUTH": settings.flower_basic_auth.split(":", 1)[1]}

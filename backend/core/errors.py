@@ -16,6 +16,23 @@ class ServiceError(Exception):
         self.headers = headers or {}
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one the service does not know (or has revoked)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    """A known key without the scope the route needs."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"

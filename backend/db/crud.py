@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -14,8 +15,17 @@ from backend.db.models import BatchJob, BatchRow, Prediction
 
 
 def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(Prediction), list(rows))
+    """Rows whose `record_id` is stored already are skipped: a retried write lands once."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(Prediction).on_conflict_do_nothing(index_elements=["record_id"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(Prediction).on_conflict_do_nothing(index_elements=["record_id"])
+    else:
+        statement = insert(Prediction)
+    session.execute(statement, list(rows))
 
 
 def list_predictions(

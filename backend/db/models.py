@@ -74,9 +74,13 @@ class Prediction(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Given by the recorder: a write whose commit was answered by no one (the connection dropped) is retried from
+    # the spill file, and lands once.
+    record_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_record_id", "record_id", unique=True),
         Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     )
 
@@ -94,6 +98,8 @@ class BatchJob(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # The id of the API key that submitted it (None with AUTH_ENABLED=false); others need the `read` scope.
+    owner: Mapped[str | None] = mapped_column(String(32))
 
     rows: Mapped[list[BatchRow]] = relationship(
         back_populates="batch", order_by="BatchRow.row_index", cascade="all, delete-orphan"
@@ -213,3 +219,18 @@ class ShareToken(Base):
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_share_tokens_dataset_id", "dataset_id"),)
+
+
+class ApiKey(Base):
+    """A key for the API: its public id (the first part of the key, named in records), its scopes, and the
+    SHA-256 of the whole key; the key itself is shown once, at creation. A key is 256 random bits, so a fast
+    hash suffices (there is nothing to brute-force, unlike a password)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
-from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, QueueFull, TooLarge
+from backend.core.errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, QueueFull, TooLarge
 from backend.core.metrics import BATCHES_SUBMITTED
 from backend.db import crud
 from backend.ml.errors import InvalidRow
@@ -33,6 +33,7 @@ from backend.schemas.batches import (
     BatchSummary,
 )
 from backend.schemas.pages import Page
+from backend.services.keys import ANYONE, Principal
 from backend.services.recorder import Recorder
 from backend.tasks.batches import BatchRecord, BatchStore, row_outcome, score_batch
 
@@ -56,6 +57,7 @@ def submit_batch(
     request_id: str,
     settings: Settings,
     prepare: RowPreparer | None = None,
+    owner: str | None = None,
 ) -> BatchAccepted:
     """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. `prepare` (a
     model's own step, e.g. congestion rows read from stored readings) turns the items into the model's rows at
@@ -67,7 +69,7 @@ def submit_batch(
         items, refused = prepare(items)
     batch_id = uuid.uuid4().hex
     try:
-        active = store.create(batch_id, items, model, request_id, settings.max_pending_batches)
+        active = store.create(batch_id, items, model, request_id, settings.max_pending_batches, owner)
     except redis.RedisError as exc:
         raise DependencyUnavailable("redis", "cannot record the batch") from exc
     except TypeError as exc:  # the record could not be encoded; nothing was written
@@ -91,7 +93,7 @@ def submit_batch(
     log.info("batch %s accepted: %d rows", batch_id, len(items), extra={"batch_id": batch_id})
     if recorder is not None:
         job = {"model_name": model, "status": PENDING, "total": len(items), "created_at": datetime.now(UTC),
-               "request_id": request_id}  # fmt: skip
+               "request_id": request_id, "owner": owner}  # fmt: skip
         recorder.record("batch_job", {"batch_id": batch_id, **job})
     return BatchAccepted(
         batch_id=batch_id,
@@ -123,9 +125,15 @@ def _unstorable(items: list[Any]) -> InvalidRequest:
 
 
 def batch_status(
-    *, store: BatchStore, sessions: sessionmaker[Session] | None, batch_id: str, settings: Settings
+    *,
+    store: BatchStore,
+    sessions: sessionmaker[Session] | None,
+    batch_id: str,
+    settings: Settings,
+    viewer: Principal = ANYONE,
 ) -> BatchStatusResponse:
-    """From the Redis record while it lives; from the database once Redis has expired it (or is down)."""
+    """From the Redis record while it lives; from the database once Redis has expired it (or is down). A key
+    reads its own batches; another key's only with the `read` scope."""
     if not _BATCH_ID.fullmatch(batch_id):  # not an id this API issues (and never another Redis key's suffix)
         raise NotFound(f"no batch {batch_id[:40]!r}: batch ids are the 32 hexadecimal digits the API answered")
     redis_error: redis.RedisError | None = None
@@ -134,16 +142,26 @@ def batch_status(
     except redis.RedisError as exc:
         record, redis_error = None, exc
     if record is not None:
+        _check_viewer(viewer, record.owner, batch_id)
         return _from_redis(store, record)
     stored = _from_database(sessions, batch_id)
     if stored is not None:
-        return stored
+        _check_viewer(viewer, stored[1], batch_id)
+        return stored[0]
     if redis_error is not None:
         raise DependencyUnavailable("redis", "cannot read the batch") from redis_error
     hours = settings.batch_result_ttl_seconds / 3600
     raise NotFound(
         f"no batch {batch_id!r}: it was never submitted, or its results expired ({hours:g} h after submission)"
     )
+
+
+def _check_viewer(viewer: Principal, owner: str | None, batch_id: str) -> None:
+    if owner != viewer.key_id and not viewer.allows("read"):
+        raise Forbidden(
+            f"batch {batch_id} was submitted by another API key: reading it needs the 'read' scope",
+            details=[{"scope": "read", "key_scopes": sorted(viewer.scopes)}],
+        )
 
 
 def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
@@ -168,7 +186,10 @@ def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
     return response
 
 
-def _from_database(sessions: sessionmaker[Session] | None, batch_id: str) -> BatchStatusResponse | None:
+def _from_database(
+    sessions: sessionmaker[Session] | None, batch_id: str
+) -> tuple[BatchStatusResponse, str | None] | None:
+    """The batch as recorded, and the id of the key that submitted it."""
     if sessions is None:
         return None
     try:
@@ -195,7 +216,7 @@ def _from_database(sessions: sessionmaker[Session] | None, batch_id: str) -> Bat
                     for r in job.rows
                     if r.error is not None
                 ]
-            return response
+            return response, job.owner
     except SQLAlchemyError as exc:
         log.warning("batch %s: database lookup failed: %s", batch_id, exc)
         return None

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -187,6 +188,7 @@ class Recorder:
         self._thread.start()
 
     def record_prediction(self, row: dict[str, Any]) -> None:
+        row["record_id"] = uuid.uuid4().hex
         if len(self._predictions) >= self.max_buffer:  # the writer thread is far behind: off to the spill file
             count = min(self.max_batch, len(self._predictions))
             self._keep([("predictions", [self._predictions.popleft() for _ in range(count)])])

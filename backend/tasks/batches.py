@@ -5,7 +5,8 @@ takes the batch id, asks the registry for the batch's model by name and calls it
 time. Celery answers PENDING for any id it never saw, so the API trusts this record, not Celery's state.
 
 Keys (all expire after the result TTL):
-- `<prefix>batch:<id>`        hash: status, total, model, request_id, created/started/finished, deliveries, error
+- `<prefix>batch:<id>`        hash: status, total, model, request_id, owner (the submitting key's id),
+                               created/started/finished, deliveries, error
 - `<prefix>batch:<id>:items`  the submitted rows (JSON)
 - `<prefix>batch:<id>:out`    hash index -> outcome JSON, written with HSETNX so a redelivered task never
                               replaces an answer already given (a batch is never scored twice differently)
@@ -47,7 +48,7 @@ local pending = redis.call('ZCARD', active)
 if pending >= limit then return -1 end
 redis.call('ZADD', active, now, ARGV[5])
 redis.call('HSET', record, 'status', 'pending', 'total', ARGV[6], 'model', ARGV[7], 'request_id', ARGV[8],
-           'created_at', ARGV[1], 'deliveries', 0)
+           'created_at', ARGV[1], 'deliveries', 0, 'owner', ARGV[10])
 redis.call('SET', items, ARGV[9], 'EX', ttl)
 redis.call('EXPIRE', record, ttl)
 return pending + 1
@@ -67,6 +68,7 @@ class BatchRecord:
     finished_at: float | None
     deliveries: int
     error: str | None
+    owner: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -110,7 +112,9 @@ class BatchStore:
     def _stats_key(self) -> str:
         return f"{self.prefix}stats:batches_finished"
 
-    def create(self, batch_id: str, items: list[Any], model: str, request_id: str, max_pending: int) -> int | None:
+    def create(
+        self, batch_id: str, items: list[Any], model: str, request_id: str, max_pending: int, owner: str | None = None
+    ) -> int | None:
         """Record a new batch; returns how many are active now, or None when `max_pending` are already."""
         now = time.time()
         active = self._create(
@@ -125,6 +129,7 @@ class BatchStore:
                 model,
                 request_id,
                 orjson.dumps(items),
+                owner or "",
             ],
         )
         return None if int(active) < 0 else int(active)
@@ -156,6 +161,7 @@ class BatchStore:
             finished_at=_float(text.get("finished_at")),
             deliveries=int(text.get("deliveries", 0)),
             error=text["error"].decode() if text.get("error") else None,
+            owner=text["owner"].decode() if text.get("owner") else None,
         )
 
     def start_delivery(self, batch_id: str) -> int:
@@ -311,6 +317,7 @@ def finish_batch(resources: Resources, record: BatchRecord, status: str, error: 
         finished_at=datetime.now(UTC),
         error=error,
         request_id=record.request_id,
+        owner=record.owner,
     )
 
 

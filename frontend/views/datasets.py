@@ -32,10 +32,27 @@ def _evaluation(job: dict[str, Any]) -> None:
 
 
 def _downloads(results_url: str) -> None:
+    """Links the browser follows to the API: for a share link's results, which need no key."""
     base = public_api_url()
     left, right = st.columns(2)
     left.link_button("Download results (CSV)", f"{base}{results_url}")
     right.link_button("Download results (Parquet)", f"{base}{results_url}?format=parquet")
+
+
+def _fetched_downloads(dataset_id: str) -> None:
+    """Results fetched by the dashboard (which holds the API key) when a button is clicked, not before."""
+    left, right = st.columns(2)
+    for column, label, format, mime in (
+        (left, "Download results (CSV)", "csv", "text/csv"),
+        (right, "Download results (Parquet)", "parquet", "application/vnd.apache.parquet"),
+    ):
+        column.download_button(
+            label,
+            data=lambda format=format: client().dataset_results(dataset_id, format),
+            file_name=f"{dataset_id}-predictions.{format}",
+            mime=mime,
+            on_click="ignore",
+        )
 
 
 def _counts(dataset: dict[str, Any]) -> None:
@@ -139,7 +156,7 @@ def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
         st.warning(f"The last job is {job['status']} after {done:,} of {total:,} rows: {job.get('error') or ''}")
     _evaluation(job)
     if job.get("results_url"):
-        _downloads(job["results_url"])
+        _fetched_downloads(dataset["id"])
 
 
 def _seconds(job: dict[str, Any]) -> float | None:

@@ -33,6 +33,9 @@ def test_unsafe_settings_are_refused() -> None:
                  redis_url="redis://:secret@redis:6379/0")  # fmt: skip
     accepted = Settings(_env_file=None, environment="production", flower_basic_auth=f"admin:{strong}",
                         database_url=f"postgresql+psycopg2://traffic:{strong}@postgres:5432/traffic")  # fmt: skip
-    assert accepted.environment == "production"
+    assert accepted.environment == "production" and accepted.auth_enabled
+    with pytest.raises(ValidationError, match="AUTH_ENABLED=false is refused"):
+        Settings(_env_file=None, environment="production", flower_basic_auth=f"admin:{strong}", auth_enabled=False)
+    assert not Settings(_env_file=None, auth_enabled=False).auth_enabled  # a laptop demo may run open
     with pytest.raises(ValidationError, match="VISIBILITY_TIMEOUT"):
         Settings(_env_file=None, celery_visibility_timeout_seconds=30, batch_time_limit_seconds=60)

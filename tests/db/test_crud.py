@@ -20,6 +20,16 @@ def _prediction(i: int, model: str) -> dict:
     }  # fmt: skip
 
 
+def test_a_retried_prediction_write_lands_once(db_session: Session) -> None:
+    """The spill file retries a write whose commit went unanswered (it may have landed): the record id keeps it once."""
+    rows = [{**_prediction(i, "eclo"), "record_id": f"{i:032x}"} for i in range(3)]
+    crud.insert_predictions(db_session, rows=rows[:2])
+    db_session.commit()
+    crud.insert_predictions(db_session, rows=rows)
+    db_session.commit()
+    assert sorted(p.request_id for p in crud.list_predictions(db_session, page=1, size=10)[0]) == ["r0", "r1", "r2"]
+
+
 def test_prediction_pages_and_filters(db_session: Session) -> None:
     crud.insert_predictions(db_session, rows=[_prediction(i, "eclo" if i < 30 else "other") for i in range(45)])
     db_session.commit()

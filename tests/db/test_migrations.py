@@ -11,7 +11,8 @@ from backend.db.models import Base
 from backend.db.session import make_engine
 
 TABLES = {
-    "predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "dataset_jobs", "share_tokens"
+    "predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "dataset_jobs",
+    "share_tokens", "api_keys",
 }  # fmt: skip
 
 

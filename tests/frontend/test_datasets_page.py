@@ -36,9 +36,9 @@ def test_a_scored_dataset_shows_its_counts_report_evaluation_and_downloads(live_
     assert metrics["RMSLE of the model"] == f"{scored['job']['evaluation']['rmsle']:.4f}"
     report = app.dataframe[-1].value
     assert len(report) == min(200, scored["problems"]) and set(report.columns) >= {"row", "column", "problem"}
-    links = [e.proto.url for e in app.get("link_button")]
-    assert f"{live_api}{scored['job']['results_url']}" in links
-    assert httpx.get(links[0]).status_code == 200  # the link the browser follows answers
+    downloads = {e.proto.label: e.proto for e in app.get("download_button")}
+    assert set(downloads) == {"Download results (CSV)", "Download results (Parquet)"}
+    assert all(d.deferred_file_id for d in downloads.values())  # fetched when clicked, with the dashboard's key
 
 
 def test_a_share_link_opens_the_dataset_read_only(live_api: str, scored: dict) -> None:

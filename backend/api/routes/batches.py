@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from backend.api.auth import AUTH_ERRORS, READ, AnyKey, PredictKey
 from backend.api.deps import (
     BatchPreparersDep,
     BatchStoreDep,
@@ -24,7 +25,7 @@ from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 from backend.services import batches
 
-router = APIRouter(prefix="/api/predict", tags=["batches"])
+router = APIRouter(prefix="/api/predict", tags=["batches"], responses=AUTH_ERRORS)
 
 
 @router.post(
@@ -47,6 +48,7 @@ def submit_batch(
     settings: SettingsDep,
     request_id: RequestIdDep,
     preparers: BatchPreparersDep,
+    principal: PredictKey,
 ) -> BatchAccepted:
     """Queue 1 to 100 rows for the workers, scored by the model named in the path; poll `poll_url`.
     Congestion items `{sensor_id, recent?}` without `recent` are read from the stored readings now, at
@@ -60,10 +62,11 @@ def submit_batch(
         request_id=request_id,
         settings=settings,
         prepare=preparers.get(model_name),
+        owner=principal.key_id,
     )
 
 
-@router.get("/batch", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get("/batch", dependencies=[READ], responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def list_batches(
     session: SessionDep,
     page: PageNumber = 1,
@@ -76,7 +79,8 @@ def list_batches(
 
 @router.get("/batch/{batch_id}/results", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def batch_results(
-    batch_id: str, store: BatchStoreDep, sessions: SessionsDep, settings: SettingsDep
+    batch_id: str, store: BatchStoreDep, sessions: SessionsDep, settings: SettingsDep, principal: AnyKey
 ) -> BatchStatusResponse:
-    """Status, progress and (once finished) the per-row results and errors of a batch."""
-    return batches.batch_status(store=store, sessions=sessions, batch_id=batch_id, settings=settings)
+    """Status, progress and (once finished) the per-row results and errors of a batch: of the caller's own
+    batches, or of any with the `read` scope."""
+    return batches.batch_status(store=store, sessions=sessions, batch_id=batch_id, settings=settings, viewer=principal)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from backend.api.auth import ADMIN, AUTH_ERRORS, READ
 from backend.api.deps import DatasetServiceDep, SettingsDep
 from backend.api.params import PageNumber
 from backend.api.uploads import UploadAborted, receive_file
@@ -18,6 +19,7 @@ from backend.schemas.datasets import (
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 
+# Reads need the `read` scope, writes `admin`; a share link's routes need only its token.
 router = APIRouter(tags=["datasets"])
 
 DatasetId = Annotated[str, Path(max_length=64)]
@@ -36,7 +38,8 @@ NOT_READY: dict[int | str, dict] = {**NOT_FOUND, 409: {"model": ErrorResponse, "
 @router.post(
     "/api/datasets",
     status_code=201,
-    responses=UPLOAD_RESPONSES,
+    dependencies=[ADMIN],
+    responses=UPLOAD_RESPONSES | AUTH_ERRORS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -81,7 +84,11 @@ async def upload_dataset(request: Request, service: DatasetServiceDep, settings:
     )
 
 
-@router.get("/api/datasets", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get(
+    "/api/datasets",
+    dependencies=[READ],
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}} | AUTH_ERRORS,
+)
 def list_datasets(
     service: DatasetServiceDep, page: PageNumber = 1, size: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> Page[DatasetOut]:
@@ -89,7 +96,7 @@ def list_datasets(
     return service.list(page, size)
 
 
-@router.get("/api/datasets/{dataset_id}", responses=NOT_FOUND)
+@router.get("/api/datasets/{dataset_id}", dependencies=[READ], responses=NOT_FOUND | AUTH_ERRORS)
 def get_dataset(
     dataset_id: DatasetId, service: DatasetServiceDep, page: PageNumber = 1, size: ReportSize = 50
 ) -> DatasetDetail:
@@ -97,7 +104,7 @@ def get_dataset(
     return service.detail(dataset_id, page, size)
 
 
-@router.delete("/api/datasets/{dataset_id}", status_code=204, responses=NOT_FOUND)
+@router.delete("/api/datasets/{dataset_id}", status_code=204, dependencies=[ADMIN], responses=NOT_FOUND | AUTH_ERRORS)
 def delete_dataset(dataset_id: DatasetId, service: DatasetServiceDep) -> Response:
     """Remove the file, its results and its share links; a running job is cancelled."""
     service.delete(dataset_id)
@@ -107,7 +114,8 @@ def delete_dataset(dataset_id: DatasetId, service: DatasetServiceDep) -> Respons
 @router.post(
     "/api/datasets/{dataset_id}/predict",
     status_code=202,
-    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "a job is already running"}},
+    dependencies=[ADMIN],
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "a job is already running"}} | AUTH_ERRORS,
 )
 def score_dataset(
     dataset_id: DatasetId,
@@ -119,13 +127,13 @@ def score_dataset(
     return service.start_job(dataset_id, chunk_rows)
 
 
-@router.get("/api/datasets/{dataset_id}/predictions", responses=NOT_FOUND)
+@router.get("/api/datasets/{dataset_id}/predictions", dependencies=[READ], responses=NOT_FOUND | AUTH_ERRORS)
 def dataset_job(dataset_id: DatasetId, service: DatasetServiceDep) -> DatasetJobStatus:
     """The latest job's status and progress (rows done); `results_url` once it succeeded."""
     return service.job_status(dataset_id)
 
 
-@router.delete("/api/datasets/{dataset_id}/predictions", responses=NOT_READY)
+@router.delete("/api/datasets/{dataset_id}/predictions", dependencies=[ADMIN], responses=NOT_READY | AUTH_ERRORS)
 def cancel_dataset_job(dataset_id: DatasetId, service: DatasetServiceDep) -> DatasetJobStatus:
     """Cancel the running job: chunks not yet started are skipped."""
     return service.cancel_job(dataset_id)
@@ -133,7 +141,8 @@ def cancel_dataset_job(dataset_id: DatasetId, service: DatasetServiceDep) -> Dat
 
 @router.get(
     "/api/datasets/{dataset_id}/predictions.csv",
-    responses={**NOT_READY, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    dependencies=[READ],
+    responses=AUTH_ERRORS | {**NOT_READY, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
     response_class=StreamingResponse,
 )
 def dataset_results(dataset_id: DatasetId, service: DatasetServiceDep, format: ResultFormat = "csv") -> Response:
@@ -151,7 +160,9 @@ def _results(service: DatasetServiceDep, dataset_id: str, format: str, name: str
     return StreamingResponse(service.results_csv(dataset_id), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.post("/api/datasets/{dataset_id}/share", status_code=201, responses=NOT_FOUND)
+@router.post(
+    "/api/datasets/{dataset_id}/share", status_code=201, dependencies=[ADMIN], responses=NOT_FOUND | AUTH_ERRORS
+)
 def share_dataset(
     dataset_id: DatasetId,
     service: DatasetServiceDep,
@@ -162,7 +173,7 @@ def share_dataset(
     return service.share(dataset_id, days)
 
 
-@router.delete("/api/shares/{token}", status_code=204, responses=NOT_FOUND)
+@router.delete("/api/shares/{token}", status_code=204, dependencies=[ADMIN], responses=NOT_FOUND | AUTH_ERRORS)
 def revoke_share(token: Token, service: DatasetServiceDep) -> Response:
     service.revoke(token)
     return Response(status_code=204)

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from backend.api.auth import AUTH_ERRORS, READ
 from backend.api.deps import SessionDep
 from backend.api.params import PageNumber
 from backend.schemas.errors import ErrorResponse
@@ -10,7 +11,7 @@ from backend.schemas.pages import Page
 from backend.schemas.records import PredictionRecord
 from backend.services import history
 
-router = APIRouter(prefix="/api/predictions", tags=["history"])
+router = APIRouter(prefix="/api/predictions", tags=["history"], dependencies=[READ], responses=AUTH_ERRORS)
 
 
 @router.get("", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})

@@ -1,10 +1,12 @@
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from backend.api.auth import AUTH_ERRORS, READ
+
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[READ], responses=AUTH_ERRORS)
 def metrics() -> Response:
     """Prometheus text format: requests, latencies, predictions, cache, batches, database records.
 

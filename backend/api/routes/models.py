@@ -1,10 +1,11 @@
 from fastapi import APIRouter
 
+from backend.api.auth import ANY_KEY, AUTH_ERRORS
 from backend.api.deps import RegistryDep
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.models import ModelInfo, ModelList
 
-router = APIRouter(prefix="/api/models", tags=["models"])
+router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[ANY_KEY], responses=AUTH_ERRORS)
 
 
 @router.get("")

@@ -1,12 +1,13 @@
 from fastapi import APIRouter, Request, Response
 
+from backend.api.auth import AUTH_ERRORS, PREDICT
 from backend.api.deps import CongestionServiceDep, EcloServiceDep
 from backend.schemas.eclo import CLASSIC_EXAMPLE, EcloInput, EcloPredictionResponse
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.traffic import CongestionPredictionResponse, CongestionPredictRequest
 from backend.services.predictions import parse_json_object
 
-router = APIRouter(prefix="/api/predict", tags=["predict"])
+router = APIRouter(prefix="/api/predict", tags=["predict"], dependencies=[PREDICT], responses=AUTH_ERRORS)
 
 ECLO_BODY_DOC = {
     "requestBody": {

@@ -5,6 +5,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from backend.api.auth import ADMIN, AUTH_ERRORS, READ
 from backend.api.deps import CongestionServiceDep, SensorDirectoryDep, SessionDep, SessionsDep
 from backend.api.params import PageNumber
 from backend.core.errors import InvalidRequest, TooLarge
@@ -26,7 +27,8 @@ from backend.schemas.traffic import (
 )
 from backend.services import readings, traffic
 
-router = APIRouter(prefix="/api/traffic", tags=["traffic"])
+# Reads need the `read` scope, writes (readings, sensors) `admin`.
+router = APIRouter(prefix="/api/traffic", tags=["traffic"], responses=AUTH_ERRORS)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
@@ -46,6 +48,7 @@ async def _json_body(request: Request) -> Any:
 
 @router.post(
     "/readings",
+    dependencies=[ADMIN],
     response_model=IngestResult,
     responses=ERRORS,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
@@ -67,7 +70,7 @@ async def ingest_readings(request: Request, sessions: SessionsDep, sensors: Sens
     return IngestResult(accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected)
 
 
-@router.get("/sensors", responses={503: {"model": ErrorResponse}})
+@router.get("/sensors", dependencies=[READ], responses={503: {"model": ErrorResponse}})
 def list_sensors(session: SessionDep) -> list[SensorOut]:
     """Every registered sensor: coordinates, free-flow speed, newest reading and its congestion level."""
     return traffic.list_sensors(session)
@@ -75,6 +78,7 @@ def list_sensors(session: SessionDep) -> list[SensorOut]:
 
 @router.put(
     "/sensors",
+    dependencies=[ADMIN],
     responses=ERRORS,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "object", "properties": {"sensors": {
@@ -98,13 +102,15 @@ async def put_sensors(request: Request, sessions: SessionsDep, sensors: SensorDi
     return result
 
 
-@router.get("/current", responses={503: {"model": ErrorResponse}})
+@router.get("/current", dependencies=[READ], responses={503: {"model": ErrorResponse}})
 def current(session: SessionDep) -> list[SensorOut]:
     """The newest reading of each sensor that has one, its congestion level and how old it is."""
     return traffic.current(session)
 
 
-@router.get("/historical/{day}", responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get(
+    "/historical/{day}", dependencies=[READ], responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+)
 def historical(
     day: date,
     session: SessionDep,
@@ -117,7 +123,7 @@ def historical(
     return traffic.readings_of_day(session, day, sensor_id, page, size, utc_offset_minutes)
 
 
-@router.get("/sensors/{sensor_id}/readings", responses=ERRORS | {404: {"model": ErrorResponse}})
+@router.get("/sensors/{sensor_id}/readings", dependencies=[READ], responses=ERRORS | {404: {"model": ErrorResponse}})
 def sensor_readings(
     sensor_id: str,
     session: SessionDep,
@@ -130,13 +136,17 @@ def sensor_readings(
     return traffic.readings_of_sensor(session, sensor_id, since, until, page, size)
 
 
-@router.get("/sensors/{sensor_id}", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get(
+    "/sensors/{sensor_id}",
+    dependencies=[READ],
+    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
 def sensor_detail(sensor_id: str, session: SessionDep, congestion: CongestionServiceDep) -> SensorDetail:
     """One sensor: coordinates, newest reading and level, and the neighbours its forecasts read."""
     return traffic.sensor_detail(session, sensor_id, congestion.neighbours_of(sensor_id))
 
 
-@router.get("/sensors/{sensor_id}/profile", responses=ERRORS | {404: {"model": ErrorResponse}})
+@router.get("/sensors/{sensor_id}/profile", dependencies=[READ], responses=ERRORS | {404: {"model": ErrorResponse}})
 def speed_profile(
     sensor_id: str,
     session: SessionDep,
@@ -148,7 +158,7 @@ def speed_profile(
     return traffic.weekday_profile(session, sensor_id, weekday, weeks)
 
 
-@router.get("/forecast", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.get("/forecast", dependencies=[READ], responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 def network_forecast(congestion: CongestionServiceDep) -> NetworkForecast:
     """Every sensor's speed and level 15, 30 and 60 minutes ahead from the stored readings, in one call: each
     answered as POST /api/predict/congestion would answer it; the sensors without enough recent readings are

@@ -1,0 +1,53 @@
+"""Who may call a route: `Authorization: Bearer <API key>` with the scope the route names (see
+backend.services.keys). With AUTH_ENABLED=false every request is `ANYONE`, holding every scope."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.core.errors import Forbidden, Unauthorized
+from backend.schemas.errors import ErrorResponse
+from backend.services.keys import ANYONE, KeyDirectory, Principal
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `python -m backend.keys create <name> --scopes ...`")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "no API key, or an unknown or revoked one"},
+    403: {"model": ErrorResponse, "description": "the key lacks the scope this route needs"},
+}
+
+
+def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency answering the request's principal: any valid key when `scope` is None."""
+
+    async def principal(request: Request, credentials: Credentials) -> Principal:
+        keys: KeyDirectory | None = request.app.state.api_keys
+        if keys is None:
+            return ANYONE
+        if credentials is None:
+            raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
+        found = await keys.authenticate(credentials.credentials)
+        if scope is not None and not found.allows(scope):
+            raise Forbidden(
+                f"API key {found.key_id} ({found.name}) lacks the {scope!r} scope this route needs",
+                details=[{"scope": scope, "key_scopes": sorted(found.scopes)}],
+            )
+        return found
+
+    return principal
+
+
+AnyKey = Annotated[Principal, Depends(require(None))]
+PredictKey = Annotated[Principal, Depends(require("predict"))]
+ReadKey = Annotated[Principal, Depends(require("read"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]
+# For routes that need the check but not the principal: `dependencies=[READ]`.
+ANY_KEY = Depends(require(None))
+PREDICT = Depends(require("predict"))
+READ = Depends(require("read"))
+ADMIN = Depends(require("admin"))

@@ -1,0 +1,150 @@
+"""API keys: made, listed and revoked by the CLI (`python -m backend.keys`), checked on each request.
+
+A key reads `tpk_<id>_<secret>`: the id (12 hex digits) names the key in records and listings, the secret is 256
+random bits; only the SHA-256 of the whole key is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from anyio import to_thread
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.core.errors import DependencyUnavailable, Unauthorized
+from backend.db.models import ApiKey
+
+log = logging.getLogger(__name__)
+
+# predict: single predictions, batches and their own results. read: every record, listing and batch, the
+# readings, datasets and /metrics. admin: writes of stored data (readings, sensors, datasets and their shares).
+SCOPES = ("predict", "read", "admin")
+_KEY = re.compile(r"tpk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+# An unknown key id makes the API read the table again (a key just created), at most this often.
+UNKNOWN_KEY_REREAD_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request: a key (its id, name and scopes), or anyone when AUTH_ENABLED=false."""
+
+    key_id: str | None
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+ANYONE = Principal(key_id=None, name="anyone (AUTH_ENABLED=false)", scopes=frozenset(SCOPES))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> list[str]:
+    """'predict,read' -> ['predict', 'read']; ValueError naming what is allowed."""
+    scopes = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes are a comma-separated subset of {', '.join(SCOPES)}; got {text!r}")
+    return [s for s in SCOPES if s in scopes]
+
+
+def key_id_of(key: str) -> str | None:
+    match = _KEY.fullmatch(key)
+    return match.group(1) if match else None
+
+
+def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """A new key, stored hashed; the key itself is returned once."""
+    if not 1 <= len(name) <= 100:
+        raise ValueError("a key's name holds 1 to 100 characters")
+    key_id = secrets.token_hex(6)
+    key = f"tpk_{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(id=key_id, name=name, scopes=",".join(parse_scopes(",".join(scopes))), key_hash=hash_key(key))
+    session.add(row)
+    session.commit()
+    return row, key
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def revoke_key(session: Session, key_id: str) -> bool:
+    """Whether a key of that id was active (it is revoked now)."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = datetime.now(UTC)
+    session.commit()
+    return True
+
+
+def is_active(session: Session, key: str) -> bool:
+    key_id = key_id_of(key)
+    row = session.get(ApiKey, key_id) if key_id else None
+    return row is not None and row.revoked_at is None and hmac.compare_digest(row.key_hash, hash_key(key))
+
+
+class KeyDirectory:
+    """The active keys as the API last read them from the database, read again every `ttl_seconds` (so a
+    revoked key stops working within that) and when an unknown id comes in (a key just created). A request
+    costs no database round trip, and while the database is down the keys last read keep working."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.sessions = sessions
+        self.ttl = ttl_seconds
+        self.clock = clock
+        self._keys: dict[str, tuple[str, Principal]] = {}
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    async def authenticate(self, key: str) -> Principal:
+        key_id = key_id_of(key)
+        if key_id is None:
+            raise Unauthorized("not an API key of this service (they read tpk_<12 hex digits>_<43 characters>)")
+        now = self.clock()
+        read_at = self._read_at
+        if (
+            read_at is None
+            or now - read_at >= self.ttl
+            or (key_id not in self._keys and now - read_at >= UNKNOWN_KEY_REREAD_SECONDS)
+        ):
+            await to_thread.run_sync(self._read, read_at)
+        known = self._keys.get(key_id)
+        if known is None or not hmac.compare_digest(known[0], hash_key(key)):
+            raise Unauthorized("unknown or revoked API key")
+        return known[1]
+
+    def _read(self, seen: float | None) -> None:
+        with self._lock:
+            if self._read_at != seen:  # another request read the table meanwhile
+                return
+            try:
+                with self.sessions() as session:
+                    rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
+            except SQLAlchemyError as exc:
+                if self._read_at is None:
+                    raise DependencyUnavailable("database", "cannot read the API keys") from exc
+                log.warning("cannot read the API keys; the ones read before stay valid: %s", str(exc)[:200])
+                self._read_at = self.clock()
+                return
+            self._keys = {
+                row.id: (row.key_hash, Principal(row.id, row.name, frozenset(row.scopes.split(",")))) for row in rows
+            }
+            self._read_at = self.clock()

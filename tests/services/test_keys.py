@@ -1,0 +1,84 @@
+"""The keys the API knows: read from the database at most every `ttl_seconds`, kept while it is down."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.core.errors import DependencyUnavailable, Unauthorized
+from backend.db.migrate import upgrade
+from backend.db.session import make_engine, session_factory
+from backend.services.keys import KeyDirectory, create_key, is_active, parse_scopes, revoke_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    return session_factory(make_engine(url))
+
+
+def _broken() -> Session:
+    raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+
+def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        row, key = create_key(session, "analyst", ["predict", "read"])
+    clock = Clock()
+    keys = KeyDirectory(sessions, ttl_seconds=5, clock=clock)
+    principal = asyncio.run(keys.authenticate(key))
+    assert principal.key_id == row.id and principal.scopes == {"predict", "read"}
+    with sessions() as session:
+        assert revoke_key(session, row.id) and not revoke_key(session, row.id)
+        assert not is_active(session, key)
+    clock.now += 4
+    assert asyncio.run(keys.authenticate(key)).key_id == row.id  # within the cache time
+    clock.now += 1
+    with pytest.raises(Unauthorized):
+        asyncio.run(keys.authenticate(key))
+
+
+def test_a_wrong_secret_of_a_known_id_is_refused(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        _, key = create_key(session, "analyst", ["predict"])
+    forged = key[:-1] + ("A" if key[-1] != "A" else "B")
+    with pytest.raises(Unauthorized):
+        asyncio.run(KeyDirectory(sessions, ttl_seconds=5).authenticate(forged))
+
+
+def test_keys_read_before_keep_working_while_the_database_is_down(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        _, key = create_key(session, "analyst", ["predict"])
+    clock = Clock()
+    keys = KeyDirectory(sessions, ttl_seconds=5, clock=clock)
+    asyncio.run(keys.authenticate(key))
+    keys.sessions = _broken  # type: ignore[assignment]
+    clock.now += 60
+    assert asyncio.run(keys.authenticate(key)).name == "analyst"
+
+
+def test_without_any_read_keys_a_database_outage_is_a_503(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        _, key = create_key(session, "analyst", ["predict"])
+    with pytest.raises(DependencyUnavailable):
+        asyncio.run(KeyDirectory(_broken, ttl_seconds=5).authenticate(key))  # type: ignore[arg-type]
+
+
+def test_scopes_are_checked_and_ordered() -> None:
+    assert parse_scopes("read, predict") == ["predict", "read"]
+    for bad in ("", "write", "predict,root"):
+        with pytest.raises(ValueError, match="predict, read, admin"):
+            parse_scopes(bad)
