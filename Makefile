@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test fuzz setup model lint bench bench-http bench-traffic bench-datasets smoke screenshots clean
+.PHONY: run test fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: setup model
 
 bench-http: setup model
 	$(PY) bench/bench_http.py
+
+# This API against MLServer serving the same model (MLServer in bench/peers/.venv, made on first use).
+bench-peers: setup model
+	$(PY) bench/peers/run.py
 
 bench-traffic: setup model
 	$(PY) bench/bench_traffic.py

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY
 
 from backend.api.errors import install_error_handlers
-from backend.api.main import api_router
+from backend.api.main import ROUTERS
 from backend.api.middleware import RequestContextMiddleware
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
@@ -23,7 +23,7 @@ from backend.services.congestion import CongestionService, prepare_batch
 from backend.services.datasets import DatasetService
 from backend.services.health import HealthMonitor, health_of
 from backend.services.keys import KeyDirectory
-from backend.services.predictions import EcloPredictionService, PredictionCache
+from backend.services.predictions import EcloPredictionService, LocalPredictionCache, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
 from backend.tasks.celery_app import celery_app, configure_celery
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
         state.recorder = Recorder(resources.sessions, resources.spill)
         state.recorder.start()
-        state.eclo_service = EcloPredictionService(resources.registry, cache, state.recorder)
+        local_cache = LocalPredictionCache(settings.cache_local_entries if settings.cache_enabled else 0)
+        state.eclo_service = EcloPredictionService(resources.registry, local_cache, state.recorder)
         state.congestion_service = CongestionService(
             resources.registry, resources.sessions, cache, settings.congestion_min_readings
         )
@@ -85,13 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
+    if settings.cors_origins:  # each middleware is an ASGI hop on every request: none that is not needed
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(
         RequestContextMiddleware,
         access_log=settings.access_log,
@@ -99,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         own_limits=frozenset({"/api/datasets"}),  # the upload streams to disk under DATASET_MAX_BYTES
     )
     install_error_handlers(app)
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

@@ -1,13 +1,16 @@
 """HTTP speed of a real uvicorn server under a load client that is not itself the bottleneck.
 
-At 1 and 32 concurrent connections: requests/s and p50/p99 latency of POST /api/predict/eclo (varied rows,
-each sent once per pass, so the cache rarely answers) and of the constant-returning GET /health/live on the
-same server; then the submit-to-result time of 100-row batches through a real Celery worker.
+At 1 and 32 concurrent connections (wrk -t1, and -t2 beside it at 32): requests/s and p50/p99 latency of
+POST /api/predict/eclo, of the constant GET /health/live on the same server, and of a bare FastAPI route (its own
+uvicorn process, started beside) as the baseline; then the submit-to-result time of 100-row batches through a
+real Celery worker. Every prediction request carries a row sent nowhere else in the run (each wrk thread walks
+its own stride of the rows), so no cache can answer it; the API's cache hits are read from /metrics around each
+measurement and printed. `--warm` sends each measurement's rows once before it: a warm cache, on purpose.
 
-Usage: python bench/bench_http.py [--seconds 5] [--batches 20] [--repeat 3] [--api-workers 1] [--client wrk|aiohttp]
-wrk (Debian package `wrk`) is the default when installed, else an asyncio aiohttp client.
-Starts its own API (default settings: access log, records, cache) and worker on Redis database 14 of REDIS_URL's
-server, under its own key prefix; their logs go to a temporary folder.
+Usage: python bench/bench_http.py [--seconds 5] [--rounds 3] [--batches 20] [--warm]
+Needs wrk (Debian package `wrk`). Starts its own API (default settings: API keys on, records in a SQLite file,
+metrics, cache) and worker on Redis database 14 of REDIS_URL's server, under its own key prefix; logs go to a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -38,6 +43,7 @@ from backend.processes import free_port, wait_until
 ROOT = Path(__file__).resolve().parents[1]
 WRK_REPORT = """
 done = function(summary, latency, requests)
+  if sent then io.write(string.format("SENT %d\\n", sent())) end
   local e = summary.errors
   io.write(string.format("WRK %d %d %f %f\\n", summary.requests, e.status + e.connect + e.read + e.write + e.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
@@ -45,22 +51,36 @@ end
 """
 WRK_POST = """
 bodies = {%s}
-counter = 0
+headers = {%s}
 threads_set_up = 0
-setup = function(thread)  -- each thread starts halfway along from the previous one: no body sent twice early
-  thread:set("counter", threads_set_up * math.floor(#bodies / 2))
+all_threads = {}
+setup = function(thread)  -- thread k sends bodies k, k+T, k+2T, ...: no body is sent twice until they run out
+  thread:set("first", threads_set_up)
+  thread:set("stride", %d)
   threads_set_up = threads_set_up + 1
+  table.insert(all_threads, thread)
 end
+sent = function()  -- how far into the bodies any thread went (sent, answered or not)
+  local last = 0
+  for _, thread in ipairs(all_threads) do
+    local n = thread:get("counter")
+    if n > 0 then last = math.max(last, thread:get("first") + (n - 1) * thread:get("stride") + 1) end
+  end
+  return last
+end
+counter = 0
 request = function()
+  local i = first + counter * stride
   counter = counter + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[(counter %% #bodies) + 1])
+  return wrk.format("POST", nil, headers, bodies[(i %% #bodies) + 1])
 end
 """
 
 
 class Result:
-    def __init__(self, rate: float, p50_ms: float, p99_ms: float, errors: int) -> None:
+    def __init__(self, rate: float, p50_ms: float, p99_ms: float, errors: int, requests: int = 0) -> None:
         self.rate, self.p50_ms, self.p99_ms, self.errors = rate, p50_ms, p99_ms, errors
+        self.requests = requests  # wrk: how far into the bodies it went (answered or still in flight at the end)
 
 
 def bench_env(**settings: str) -> dict[str, str]:
@@ -73,16 +93,31 @@ def bench_env(**settings: str) -> dict[str, str]:
             **settings}  # fmt: skip
 
 
-def run_wrk(url: str, concurrency: int, seconds: float, bodies: list[dict] | None) -> Result:
+def run_wrk(
+    url: str,
+    concurrency: int,
+    seconds: float,
+    bodies: list[dict] | None,
+    threads: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    """wrk against `url`: GET, or POST of `bodies` (each sent once while they last); `threads` defaults to 2."""
+    threads = min(concurrency, threads or 2)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.lua"
-        post = "" if bodies is None else WRK_POST % ",".join(f"[==[{json.dumps(b)}]==]" for b in bodies)
+        post = ""
+        if bodies is not None:
+            fields = ",".join(
+                f'["{k}"] = "{v}"' for k, v in {"Content-Type": "application/json", **(headers or {})}.items()
+            )
+            post = WRK_POST % (",".join(f"[==[{json.dumps(b)}]==]" for b in bodies), fields, threads)
         script.write_text(post + WRK_REPORT)
-        command = ["wrk", "-t", str(min(concurrency, 2)), "-c", str(concurrency), "-d", f"{round(seconds)}s", "-s",
+        command = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{round(seconds)}s", "-s",
                    str(script), url]  # fmt: skip
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     _, count, errors, p50, p99 = next(x for x in out.splitlines() if x.startswith("WRK ")).split()
-    return Result(int(count) / seconds, float(p50), float(p99), int(errors))
+    sent = next((int(x.split()[1]) for x in out.splitlines() if x.startswith("SENT ")), int(count))
+    return Result(int(count) / seconds, float(p50), float(p99), int(errors), sent)
 
 
 async def _aiohttp_load(url: str, concurrency: int, seconds: float, bodies: list[dict] | None) -> Result:
@@ -107,16 +142,17 @@ async def _aiohttp_load(url: str, concurrency: int, seconds: float, bodies: list
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
     ms = np.asarray(latencies) * 1e3
-    return Result(len(latencies) / seconds, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), errors)
+    p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+    return Result(len(latencies) / seconds, p50, p99, errors, len(latencies))
 
 
 def run_aiohttp(url: str, concurrency: int, seconds: float, bodies: list[dict] | None) -> Result:
     return asyncio.run(_aiohttp_load(url, concurrency, seconds, bodies))
 
 
-async def _batches(base: str, rows: list[dict], count: int) -> list[float]:
+async def _batches(base: str, rows: list[dict], count: int, headers: dict[str, str]) -> list[float]:
     timings = []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
         for i in range(count):
             items = rows[i * 100 : (i + 1) * 100]
             started = time.perf_counter()
@@ -140,67 +176,204 @@ def _ok(url: str) -> bool:
         return False
 
 
+def distinct_rows(count: int, seed: int = 99) -> list[dict]:
+    """`count` valid API rows, no two with the same model input (so no cache can answer one from another)."""
+    model = EcloModel.load(ROOT / "model" / "eclo")
+    rows: list[dict] = []
+    seen: set[bytes] = set()
+    while len(rows) < count:
+        candidates = [r for r in api_rows(generate_dacon_frame(count, seed=seed).astype(str)) if r is not None]
+        for row in candidates:
+            try:
+                encoded = model.encode(row)
+            except Exception:
+                continue
+            key = encoded.features.tobytes() + "\n".join(encoded.notes).encode()
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        seed += 1
+    return rows[:count]
+
+
+def cache_hits(base: str, headers: dict[str, str]) -> float:
+    """The API's prediction cache hits so far (its /metrics)."""
+    text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prediction_cache_lookups_total{") and 'result="hit"' in line
+    )
+
+
+def make_key(database_url: str) -> str:
+    """A key with every scope in the stack's database (the API runs with its default AUTH_ENABLED=true)."""
+    from backend.db.migrate import upgrade
+    from backend.db.session import make_engine, session_factory
+    from backend.services.keys import SCOPES, create_key
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return create_key(session, "bench", list(SCOPES))[1]
+    finally:
+        engine.dispose()
+
+
+def start_server(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    if not wait_until(lambda: process.poll() is None and _ok(ready_url), timeout=120):
+        process.terminate()
+        raise SystemExit(f"{command[:4]} did not start; see {log}")
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+class Rows:
+    """Hands out slices of distinct rows, each row once per run: a cold cache for every measurement."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows, self.offset = rows, 0
+
+    def take(self, count: int) -> list[dict]:
+        if self.offset + count > len(self.rows):
+            self.offset = 0  # rows come back: the cache may answer, and the hits are counted
+        taken = self.rows[self.offset : self.offset + count]
+        self.offset += count
+        return taken
+
+    def used(self, slice_start: int, requests: int, count: int) -> None:
+        """Only `requests` of the `count` handed out were sent: the rest go to the next measurement."""
+        self.offset = slice_start + min(requests, count)
+
+
+def measure(
+    label: str,
+    url: str,
+    rounds: int,
+    seconds: float,
+    concurrency: int,
+    threads: int,
+    rows: Rows | None = None,
+    headers: dict[str, str] | None = None,
+    hits: Callable[[], float] | None = None,
+) -> dict:
+    """Median of `rounds` wrk runs; POST of fresh distinct rows when `rows` is given."""
+    results, hit_counts = [], []
+    for _ in range(rounds):
+        bodies = None
+        if rows is not None:
+            start = rows.offset
+            bodies = rows.take(ROWS_PER_SECOND * round(seconds))
+        before = hits() if hits else 0.0
+        result = run_wrk(url, concurrency, seconds, bodies, threads=threads, headers=headers)
+        if rows is not None and bodies is not None:
+            rows.used(start, result.requests, len(bodies))
+        hit_counts.append((hits() - before) if hits else 0.0)
+        results.append(result)
+    rate = statistics.median(r.rate for r in results)
+    summary = {
+        "label": label, "concurrency": concurrency, "threads": threads, "rate": rate,
+        "p50": statistics.median(r.p50_ms for r in results), "p99": statistics.median(r.p99_ms for r in results),
+        "errors": sum(r.errors for r in results), "hits": sum(hit_counts),
+        "rounds": [r.rate for r in results],
+    }  # fmt: skip
+    rounds_text = ", ".join(f"{r:,.0f}" for r in summary["rounds"])
+    print(f"| {label} | c={concurrency}, wrk -t{threads} | {rate:,.0f} req/s ({rounds_text}) | "
+          f"{summary['p50']:.2f} / {summary['p99']:.2f} ms | {summary['errors']} | "
+          f"{'' if hits is None else format(summary['hits'], '.0f')} |", flush=True)  # fmt: skip
+    return summary
+
+
+# A measurement takes at most this many rows per second of it (more than any server here answers).
+ROWS_PER_SECOND = 8_000
+TABLE_HEAD = "| what | load | req/s: median (rounds) | p50 / p99 | errors | cache hits |\n|---|---|---|---|---|---|"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement; medians are printed")
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of the c=32 pair (the ratio's median)")
-    parser.add_argument("--client", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp")
+    parser.add_argument("--warm", action="store_true", help="send each measurement's rows twice: a warm cache")
     args = parser.parse_args()
-    load = run_wrk if args.client == "wrk" else run_aiohttp
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian package `wrk`)")
 
-    model = EcloModel.load(ROOT / "model" / "eclo")
-    candidates = [r for r in api_rows(generate_dacon_frame(60_000, seed=99).astype(str)) if r is not None]
-    outcomes = model.predict_many(candidates)
-    rows = [row for row, outcome in zip(candidates, outcomes, strict=True) if not isinstance(outcome, Exception)]
-    redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}:",
-           "MODEL_DIR": str(ROOT / "model"), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    needed = ROWS_PER_SECOND * round(args.seconds) * args.rounds * 3
+    print(f"making {needed:,} distinct rows ...", flush=True)
+    rows = Rows(distinct_rows(needed))
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port), "--workers", str(args.api_workers)],
-        cwd=ROOT, env=env, stdout=(logs / "api.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    database_url = f"sqlite:///{logs / 'bench.db'}"
+    key = make_key(database_url)
+    headers = {"Authorization": f"Bearer {key}"}
+    env = bench_env(MODEL_DIR=str(ROOT / "model"), DATABASE_URL=database_url, DATA_DIR=str(logs / "data"),
+                    AUTH_ENABLED="true")  # fmt: skip
+    port, bare_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    bare = start_server([sys.executable, "-m", "uvicorn", "bench.peers.bare_app:app", "--port", str(bare_port)], env,
+                        logs / "bare.log", f"http://127.0.0.1:{bare_port}/ping")  # fmt: skip
+    api = start_server([sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)], env,
+                       logs / "api.log", f"{base}/health/live")  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2", "--loglevel", "WARNING",
          "-n", f"bench-{port}@%h", "--without-gossip", "--without-mingle"], cwd=ROOT, env=env,
         stdout=(logs / "worker.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    hits = partial(cache_hits, base, headers)
     try:
-        assert wait_until(lambda: _ok(f"{base}/health/live"), timeout=30)
-        print(f"uvicorn, {args.api_workers} process(es), {platform.machine()} with {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}; model {model.version} ({model.metadata['num_trees']} trees); "
-              f"load client {args.client} on the same machine")  # fmt: skip
-        ratios = []
-        offset = 0
-        for concurrency, rounds in ((1, 1), (32, args.repeat)):
-            for _ in range(rounds):
-                rates = {}
-                for name, path, post in (("GET /health/live (constant)", "/health/live", False),
-                                         ("POST /api/predict/eclo", "/api/predict/eclo", True)):  # fmt: skip
-                    bodies = None
-                    if post:
-                        bodies = (rows[offset:] + rows[:offset])[:20_000]
-                        offset = (offset + 20_000) % len(rows)
-                    result = load(base + path, concurrency, args.seconds, bodies)
-                    rates[path] = result.rate
-                    print(f"{name:<28} c={concurrency:<3} {result.rate:8.0f} req/s   p50 {result.p50_ms:6.2f} ms   "
-                          f"p99 {result.p99_ms:6.2f} ms   non-200 {result.errors}")  # fmt: skip
-                if concurrency == 32:
-                    ratios.append(rates["/api/predict/eclo"] / rates["/health/live"])
-        print(f"prediction / constant throughput at c=32: median {statistics.median(ratios):.2f} "
-              f"of {', '.join(f'{r:.2f}' for r in ratios)}")  # fmt: skip
+        print(f"# bench_http: uvicorn (httptools, uvloop), 1 process, defaults on (API keys, records in SQLite, "
+              f"metrics, ECLO cache in-process); {platform.machine()} with {os.cpu_count()} cores, Python "
+              f"{platform.python_version()}; load client wrk on the same machine; {args.seconds:.0f} s per round, "
+              f"medians of {args.rounds} rounds; every prediction a distinct row"
+              f"{' sent twice (warm cache)' if args.warm else ' (cold cache)'}")  # fmt: skip
+        print(TABLE_HEAD)
+        bare_url, live_url, predict_url = (
+            f"http://127.0.0.1:{bare_port}/ping",
+            f"{base}/health/live",
+            f"{base}/api/predict/eclo",
+        )
+        results = {}
+        for concurrency in (1, 32):
+            results["bare", concurrency] = measure("bare FastAPI route (constant)", bare_url, args.rounds,
+                                                   args.seconds, concurrency, 1)  # fmt: skip
+            results["live", concurrency] = measure("`GET /health/live` (constant)", live_url, args.rounds,
+                                                   args.seconds, concurrency, 1)  # fmt: skip
+            for threads in (1, 2) if concurrency > 1 else (1,):
+                if args.warm:
+                    start = rows.offset
+                    measure("warm-up (not counted)", predict_url, 1, args.seconds, concurrency, threads, rows,
+                            headers, hits)  # fmt: skip
+                    rows.offset = start
+                results["predict", concurrency, threads] = measure(
+                    "`POST /api/predict/eclo`",
+                    predict_url,
+                    args.rounds,
+                    args.seconds,
+                    concurrency,
+                    threads,
+                    rows,
+                    headers,
+                    hits,
+                )
+        for concurrency in (1, 32):
+            ratio = results["live", concurrency]["rate"] / results["bare", concurrency]["rate"]
+            print(f"constant endpoint / bare FastAPI at c={concurrency}: {ratio:.2f}")
         assert wait_until(lambda: _ok(f"{base}/health"), timeout=30)
-        timings = asyncio.run(_batches(base, rows, args.batches))
+        timings = asyncio.run(_batches(base, rows.take(args.batches * 100), args.batches, headers))
         print(f"batch of 100, submit to result: p50 {statistics.median(timings) * 1e3:.1f} ms, "
               f"max {max(timings) * 1e3:.1f} ms over {len(timings)} batches")  # fmt: skip
     finally:
-        for process in (api, worker):
-            process.terminate()
-            process.wait()
+        for process in (api, worker, bare):
+            stop_server(process)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
     env = {
         **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_DIR": str(small_model_root), "DATA_DIR": str(tmp_path),
         "REDIS_URL": redis_url, "API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'traffic.db'}",
         "STREAMLIT_PORT": str(streamlit_port),
     }  # fmt: skip
     output = tmp_path / "launcher.out"

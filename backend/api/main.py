@@ -1,13 +1,18 @@
+"""The API's routers, in the order a request is matched against them: the hot routes first (Starlette tries
+each route in turn), and each included straight into the app (a router nested in a router adds a matching pass
+per request)."""
+
 from fastapi import APIRouter
 
 from backend.api.routes import batches, datasets, health, history, metrics, models, predict, traffic
 
-api_router = APIRouter()
-api_router.include_router(predict.router)
-api_router.include_router(batches.router)
-api_router.include_router(traffic.router)
-api_router.include_router(datasets.router)
-api_router.include_router(models.router)
-api_router.include_router(history.router)
-api_router.include_router(health.router)
-api_router.include_router(metrics.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    predict.router,
+    health.router,
+    batches.router,
+    traffic.router,
+    datasets.router,
+    models.router,
+    history.router,
+    metrics.router,
+)

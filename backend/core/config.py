@@ -81,8 +81,11 @@ class Settings(BaseSettings):
     # they are dropped (and counted in /metrics).
     spill_max_bytes: int = Field(default=1024**3, ge=1024)
 
-    # Single-prediction cache (best-effort)
+    # Single-prediction caches: ECLO answers in an in-process LRU of CACHE_LOCAL_ENTRIES per API process (a
+    # prediction costs less than a Redis round trip); congestion answers (read from the database) in Redis, for
+    # CACHE_TTL_SECONDS.
     cache_enabled: bool = True
+    cache_local_entries: int = Field(default=20_000, ge=0, le=10_000_000)
     cache_ttl_seconds: int = Field(default=3600, ge=1)
 
     # HTTP. A request body over REQUEST_MAX_BYTES is refused (413) before it is read whole; 8 MB holds 10,000
@@ -90,7 +93,9 @@ class Settings(BaseSettings):
     request_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    cors_origins: list[str] = ["http://localhost:8501", "http://127.0.0.1:8501"]
+    # Browser origins allowed to call the API; none by default (the dashboard calls it from its server), and then
+    # no CORS middleware runs at all.
+    cors_origins: list[str] = []
 
     # API keys (`python -m backend.keys create`): every route but health, docs and share links needs one, sent
     # as `Authorization: Bearer <key>`. False keeps a laptop demo open; refused outside ENVIRONMENT=local.

@@ -1,4 +1,6 @@
-"""Single ECLO predictions, answered in-process, with a best-effort Redis cache in front of the booster."""
+"""Single ECLO predictions, answered in-process, and the two prediction caches: an in-process LRU for models
+cheaper than a Redis round trip (ECLO: ~70 µs to predict against ~500 µs to ask Redis), and a shared, best-effort
+Redis cache for those that cost more (congestion from stored readings: database reads)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -102,6 +105,44 @@ class PredictionCache:
             self._set_task = None
 
 
+class Cache(Protocol):
+    def key(self, model_version: str, features: bytes) -> Any: ...
+
+    async def get(self, key: Any) -> bytes | None: ...
+
+    def set(self, key: Any, value: bytes) -> None: ...
+
+
+class LocalPredictionCache:
+    """An in-process LRU of answers by model version and encoded input: a hit costs a dict lookup. Each API
+    process keeps its own; `max_entries` 0 turns it off."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def key(self, model_version: str, features: bytes) -> bytes:
+        return model_version.encode() + b"\0" + features
+
+    async def get(self, key: bytes) -> bytes | None:
+        if not self.max_entries:
+            return None
+        value = self._entries.get(key)
+        if value is None:
+            CACHE_LOOKUPS.labels("miss").inc()
+            return None
+        self._entries.move_to_end(key)
+        CACHE_LOOKUPS.labels("hit").inc()
+        return value
+
+    def set(self, key: bytes, value: bytes) -> None:
+        if not self.max_entries:
+            return
+        self._entries[key] = value
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """A request body that must be one JSON object; its fields are validated by the model runtime."""
     try:
@@ -117,7 +158,7 @@ class EcloPredictionService:
     """Single ECLO predictions: the registry's model behind the cache (one dependency for the hot route)."""
 
     def __init__(
-        self, registry: ModelRegistry, cache: PredictionCache, recorder: Recorder | None, model_name: str = "eclo"
+        self, registry: ModelRegistry, cache: Cache, recorder: Recorder | None, model_name: str = "eclo"
     ) -> None:
         self.registry = registry
         self.cache = cache

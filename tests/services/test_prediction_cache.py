@@ -8,7 +8,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from backend.processes import free_port
-from backend.services.predictions import PredictionCache
+from backend.services.predictions import LocalPredictionCache, PredictionCache
 
 
 def _cache(url: str) -> tuple[PredictionCache, list[int]]:
@@ -50,5 +50,22 @@ def test_a_dead_redis_is_skipped_without_failing(redis_url: str) -> None:
         assert len(calls) == 1  # paused: no second attempt for a while
         cache.set("k", b"v")  # dropped quietly while paused
         await cache.client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_local_cache_keeps_the_most_recently_used() -> None:
+    async def scenario() -> None:
+        cache = LocalPredictionCache(max_entries=2)
+        a, b, c = (cache.key("v1", bytes([i])) for i in range(3))
+        cache.set(a, b"A")
+        cache.set(b, b"B")
+        assert await cache.get(a) == b"A"  # a is now the most recent
+        cache.set(c, b"C")  # evicts b
+        assert [await cache.get(k) for k in (a, b, c)] == [b"A", None, b"C"]
+        assert cache.key("v2", bytes([0])) != a  # another model version never shares an answer
+        off = LocalPredictionCache(max_entries=0)
+        off.set(a, b"A")
+        assert await off.get(a) is None
 
     asyncio.run(scenario())

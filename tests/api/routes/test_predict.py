@@ -1,7 +1,10 @@
 """Single predictions through a real uvicorn server."""
 
 import httpx
+from fastapi.testclient import TestClient
 
+from backend.core.config import Settings
+from backend.main import create_app
 from backend.ml.predictor import EcloModel
 
 
@@ -67,9 +70,13 @@ def test_unknown_route_uses_the_envelope(api: httpx.Client) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_cors_allows_the_dashboard_origin_only(api: httpx.Client) -> None:
+def test_cors_allows_the_configured_origins_only(app_settings: Settings) -> None:
     headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
-    allowed = api.options("/api/predict/eclo", headers={**headers, "Origin": "http://localhost:8501"})
-    assert allowed.headers["access-control-allow-origin"] == "http://localhost:8501"
-    refused = api.options("/api/predict/eclo", headers={**headers, "Origin": "http://evil.example"})
-    assert "access-control-allow-origin" not in refused.headers
+    with TestClient(create_app(app_settings.model_copy(update={"cors_origins": ["https://dash.example"]}))) as api:
+        allowed = api.options("/api/predict/eclo", headers={**headers, "Origin": "https://dash.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+        refused = api.options("/api/predict/eclo", headers={**headers, "Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in refused.headers
+    with TestClient(create_app(app_settings)) as api:  # no origins configured: no CORS at all
+        preflight = api.options("/api/predict/eclo", headers={**headers, "Origin": "https://dash.example"})
+        assert "access-control-allow-origin" not in preflight.headers

@@ -1,0 +1,133 @@
+"""This API against MLServer serving the same model, each server alone on this machine, the same rows.
+
+MLServer 1.7 (one process: parallel_workers 0, `httptools` installed) answers a custom JSON route that calls the
+same `EcloModel.predict_one` (with its explanation) as this API (bench/peers/mlserver_runtime.py). This API runs
+with its defaults: API keys, records in a SQLite file, metrics, the in-process ECLO cache. Load: wrk -t1 at 1 and
+32 connections, every request a distinct row, the same rows for both servers; medians of the rounds.
+
+Usage: python bench/peers/run.py [--seconds 5] [--rounds 3] [--peers-python PATH]
+MLServer lives in a virtualenv of its own (its FastAPI pin differs from ours): bench/peers/.venv, made on the
+first run from the package registry, unless --peers-python names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_http import (  # noqa: E402
+    ROWS_PER_SECOND,
+    TABLE_HEAD,
+    Rows,
+    bench_env,
+    cache_hits,
+    distinct_rows,
+    make_key,
+    measure,
+    start_server,
+    stop_server,
+)
+
+from backend.processes import free_port  # noqa: E402
+from backend.schemas.eclo import CLASSIC_EXAMPLE  # noqa: E402
+
+PEERS_VENV = ROOT / "bench" / "peers" / ".venv"
+PEER_PACKAGES = ["mlserver==1.7.1", "httptools==0.9.0", "lightgbm==4.7.0", "holidays==0.108", "numpy==2.4.6",
+                 "pandas==3.1.1", "orjson==3.13.0"]  # fmt: skip
+
+
+def peers_python(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {PEERS_VENV} (MLServer and the model's runtime packages) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return python
+
+
+def start_mlserver(python: Path, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    (folder / "settings.json").write_text(json.dumps({
+        "http_port": http, "grpc_port": grpc, "metrics_port": metrics, "parallel_workers": 0, "debug": False,
+    }))  # fmt: skip
+    (folder / "model-settings.json").write_text(json.dumps({
+        "name": "eclo", "implementation": "mlserver_runtime.EcloRuntime",
+        "parameters": {"uri": str(ROOT / "model" / "eclo")},
+    }))  # fmt: skip
+    env = {"PATH": f"{python.parent}:/usr/bin:/bin", "PYTHONPATH": f"{ROOT / 'bench' / 'peers'}:{ROOT}"}
+    command = [str(python.parent / "mlserver"), "start", str(folder)]
+    url = f"http://127.0.0.1:{http}"
+    process = start_server(command, env, folder / "mlserver.log", f"{url}/v2/health/ready")
+    answer = httpx.post(f"{url}/eclo", json=CLASSIC_EXAMPLE, timeout=10).json()
+    assert answer["eclo"] > 0 and answer["explanation"], answer
+    return process, f"{url}/eclo"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--peers-python", help="the python of a virtualenv holding mlserver and httptools")
+    args = parser.parse_args()
+    python = peers_python(args.peers_python)
+    rows = distinct_rows(ROWS_PER_SECOND * round(args.seconds) * args.rounds * 2)
+    folder = Path(tempfile.mkdtemp(prefix="peers-"))
+    results: dict[tuple[str, int], dict] = {}
+    print(f"# peers: each server alone, one process; wrk -t1 on the same machine; {args.seconds:.0f} s per round, "
+          f"medians of {args.rounds} rounds; every request a distinct row, the same rows for each server")  # fmt: skip
+    print(TABLE_HEAD)
+
+    database_url = f"sqlite:///{folder / 'api.db'}"
+    key = make_key(database_url)
+    headers = {"Authorization": f"Bearer {key}"}
+    env = bench_env(MODEL_DIR=str(ROOT / "model"), DATABASE_URL=database_url, DATA_DIR=str(folder / "data"),
+                    AUTH_ENABLED="true")  # fmt: skip
+    port = free_port()
+    api = start_server([sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)], env,
+                       folder / "api.log", f"http://127.0.0.1:{port}/health/live")  # fmt: skip
+    try:
+        served = Rows(rows)
+        for concurrency in (1, 32):
+            results["api", concurrency] = measure(
+                "this API, `POST /api/predict/eclo`",
+                f"http://127.0.0.1:{port}/api/predict/eclo",
+                args.rounds,
+                args.seconds,
+                concurrency,
+                1,
+                served,
+                headers,
+                lambda: cache_hits(f"http://127.0.0.1:{port}", headers),
+            )
+    finally:
+        stop_server(api)
+
+    mlserver, url = start_mlserver(python, folder)
+    try:
+        served = Rows(rows)
+        for concurrency in (1, 32):
+            results["mlserver", concurrency] = measure(
+                "MLServer 1.7 + httptools, custom JSON route", url, args.rounds, args.seconds, concurrency, 1, served
+            )
+    finally:
+        stop_server(mlserver)
+
+    for concurrency in (1, 32):
+        ratio = results["api", concurrency]["rate"] / results["mlserver", concurrency]["rate"]
+        print(f"this API / MLServer at c={concurrency}: {ratio:.2f}x")
+    print(f"this API's p99 at c=1: {results['api', 1]['p99']:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
