@@ -22,24 +22,38 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def check_key(keys: KeyDirectory | None, key: str | None, scope: str | None) -> Principal:
+    if keys is None:
+        return ANYONE
+    if not key:
+        raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
+    found = await keys.authenticate(key)
+    if scope is not None and not found.allows(scope):
+        raise Forbidden(
+            f"API key {found.key_id} ({found.name}) lacks the {scope!r} scope this route needs",
+            details=[{"scope": scope, "key_scopes": sorted(found.scopes)}],
+        )
+    return found
+
+
 def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     """A dependency answering the request's principal: any valid key when `scope` is None."""
 
     async def principal(request: Request, credentials: Credentials) -> Principal:
-        keys: KeyDirectory | None = request.app.state.api_keys
-        if keys is None:
-            return ANYONE
-        if credentials is None:
-            raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
-        found = await keys.authenticate(credentials.credentials)
-        if scope is not None and not found.allows(scope):
-            raise Forbidden(
-                f"API key {found.key_id} ({found.name}) lacks the {scope!r} scope this route needs",
-                details=[{"scope": scope, "key_scopes": sorted(found.scopes)}],
-            )
-        return found
+        return await check_key(request.app.state.api_keys, credentials and credentials.credentials, scope)
 
     return principal
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    """The same check called from a route's body: the single-prediction routes, where each declared dependency
+    costs ~10 µs of a ~0.7 ms request. Such a route states `openapi_extra=BEARER_DOC`."""
+    header = request.headers.get("authorization", "")
+    kind, _, key = header.partition(" ")
+    return await check_key(request.app.state.api_keys, key.strip() if kind.lower() == "bearer" else None, scope)
+
+
+BEARER_DOC: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 AnyKey = Annotated[Principal, Depends(require(None))]
@@ -48,6 +62,5 @@ ReadKey = Annotated[Principal, Depends(require("read"))]
 AdminKey = Annotated[Principal, Depends(require("admin"))]
 # For routes that need the check but not the principal: `dependencies=[READ]`.
 ANY_KEY = Depends(require(None))
-PREDICT = Depends(require("predict"))
 READ = Depends(require("read"))
 ADMIN = Depends(require("admin"))

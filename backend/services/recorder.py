@@ -159,7 +159,7 @@ class Recorder:
         sessions: sessionmaker[Session],
         spill: SpillFile,
         max_buffer: int = 20_000,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.05,
         max_batch: int = 1000,
         max_retry_seconds: float = 10.0,
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -37,7 +38,13 @@ def test_every_single_prediction_is_recorded(api: httpx.Client, csv_rows: list[d
 def test_pagination_totals(api: httpx.Client, classic_row: dict) -> None:
     for hour in range(5):
         api.post("/api/predict/eclo", json={**classic_row, "accident_hour": hour})
-    assert wait_until(lambda: api.get("/api/predictions").json()["total"] >= 5, timeout=10)
+
+    def settled() -> bool:  # every record of this session's earlier requests has landed
+        before = api.get("/api/predictions").json()["total"]
+        time.sleep(0.3)
+        return before >= 5 and api.get("/api/predictions").json()["total"] == before
+
+    assert wait_until(settled, timeout=10)
     first = api.get("/api/predictions", params={"page": 1, "size": 2}).json()
     total = first["total"]
     assert first["size"] == 2 and first["pages"] == (total + 1) // 2 and len(first["items"]) == 2
