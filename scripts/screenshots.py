@@ -1,6 +1,7 @@
 """Render every dashboard page in headless Chromium (Debian's `chromium`) and save PNG screenshots.
 
 Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--api http://127.0.0.1:8000] [--out screenshots]
+       [--api-key KEY]   (default: $API_KEY, the key `make run` prints; none needed with AUTH_ENABLED=false)
 Needs a running stack (`make run`). Each page is opened, the form or batch on it is exercised where that is what
 the page is for, and the page is captured once Streamlit has finished running it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -58,9 +60,10 @@ def dacon_csv(rows: int = 3000) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("cp949")
 
 
-def wide_csv(page: Page, api: str, steps: int = 24) -> bytes:
+def wide_csv(page: Page, api: str, key: str | None, steps: int = 24) -> bytes:
     """Two hours of the METR-LA wide layout for three registered sensors, one cell out of range."""
-    sensors = [s["sensor_id"] for s in page.request.get(f"{api}/api/traffic/sensors").json()[:3]]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    sensors = [s["sensor_id"] for s in page.request.get(f"{api}/api/traffic/sensors", headers=headers).json()[:3]]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["", *sensors])
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8501")
     parser.add_argument("--api", default="http://127.0.0.1:8000", help="to pick sensors for the readings upload")
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
+    parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="for --api (default: $API_KEY)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -141,7 +145,7 @@ def main() -> None:
         page.goto(f"{base}/readings")
         settle(page)
         page.locator("input[type=file]").set_input_files(
-            {"name": "wide.csv", "mimeType": "text/csv", "buffer": wide_csv(page, args.api.rstrip("/"))}
+            {"name": "wide.csv", "mimeType": "text/csv", "buffer": wide_csv(page, args.api.rstrip("/"), args.api_key)}
         )
         settle(page)
         page.get_by_role("button", name="Send", exact=False).click()

@@ -19,7 +19,6 @@ from backend.ml.registry import ModelRegistry
 from backend.services.batches import RowPreparer
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
-from backend.services.predictions import EcloPredictionService
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
 from backend.tasks.batches import BatchStore
@@ -44,10 +43,6 @@ async def get_batch_store(request: Request) -> BatchStore:
 
 async def get_sessions(request: Request) -> sessionmaker[Session]:
     return request.app.state.resources.sessions
-
-
-async def get_eclo_service(request: Request) -> EcloPredictionService:
-    return request.app.state.eclo_service
 
 
 async def get_congestion_service(request: Request) -> CongestionService:
@@ -89,7 +84,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
-EcloServiceDep = Annotated[EcloPredictionService, Depends(get_eclo_service)]
 CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
 DatasetServiceDep = Annotated[DatasetService, Depends(get_dataset_service)]
 BatchPreparersDep = Annotated[dict[str, RowPreparer], Depends(get_batch_preparers)]
