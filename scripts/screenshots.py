@@ -107,7 +107,8 @@ def main() -> None:
 
         page.goto(f"{base}/datasets")
         settle(page)
-        page.get_by_text("Upload a file").click()
+        if not page.get_by_label("Name").is_visible():  # the expander is open when there is no dataset yet
+            page.get_by_text("Upload a file", exact=True).click()
         page.locator("input[type=file]").set_input_files(
             {"name": "daegu_accidents.csv", "mimeType": "text/csv", "buffer": dacon_csv()}
         )
