@@ -22,6 +22,7 @@ from backend.ml.features import (
     EncodedRow,
     FeatureEncoder,
     TargetStats,
+    load_holidays,
 )
 from backend.ml.measures import PlattScaling
 from backend.ml.protocol import IDENTITY_KEYS
@@ -121,6 +122,7 @@ class EcloModel:
         metadata = read_metadata(model_dir)
         files = (metadata.get("model_file", MODEL_FILE), metadata.get("severe_model_file", SEVERE_MODEL_FILE))
         booster, severe = load_boosters(model_dir, metadata, *files)
+        load_holidays()
         return cls(booster, severe, metadata, num_threads=num_threads)
 
     def allowed_values(self) -> dict[str, list[str]]:

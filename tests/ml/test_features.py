@@ -6,13 +6,16 @@ import pytest
 from backend.ml.errors import InvalidRow
 from backend.ml.features import (
     FEATURE_INDEX,
+    YEAR_RANGE,
     FeatureEncoder,
+    _holidays_of_year,
     learn_vocabularies,
     parse_row,
     split_district,
     split_road_type,
     time_period_for_hour,
 )
+from backend.ml.predictor import EcloModel
 
 
 @pytest.mark.parametrize(
@@ -188,3 +191,11 @@ def test_long_texts_and_many_unknown_fields_are_refused_without_echoing_them(cla
     assert errors["weather"] == "longer than 200 characters (100000)"
     assert errors["row"] == "30 unknown fields in all" and len(errors) == 12
     assert max(len(f) for f in errors) <= 60 and sum(len(m) for m in errors.values()) < 3000
+
+
+def test_every_accepted_years_holidays_are_loaded_with_the_model(small_model: EcloModel) -> None:
+    """No request computes a year's holidays (the first one of each year waited for it, the very first ~70 ms)."""
+    assert _holidays_of_year.cache_info().currsize >= YEAR_RANGE[1] - YEAR_RANGE[0] + 1
+    misses = _holidays_of_year.cache_info().misses
+    assert (3, 1) in _holidays_of_year(2024) and (12, 25) in _holidays_of_year(1970)  # 삼일절, 성탄절
+    assert _holidays_of_year.cache_info().misses == misses
