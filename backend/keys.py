@@ -20,6 +20,14 @@ from backend.db.session import make_engine, session_factory
 from backend.services.keys import SCOPES, create_key, is_active, list_keys, parse_scopes, revoke_key
 
 
+def write_secret(path: Path, text: str) -> None:
+    """`text` in `path`, readable by its owner only (a key, a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text + "\n")
+
+
 def ensure_key(settings: Settings, name: str, scopes: list[str], path: Path) -> tuple[str, bool]:
     """The active key kept in `path`, or a new one stored there; (key, whether it was created)."""
     engine = make_engine(settings.database_url)
@@ -31,10 +39,7 @@ def ensure_key(settings: Settings, name: str, scopes: list[str], path: Path) -> 
             _, key = create_key(session, name, scopes)
     finally:
         engine.dispose()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
+    write_secret(path, key)
     return key, True
 
 

@@ -8,7 +8,6 @@ under DATA_DIR/keys (mode 0600), made on the first run and reused while they sta
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
 from backend.db.session import make_engine, session_factory
 from backend.feed import stream_key
-from backend.keys import ensure_key
+from backend.keys import ensure_key, write_secret
 from backend.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
 from backend.services.keys import SCOPES
 from backend.services.traffic import register_model_sensors
@@ -83,11 +82,8 @@ def flower_auth(path: Path) -> str:
     """`flower:<random password>`, kept in `path` (mode 0600) across runs."""
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
     auth = f"flower:{secrets.token_urlsafe(18)}"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(auth + "\n")
+    write_secret(path, auth)
     return auth
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from backend.ml.dacon import api_rows
 from backend.ml.datagen import generate_dacon_frame
 from backend.ml.predictor import EcloModel
-from backend.processes import free_port, wait_until
+from backend.processes import ProcessGroup, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_REPORT = """
@@ -221,20 +221,13 @@ def make_key(database_url: str) -> str:
         engine.dispose()
 
 
-def start_server(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+def start_server(group: ProcessGroup, name: str, command: list[str], ready_url: str) -> subprocess.Popen[bytes]:
+    """`command` spawned in `group` (its log: `<logs>/<name>.log`), once `ready_url` answers 200."""
+    process = group.spawn(name, command)
     if not wait_until(lambda: process.poll() is None and _ok(ready_url), timeout=120):
-        process.terminate()
-        raise SystemExit(f"{command[:4]} did not start; see {log}")
+        group.stop_all()
+        raise SystemExit(f"{name} did not start; see {group.log_file(name)}")
     return process
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 class Rows:
@@ -319,15 +312,13 @@ def main() -> None:
                     AUTH_ENABLED="true")  # fmt: skip
     port, bare_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    bare = start_server([sys.executable, "-m", "uvicorn", "bench.peers.bare_app:app", "--port", str(bare_port)], env,
-                        logs / "bare.log", f"http://127.0.0.1:{bare_port}/ping")  # fmt: skip
-    api = start_server([sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)], env,
-                       logs / "api.log", f"{base}/health/live")  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2", "--loglevel", "WARNING",
-         "-n", f"bench-{port}@%h", "--without-gossip", "--without-mingle"], cwd=ROOT, env=env,
-        stdout=(logs / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    group = ProcessGroup(logs, env)
+    start_server(group, "bare", [sys.executable, "-m", "uvicorn", "bench.peers.bare_app:app", "--port",
+                                 str(bare_port)], f"http://127.0.0.1:{bare_port}/ping")  # fmt: skip
+    start_server(group, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+                 f"{base}/health/live")  # fmt: skip
+    group.spawn("worker", [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2", "--loglevel",
+                           "WARNING", "-n", f"bench-{port}@%h", "--without-gossip", "--without-mingle"])  # fmt: skip
     hits = partial(cache_hits, base, headers)
     try:
         print(f"# bench_http: uvicorn (httptools, uvloop), 1 process, defaults on (API keys, records in SQLite, "
@@ -372,8 +363,7 @@ def main() -> None:
         print(f"batch of 100, submit to result: p50 {statistics.median(timings) * 1e3:.1f} ms, "
               f"max {max(timings) * 1e3:.1f} ms over {len(timings)} batches")  # fmt: skip
     finally:
-        for process in (api, worker, bare):
-            stop_server(process)
+        group.stop_all()
 
 
 if __name__ == "__main__":

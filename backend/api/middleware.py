@@ -76,8 +76,8 @@ class RequestContextMiddleware:
             limit = self.max_body_bytes
             if limit is None or scope["path"] in self.own_limits:
                 await self.app(scope, receive, send_with_id)
-            elif _declared_length(scope) > limit:
-                message = f"the body is {_declared_length(scope):,} bytes; at most {limit:,} are accepted"
+            elif (declared := _declared_length(scope)) > limit:
+                message = f"the body is {declared:,} bytes; at most {limit:,} are accepted"
                 await _too_large(message)(scope, receive, send_with_id)
             else:
                 received = 0

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
-from backend.core.errors import DependencyUnavailable, Forbidden, InvalidRequest, NotFound, QueueFull, TooLarge
+from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, QueueFull, TooLarge
 from backend.core.metrics import BATCHES_SUBMITTED
 from backend.db import crud
 from backend.ml.errors import InvalidRow
@@ -157,11 +157,8 @@ def batch_status(
 
 
 def _check_viewer(viewer: Principal, owner: str | None, batch_id: str) -> None:
-    if owner != viewer.key_id and not viewer.allows("read"):
-        raise Forbidden(
-            f"batch {batch_id} was submitted by another API key: reading it needs the 'read' scope",
-            details=[{"scope": "read", "key_scopes": sorted(viewer.scopes)}],
-        )
+    if owner != viewer.key_id:
+        viewer.demand("read", f"batch {batch_id} was submitted by another API key: reading it needs the 'read' scope")
 
 
 def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:

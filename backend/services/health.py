@@ -146,7 +146,8 @@ class HealthMonitor:
 
     def report(self) -> HealthResponse:
         with self._lock:
-            if self._report is None or time.monotonic() - self._at > self.ttl_seconds:
-                self._report = self.compute()
+            report = self.fresh()
+            if report is None:
+                report = self._report = self.compute()
                 self._at = time.monotonic()
-            return self._report
+            return report

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.core.errors import DependencyUnavailable, Unauthorized
+from backend.core.errors import DependencyUnavailable, Forbidden, Unauthorized
 from backend.db.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ class Principal:
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def demand(self, scope: str, message: str) -> None:
+        """Forbidden (403), with `message`, unless this principal holds `scope`."""
+        if scope not in self.scopes:
+            raise Forbidden(message, details=[{"scope": scope, "key_scopes": sorted(self.scopes)}])
 
 
 ANYONE = Principal(key_id=None, name="anyone (AUTH_ENABLED=false)", scopes=frozenset(SCOPES))

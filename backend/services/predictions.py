@@ -1,6 +1,6 @@
 """Single ECLO predictions, answered in-process, and the two prediction caches: an in-process LRU for models
-cheaper than a Redis round trip (ECLO: ~70 µs to predict against ~500 µs to ask Redis), and a shared, best-effort
-Redis cache for those that cost more (congestion from stored readings: database reads)."""
+cheaper than a Redis round trip (ECLO: ~0.3 ms with its explanation against ~0.5 ms to ask Redis), and a shared,
+best-effort Redis cache for those that cost more (congestion from stored readings: database reads)."""
 
 from __future__ import annotations
 

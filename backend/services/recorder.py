@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ WRITERS: dict[str, Callable[[Session, Any], None]] = {
 def write_entries(session: Session, entries: list[Entry]) -> None:
     for kind, payload in entries:
         WRITERS[kind](session, payload)
+
+
+def _write(sessions: sessionmaker[Session], entries: list[Entry]) -> None:
+    """The entries in one transaction of their own."""
+    with session_scope(sessions) as session:
+        write_entries(session, entries)
+
+
+def _summary(exc: Exception) -> str:
+    """A database error's kind and first line (its SQL and parameters are left out)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
 
 
 def _encode(value: Any) -> Any:
@@ -224,8 +236,7 @@ class Recorder:
                     return
             for entry in entries:
                 try:
-                    with session_scope(self.sessions) as session:
-                        write_entries(session, [entry])
+                    _write(self.sessions, [entry])
                     self.written += _count(entry)
                 except Exception as exc:  # any database failure: kept on disk, never raised to a client
                     self._failed(exc, _count(entry))
@@ -233,7 +244,7 @@ class Recorder:
 
     def _replay(self) -> bool:
         try:
-            replayed = self.spill.replay(self._write_all)
+            replayed = self.spill.replay(partial(_write, self.sessions))
         except Exception as exc:
             self._failed(exc, 0)
             self._pause = min(self._pause * 2, self.max_retry_seconds)
@@ -244,10 +255,6 @@ class Recorder:
         if replayed:
             log.info("replayed %d spilled record(s) into the database", replayed)
         return True
-
-    def _write_all(self, entries: list[Entry]) -> None:
-        with session_scope(self.sessions) as session:
-            write_entries(session, entries)
 
     def _keep(self, entries: list[Entry]) -> None:
         if not entries:
@@ -262,7 +269,7 @@ class Recorder:
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.failed += count
-        self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        self.last_error = _summary(exc)
         log.warning("could not write %d record(s): %s", count, self.last_error)
 
     def stop(self, timeout: float = 10) -> None:
@@ -291,10 +298,9 @@ def record_or_spill(sessions: sessionmaker[Session], spill: SpillFile, kind: str
     entry: Entry = (kind, payload)
     if not spill.size():
         try:
-            with session_scope(sessions) as session:
-                write_entries(session, [entry])
+            _write(sessions, [entry])
             return
         except Exception as exc:  # the database is away: the record waits on disk
-            log.warning("could not write a %s record, spilled: %s", kind, str(exc).splitlines()[0][:300])
+            log.warning("could not write a %s record, spilled: %s", kind, _summary(exc))
     if not spill.append([entry]):
         log.error("spill file %s is full: a %s record dropped", spill.path, kind)

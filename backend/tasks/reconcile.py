@@ -101,10 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _running_in_database(resources: Resources, created_before: float) -> dict[str, list[str]]:
     """Ids of the batches and dataset jobs the database holds as pending or running, created before the time."""
     before = datetime.fromtimestamp(created_before, UTC)
@@ -133,3 +129,7 @@ def _mark_lost(resources: Resources, table: type[BatchJob] | type[DatasetJob], j
             )
     except SQLAlchemyError as exc:
         log.warning("reconcile: cannot mark %s lost: %s", job_id, str(exc).splitlines()[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

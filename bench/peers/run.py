@@ -34,10 +34,9 @@ from bench_http import (  # noqa: E402
     make_key,
     measure,
     start_server,
-    stop_server,
 )
 
-from backend.processes import free_port  # noqa: E402
+from backend.processes import ProcessGroup, free_port  # noqa: E402
 from backend.schemas.eclo import CLASSIC_EXAMPLE  # noqa: E402
 
 PEERS_VENV = ROOT / "bench" / "peers" / ".venv"
@@ -56,7 +55,7 @@ def peers_python(given: str | None) -> Path:
     return python
 
 
-def start_mlserver(python: Path, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_mlserver(python: Path, folder: Path) -> tuple[ProcessGroup, str]:
     http, grpc, metrics = free_port(), free_port(), free_port()
     (folder / "settings.json").write_text(json.dumps({
         "http_port": http, "grpc_port": grpc, "metrics_port": metrics, "parallel_workers": 0, "debug": False,
@@ -65,13 +64,13 @@ def start_mlserver(python: Path, folder: Path) -> tuple[subprocess.Popen[bytes],
         "name": "eclo", "implementation": "mlserver_runtime.EcloRuntime",
         "parameters": {"uri": str(ROOT / "model" / "eclo")},
     }))  # fmt: skip
-    env = {"PATH": f"{python.parent}:/usr/bin:/bin", "PYTHONPATH": f"{ROOT / 'bench' / 'peers'}:{ROOT}"}
-    command = [str(python.parent / "mlserver"), "start", str(folder)]
+    group = ProcessGroup(folder, {"PATH": f"{python.parent}:/usr/bin:/bin",
+                                  "PYTHONPATH": f"{ROOT / 'bench' / 'peers'}:{ROOT}"})  # fmt: skip
     url = f"http://127.0.0.1:{http}"
-    process = start_server(command, env, folder / "mlserver.log", f"{url}/v2/health/ready")
+    start_server(group, "mlserver", [str(python.parent / "mlserver"), "start", str(folder)], f"{url}/v2/health/ready")
     answer = httpx.post(f"{url}/eclo", json=CLASSIC_EXAMPLE, timeout=10).json()
     assert answer["eclo"] > 0 and answer["explanation"], answer
-    return process, f"{url}/eclo"
+    return group, f"{url}/eclo"
 
 
 def main() -> None:
@@ -94,8 +93,9 @@ def main() -> None:
     env = bench_env(MODEL_DIR=str(ROOT / "model"), DATABASE_URL=database_url, DATA_DIR=str(folder / "data"),
                     AUTH_ENABLED="true")  # fmt: skip
     port = free_port()
-    api = start_server([sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)], env,
-                       folder / "api.log", f"http://127.0.0.1:{port}/health/live")  # fmt: skip
+    api = ProcessGroup(folder, env)
+    start_server(api, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+                 f"http://127.0.0.1:{port}/health/live")  # fmt: skip
     try:
         served = Rows(rows)
         for concurrency in (1, 32):
@@ -111,7 +111,7 @@ def main() -> None:
                 lambda: cache_hits(f"http://127.0.0.1:{port}", headers),
             )
     finally:
-        stop_server(api)
+        api.stop_all()
 
     mlserver, url = start_mlserver(python, folder)
     try:
@@ -121,7 +121,7 @@ def main() -> None:
                 "MLServer 1.7 + httptools, custom JSON route", url, args.rounds, args.seconds, concurrency, 1, served
             )
     finally:
-        stop_server(mlserver)
+        mlserver.stop_all()
 
     for concurrency in (1, 32):
         ratio = results["api", concurrency]["rate"] / results["mlserver", concurrency]["rate"]
