@@ -13,7 +13,8 @@ from prometheus_client import REGISTRY
 
 from backend.api.errors import install_error_handlers
 from backend.api.main import ROUTERS
-from backend.api.middleware import RequestContextMiddleware
+from backend.api.middleware import HotRoutes, RequestContextMiddleware
+from backend.api.routes.predict import HOT_ANSWERS
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_middleware(HotRoutes, answers=HOT_ANSWERS)
     if settings.cors_origins:  # each middleware is an ASGI hop on every request: none that is not needed
         app.add_middleware(
             CORSMiddleware,

@@ -43,12 +43,12 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     return principal
 
 
-async def authorize(request: Request, scope: str) -> Principal:
-    """The same check called from a route's body: the single-prediction routes, where each declared dependency
-    costs ~10 µs of a ~0.7 ms request. Such a route states `openapi_extra=BEARER_DOC`. The header is read by the
-    parser `HTTPBearer` uses."""
-    kind, key = get_authorization_scheme_param(request.headers.get("authorization"))
-    return await check_key(request.app.state.api_keys, key if kind.lower() == "bearer" else None, scope)
+async def authorize(keys: KeyDirectory | None, authorization: str | None, scope: str) -> Principal:
+    """The same check from the `Authorization` header's value, for the single-prediction answers, which run
+    without FastAPI's dependencies (backend.api.routes.predict). Such a route states `openapi_extra=BEARER_DOC`.
+    The header is read by the parser `HTTPBearer` uses."""
+    kind, key = get_authorization_scheme_param(authorization)
+    return await check_key(keys, key if kind.lower() == "bearer" else None, scope)
 
 
 BEARER_DOC: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
