@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -69,9 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Startup objects (libraries, model, vocabularies) live as long as the process: keep them out of the
         # cyclic GC, whose full passes over them otherwise stall requests for tens of milliseconds.
         gc.freeze()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch_interval)
             REGISTRY.unregister(collector)
             state.recorder.stop()
             if cache_client is not None:
@@ -86,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "minutes ahead from ingested readings. Single answers in-process, batches of any model kind via Celery.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks, unused here (metrics are Prometheus'), asked on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(HotRoutes, answers=HOT_ANSWERS)
     if settings.cors_origins:  # each middleware is an ASGI hop on every request: none that is not needed

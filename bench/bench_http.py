@@ -260,18 +260,37 @@ def measure(
     hits: Callable[[], float] | None = None,
 ) -> dict:
     """Median of `rounds` wrk runs; POST of fresh distinct rows when `rows` is given."""
-    results, hit_counts = [], []
-    for _ in range(rounds):
-        bodies = None
-        if rows is not None:
-            start = rows.offset
-            bodies = rows.take(ROWS_PER_SECOND * round(seconds))
-        before = hits() if hits else 0.0
-        result = run_wrk(url, concurrency, seconds, bodies, threads=threads, headers=headers)
-        if rows is not None and bodies is not None:
-            rows.used(start, result.requests, len(bodies))
-        hit_counts.append((hits() - before) if hits else 0.0)
-        results.append(result)
+    rounds_run = [run_round(url, seconds, concurrency, threads, rows, headers, hits) for _ in range(rounds)]
+    return summarize(label, concurrency, threads, rounds_run, hits is not None)
+
+
+def run_round(
+    url: str,
+    seconds: float,
+    concurrency: int,
+    threads: int,
+    rows: Rows | None = None,
+    headers: dict[str, str] | None = None,
+    hits: Callable[[], float] | None = None,
+) -> tuple[Result, float]:
+    """One wrk run and the cache hits it caused."""
+    bodies = None
+    if rows is not None:
+        start = rows.offset
+        bodies = rows.take(ROWS_PER_SECOND * round(seconds))
+    before = hits() if hits else 0.0
+    result = run_wrk(url, concurrency, seconds, bodies, threads=threads, headers=headers)
+    if rows is not None and bodies is not None:
+        rows.used(start, result.requests, len(bodies))
+    return result, (hits() - before) if hits else 0.0
+
+
+def summarize(
+    label: str, concurrency: int, threads: int, rounds_run: list[tuple[Result, float]], counts_hits: bool
+) -> dict:
+    """The medians of the rounds, printed as a row of TABLE_HEAD."""
+    results = [result for result, _ in rounds_run]
+    hit_counts = [count for _, count in rounds_run]
     rate = statistics.median(r.rate for r in results)
     summary = {
         "label": label, "concurrency": concurrency, "threads": threads, "rate": rate,
@@ -282,7 +301,7 @@ def measure(
     rounds_text = ", ".join(f"{r:,.0f}" for r in summary["rounds"])
     print(f"| {label} | c={concurrency}, wrk -t{threads} | {rate:,.0f} req/s ({rounds_text}) | "
           f"{summary['p50']:.2f} / {summary['p99']:.2f} ms | {summary['errors']} | "
-          f"{'' if hits is None else format(summary['hits'], '.0f')} |", flush=True)  # fmt: skip
+          f"{format(summary['hits'], '.0f') if counts_hits else ''} |", flush=True)  # fmt: skip
     return summary
 
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend.api.errors import error_response
 from backend.core.errors import TooLarge
 from backend.core.logging import request_id_var
-from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 
 HEADER = b"x-request-id"
 QUIET_PATHS = frozenset({"/health/live", "/metrics"})  # probes and scrapes: counted, not logged
@@ -104,8 +104,8 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            series(HTTP_REQUESTS, method, template, str(status)).inc()
+            series(HTTP_LATENCY, method, template).observe(elapsed)
             if (self.access_log or status >= 400) and scope["path"] not in QUIET_PATHS:
                 log.info(
                     "%s %s %s",
@@ -162,21 +162,19 @@ class HotRoutes:
             received.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        if message["type"] == "http.request":  # else the client left, or the body limit answered 413
-            app = scope["app"]
-            authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-            body = b"".join(m.get("body", b"") for m in received)
-            try:
-                content = await answer(app.state, authorization, body, scope.get("state", {}).get("request_id"))
-            except Exception:  # answered again by the FastAPI route, which raises it to the error handlers
-                content = None
-            if content is not None:
-                scope["route"] = self.routes[scope["path"]]
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", str(len(content)).encode()), JSON_TYPE]})  # fmt: skip
-                await send({"type": "http.response.body", "body": content})
-                return
-        await self.app(scope, _replay(received, receive), send)
+        if message["type"] != "http.request":  # the client left, or the body limit answered 413: nothing to say
+            return
+        authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        body = b"".join(m.get("body", b"") for m in received)
+        try:
+            content = await answer(scope["app"].state, authorization, body, scope.get("state", {}).get("request_id"))
+        except Exception:  # answered again by the FastAPI route, which raises it to the error handlers
+            await self.app(scope, _replay(received, receive), send)
+            return
+        scope["route"] = self.routes[scope["path"]]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(content)).encode()), JSON_TYPE]})  # fmt: skip
+        await send({"type": "http.response.body", "body": content})
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

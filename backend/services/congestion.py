@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound
-from backend.core.metrics import PREDICTIONS
+from backend.core.metrics import PREDICTIONS, series
 from backend.db import readings as stored
 from backend.db.models import TrafficReading
 from backend.ml.congestion.model import CongestionForecast, CongestionModel
@@ -169,7 +169,7 @@ class CongestionService:
         cache_key = f"{self.cache.prefix}cong:{model.version}:{key}"
         hit = await self.cache.get(cache_key)
         if hit is not None:
-            PREDICTIONS.labels(model.name, model.version, "true").inc()
+            series(PREDICTIONS, model.name, model.version, "true").inc()
             return hit[:-1] + b',"cached":true}'
         try:
             forecast = model.predict_one(row)
@@ -177,7 +177,7 @@ class CongestionService:
             raise InvalidRequest(str(exc), details=[e.to_dict() for e in exc.errors]) from exc
         body_bytes = orjson.dumps(response_of(forecast, row))
         self.cache.set(cache_key, body_bytes)
-        PREDICTIONS.labels(model.name, model.version, "false").inc()
+        series(PREDICTIONS, model.name, model.version, "false").inc()
         return body_bytes[:-1] + b',"cached":false}'
 
 

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from backend.core.errors import InvalidRequest
-from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS
+from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS, series
 from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
 from backend.services.recorder import Recorder
@@ -52,7 +52,7 @@ class PredictionCache:
         return self.client is not None and time.monotonic() >= self._paused_until
 
     def _failed(self, exc: BaseException) -> None:
-        CACHE_LOOKUPS.labels("error").inc()
+        series(CACHE_LOOKUPS, "error").inc()
         self._paused_until = time.monotonic() + self.pause_seconds
         log.warning("prediction cache unavailable, skipped for %.0f s: %s", self.pause_seconds, exc)
 
@@ -64,7 +64,7 @@ class PredictionCache:
         if self._get_task is None:
             self._get_task = asyncio.create_task(self._flush_gets())
         value = await future
-        CACHE_LOOKUPS.labels("miss" if value is None else "hit").inc()
+        series(CACHE_LOOKUPS, "miss" if value is None else "hit").inc()
         return value
 
     def set(self, key: str, value: bytes) -> None:
@@ -129,10 +129,10 @@ class LocalPredictionCache:
             return None
         value = self._entries.get(key)
         if value is None:
-            CACHE_LOOKUPS.labels("miss").inc()
+            series(CACHE_LOOKUPS, "miss").inc()
             return None
         self._entries.move_to_end(key)
-        CACHE_LOOKUPS.labels("hit").inc()
+        series(CACHE_LOOKUPS, "hit").inc()
         return value
 
     def set(self, key: bytes, value: bytes) -> None:
@@ -200,7 +200,7 @@ class EcloPredictionService:
         cached: bool,
         request_id: str | None,
     ) -> None:
-        PREDICTIONS.labels(model.name, model.version, "true" if cached else "false").inc()
+        series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
         if self.recorder is None:
             return
         self.recorder.record_prediction(

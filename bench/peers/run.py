@@ -3,7 +3,9 @@
 MLServer 1.7 (one process: parallel_workers 0, `httptools` installed) answers a custom JSON route that calls the
 same `EcloModel.predict_one` (with its explanation) as this API (bench/peers/mlserver_runtime.py). This API runs
 with its defaults: API keys, records in a SQLite file, metrics, the in-process ECLO cache. Load: wrk -t1 at 1 and
-32 connections, every request a distinct row, the same rows for both servers; medians of the rounds.
+32 connections, every request a distinct row, the same rows for both servers; medians of the rounds. Both servers
+are up throughout and loaded one at a time, their rounds alternating: this VM's speed drifts by a third within
+minutes, and back-to-back blocks of rounds measured the drift as much as the servers.
 
 Usage: python bench/peers/run.py [--seconds 5] [--rounds 3] [--peers-python PATH]
 MLServer lives in a virtualenv of its own (its FastAPI pin differs from ours): bench/peers/.venv, made on the
@@ -32,8 +34,9 @@ from bench_http import (  # noqa: E402
     cache_hits,
     distinct_rows,
     make_key,
-    measure,
+    run_round,
     start_server,
+    summarize,
 )
 
 from backend.processes import ProcessGroup, free_port  # noqa: E402
@@ -82,10 +85,9 @@ def main() -> None:
     python = peers_python(args.peers_python)
     rows = distinct_rows(ROWS_PER_SECOND * round(args.seconds) * args.rounds * 2)
     folder = Path(tempfile.mkdtemp(prefix="peers-"))
-    results: dict[tuple[str, int], dict] = {}
-    print(f"# peers: each server alone, one process; wrk -t1 on the same machine; {args.seconds:.0f} s per round, "
-          f"medians of {args.rounds} rounds; every request a distinct row, the same rows for each server")  # fmt: skip
-    print(TABLE_HEAD)
+    print(f"# peers: one process each, both up, under load one at a time, their rounds alternating (this VM's "
+          f"speed drifts); wrk -t1 on the same machine; {args.seconds:.0f} s per round, medians of {args.rounds} "
+          f"rounds; every request a distinct row, the same rows for each server")  # fmt: skip
 
     database_url = f"sqlite:///{folder / 'api.db'}"
     key = make_key(database_url)
@@ -94,38 +96,43 @@ def main() -> None:
                     AUTH_ENABLED="true")  # fmt: skip
     port = free_port()
     api = ProcessGroup(folder, env)
-    start_server(api, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
-                 f"http://127.0.0.1:{port}/health/live")  # fmt: skip
+    mlserver: ProcessGroup | None = None
     try:
-        served = Rows(rows)
+        start_server(api, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+                     f"http://127.0.0.1:{port}/health/live")  # fmt: skip
+        mlserver, mlserver_url = start_mlserver(python, folder)
+        servers = {
+            "api": ("this API, `POST /api/predict/eclo`", f"http://127.0.0.1:{port}/api/predict/eclo", headers,
+                    lambda: cache_hits(f"http://127.0.0.1:{port}", headers)),
+            "mlserver": ("MLServer 1.7 + httptools, custom JSON route", mlserver_url, None, None),
+        }  # fmt: skip
+        served = {name: Rows(rows) for name in servers}
+        rounds_run: dict[tuple[str, int], list] = {(name, c): [] for name in servers for c in (1, 32)}
         for concurrency in (1, 32):
-            results["api", concurrency] = measure(
-                "this API, `POST /api/predict/eclo`",
-                f"http://127.0.0.1:{port}/api/predict/eclo",
-                args.rounds,
-                args.seconds,
-                concurrency,
-                1,
-                served,
-                headers,
-                lambda: cache_hits(f"http://127.0.0.1:{port}", headers),
-            )
+            for _ in range(args.rounds):
+                for name, (_, url, server_headers, hits) in servers.items():
+                    rounds_run[name, concurrency].append(
+                        run_round(url, args.seconds, concurrency, 1, served[name], server_headers, hits)
+                    )
     finally:
         api.stop_all()
+        if mlserver is not None:
+            mlserver.stop_all()
 
-    mlserver, url = start_mlserver(python, folder)
-    try:
-        served = Rows(rows)
-        for concurrency in (1, 32):
-            results["mlserver", concurrency] = measure(
-                "MLServer 1.7 + httptools, custom JSON route", url, args.rounds, args.seconds, concurrency, 1, served
-            )
-    finally:
-        mlserver.stop_all()
-
+    print(TABLE_HEAD)
+    results = {
+        (name, c): summarize(servers[name][0], c, 1, rounds_run[name, c], servers[name][3] is not None)
+        for c in (1, 32)
+        for name in servers
+    }
     for concurrency in (1, 32):
         ratio = results["api", concurrency]["rate"] / results["mlserver", concurrency]["rate"]
-        print(f"this API / MLServer at c={concurrency}: {ratio:.2f}x")
+        paired = [a / m for a, m in zip(results["api", concurrency]["rounds"],
+                                        results["mlserver", concurrency]["rounds"], strict=True)]  # fmt: skip
+        print(
+            f"this API / MLServer at c={concurrency}: {ratio:.2f}x (round by round: "
+            f"{', '.join(f'{r:.2f}' for r in paired)})"
+        )
     print(f"this API's p99 at c=1: {results['api', 1]['p99']:.2f} ms")
 
 

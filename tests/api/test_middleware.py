@@ -1,15 +1,22 @@
 """The request middleware's body limit: a body over REQUEST_MAX_BYTES is refused in the envelope before it is
-read whole, announced or streamed; uploads keep their own limit."""
+read whole, announced or streamed; uploads keep their own limit. HotRoutes: a hot route's answer straight from
+ASGI, anything else passed on with its body."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.datastructures import State
+from starlette.types import Message, Receive, Scope, Send
 
+from backend.api.middleware import HotRoutes
 from backend.core.config import Settings
 from backend.main import create_app
 from tests.fixtures.datasets import dacon_file, upload
@@ -53,3 +60,94 @@ def test_bodies_under_the_limit_and_uploads_pass(
     raw = dacon_file(tmp_path, 300)
     assert len(raw) > LIMIT
     assert upload(small_limit_client, raw).status_code == 201
+
+
+def test_a_streamed_body_to_a_hot_route_is_cut_at_the_limit(small_limit_client: TestClient) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"weather": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = small_limit_client.post(
+        "/api/predict/eclo", content=body(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and f"exceeds {LIMIT:,} bytes" in response.json()["error"]["message"]
+
+
+class Inner:
+    """The app behind HotRoutes: records what it was given and answers 418."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.bodies.append(body)
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b"inner"})
+
+
+async def answer(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
+    if body == b"bad":
+        raise ValueError("refused")
+    return json.dumps({"body": body.decode(), "key": authorization, "request_id": request_id}).encode()
+
+
+def _call(
+    hot: HotRoutes, method: str, path: str, chunks: list[bytes], complete: bool = True
+) -> tuple[Scope, list[Message]]:
+    """`complete`: False when the client leaves after `chunks`."""
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1 or not complete}
+        for i, chunk in enumerate(chunks)
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "app": type("App", (), {"state": State()}),
+                             "headers": [(b"authorization", b"Bearer k")], "state": {"request_id": "r-1"}}  # fmt: skip
+    asyncio.run(hot(scope, receive, send))
+    return scope, sent
+
+
+def test_hot_routes_answer_with_the_answer_function() -> None:
+    inner = Inner()
+    scope, sent = _call(HotRoutes(inner, {"/hot": answer}), "POST", "/hot", [b'{"a":', b" 1}"])
+    assert inner.bodies == []
+    assert sent[0]["status"] == 200
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert int(headers[b"content-length"]) == len(sent[1]["body"])
+    assert json.loads(sent[1]["body"]) == {"body": '{"a": 1}', "key": "Bearer k", "request_id": "r-1"}
+    assert scope["route"].path == "/hot"  # the metrics' route label
+
+
+def test_hot_routes_pass_errors_and_other_requests_on_with_their_body() -> None:
+    inner = Inner()
+    hot = HotRoutes(inner, {"/hot": answer})
+    _, sent = _call(hot, "POST", "/hot", [b"ba", b"d"])
+    assert inner.bodies == [b"bad"] and sent[0]["status"] == 418
+    _, sent = _call(hot, "GET", "/hot", [b""])
+    _, sent_elsewhere = _call(hot, "POST", "/cold", [b"{}"])
+    assert inner.bodies == [b"bad", b"", b"{}"]
+    assert sent[0]["status"] == sent_elsewhere[0]["status"] == 418
+    _, sent = _call(hot, "POST", "/hot", [b'{"a":'], complete=False)
+    assert sent == [] and len(inner.bodies) == 3  # the client left: no answer, nothing passed on
+
+
+def test_the_api_bounds_how_long_a_thread_holds_the_gil(app_settings: Settings) -> None:
+    before = sys.getswitchinterval()
+    with TestClient(create_app(app_settings.model_copy(update={"gil_switch_interval_ms": 0.25}))):
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    assert sys.getswitchinterval() == before
