@@ -1,11 +1,12 @@
-"""This API against MLServer serving the same model, each server alone on this machine, the same rows.
+"""This API against MLServer serving the same model, each server under load alone on this machine, the same rows.
 
 MLServer 1.7 (one process: parallel_workers 0, `httptools` installed) answers a custom JSON route that calls the
 same `EcloModel.predict_one` (with its explanation) as this API (bench/peers/mlserver_runtime.py). This API runs
 with its defaults: API keys, records in a SQLite file, metrics, the in-process ECLO cache. Load: wrk -t1 at 1 and
-32 connections, every request a distinct row, the same rows for both servers; medians of the rounds. Both servers
+32 connections, every request a distinct row, the same rows for every server; medians of the rounds. The servers
 are up throughout and loaded one at a time, their rounds alternating: this VM's speed drifts by a third within
-minutes, and back-to-back blocks of rounds measured the drift as much as the servers.
+minutes, and back-to-back blocks of rounds measured the drift as much as the servers. A third server is the
+floor: uvicorn and a bare ASGI callable doing nothing but `predict_one` (bench/peers/floor_app.py).
 
 Usage: python bench/peers/run.py [--seconds 5] [--rounds 3] [--peers-python PATH]
 MLServer lives in a virtualenv of its own (its FastAPI pin differs from ours): bench/peers/.venv, made on the
@@ -85,7 +86,7 @@ def main() -> None:
     python = peers_python(args.peers_python)
     rows = distinct_rows(ROWS_PER_SECOND * round(args.seconds) * args.rounds * 2)
     folder = Path(tempfile.mkdtemp(prefix="peers-"))
-    print(f"# peers: one process each, both up, under load one at a time, their rounds alternating (this VM's "
+    print(f"# peers: one process each, all up, under load one at a time, their rounds alternating (this VM's "
           f"speed drifts); wrk -t1 on the same machine; {args.seconds:.0f} s per round, medians of {args.rounds} "
           f"rounds; every request a distinct row, the same rows for each server")  # fmt: skip
 
@@ -96,15 +97,20 @@ def main() -> None:
                     AUTH_ENABLED="true")  # fmt: skip
     port = free_port()
     api = ProcessGroup(folder, env)
+    floor_port = free_port()
+    floor = ProcessGroup(folder, {**env, "PYTHONPATH": f"{ROOT / 'bench' / 'peers'}:{ROOT}"})
     mlserver: ProcessGroup | None = None
     try:
         start_server(api, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
                      f"http://127.0.0.1:{port}/health/live")  # fmt: skip
+        start_server(floor, "floor", [sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(floor_port),
+                                      "--no-access-log"], f"http://127.0.0.1:{floor_port}/ping")  # fmt: skip
         mlserver, mlserver_url = start_mlserver(python, folder)
         servers = {
             "api": ("this API, `POST /api/predict/eclo`", f"http://127.0.0.1:{port}/api/predict/eclo", headers,
                     lambda: cache_hits(f"http://127.0.0.1:{port}", headers)),
             "mlserver": ("MLServer 1.7 + httptools, custom JSON route", mlserver_url, None, None),
+            "floor": ("floor: uvicorn + bare ASGI `predict_one`", f"http://127.0.0.1:{floor_port}/eclo", None, None),
         }  # fmt: skip
         served = {name: Rows(rows) for name in servers}
         rounds_run: dict[tuple[str, int], list] = {(name, c): [] for name in servers for c in (1, 32)}
@@ -116,6 +122,7 @@ def main() -> None:
                     )
     finally:
         api.stop_all()
+        floor.stop_all()
         if mlserver is not None:
             mlserver.stop_all()
 
@@ -126,13 +133,12 @@ def main() -> None:
         for name in servers
     }
     for concurrency in (1, 32):
-        ratio = results["api", concurrency]["rate"] / results["mlserver", concurrency]["rate"]
-        paired = [a / m for a, m in zip(results["api", concurrency]["rounds"],
-                                        results["mlserver", concurrency]["rounds"], strict=True)]  # fmt: skip
-        print(
-            f"this API / MLServer at c={concurrency}: {ratio:.2f}x (round by round: "
-            f"{', '.join(f'{r:.2f}' for r in paired)})"
-        )
+        for name, label in (("api", "this API"), ("floor", "the floor")):
+            ratio = results[name, concurrency]["rate"] / results["mlserver", concurrency]["rate"]
+            paired = [a / m for a, m in zip(results[name, concurrency]["rounds"],
+                                            results["mlserver", concurrency]["rounds"], strict=True)]  # fmt: skip
+            print(f"{label} / MLServer at c={concurrency}: {ratio:.2f}x (round by round: "
+                  f"{', '.join(f'{r:.2f}' for r in paired)})")  # fmt: skip
     print(f"this API's p99 at c=1: {results['api', 1]['p99']:.2f} ms")
 
 
