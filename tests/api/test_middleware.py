@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from starlette.datastructures import State
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from backend.api.middleware import HotRoutes
@@ -75,6 +77,10 @@ def test_a_streamed_body_to_a_hot_route_is_cut_at_the_limit(small_limit_client: 
     assert response.status_code == 413 and f"exceeds {LIMIT:,} bytes" in response.json()["error"]["message"]
 
 
+async def refused(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"refused": repr(exc)}, status_code=422)
+
+
 class Inner:
     """The app behind HotRoutes: records what it was given and answers 418."""
 
@@ -95,7 +101,9 @@ class Inner:
 
 async def answer(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
     if body == b"bad":
-        raise ValueError("refused")
+        raise KeyError("refused")  # answered by the handler of its base, LookupError
+    if body == b"broken":
+        raise ZeroDivisionError
     return json.dumps({"body": body.decode(), "key": authorization, "request_id": request_id}).encode()
 
 
@@ -115,7 +123,8 @@ def _call(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "app": type("App", (), {"state": State()}),
+    app = type("App", (), {"state": State(), "exception_handlers": {LookupError: refused}})
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "app": app,
                              "headers": [(b"authorization", b"Bearer k")], "state": {"request_id": "r-1"}}  # fmt: skip
     asyncio.run(hot(scope, receive, send))
     return scope, sent
@@ -133,17 +142,36 @@ def test_hot_routes_answer_with_the_answer_function() -> None:
     assert scope["route"].path == "/hot"  # the metrics' route label
 
 
-def test_hot_routes_pass_errors_and_other_requests_on_with_their_body() -> None:
+def test_hot_routes_answer_errors_by_the_apps_handlers_and_pass_other_requests_on() -> None:
     inner = Inner()
     hot = HotRoutes(inner, {"/hot": answer})
     _, sent = _call(hot, "POST", "/hot", [b"ba", b"d"])
-    assert inner.bodies == [b"bad"] and sent[0]["status"] == 418
+    assert sent[0]["status"] == 422 and json.loads(sent[1]["body"]) == {"refused": "KeyError('refused')"}
+    with pytest.raises(ZeroDivisionError):  # no handler: raised to Starlette's outermost layer, which answers 500
+        _call(hot, "POST", "/hot", [b"broken"])
+    _, sent = _call(hot, "POST", "/hot", [b'{"a":'], complete=False)
+    assert sent == []  # the client left: nothing to answer
+    assert inner.bodies == []
     _, sent = _call(hot, "GET", "/hot", [b""])
     _, sent_elsewhere = _call(hot, "POST", "/cold", [b"{}"])
-    assert inner.bodies == [b"bad", b"", b"{}"]
+    assert inner.bodies == [b"", b"{}"]
     assert sent[0]["status"] == sent_elsewhere[0]["status"] == 418
-    _, sent = _call(hot, "POST", "/hot", [b'{"a":'], complete=False)
-    assert sent == [] and len(inner.bodies) == 3  # the client left: no answer, nothing passed on
+
+
+def test_the_fastapi_routes_answer_as_the_hot_path_does(app_settings: Settings, classic_row: dict) -> None:
+    """The FastAPI route (what the OpenAPI document describes) and HotRoutes call the same answer function."""
+    bodies = [json.dumps(classic_row), json.dumps({**classic_row, "weather": "?"}), "[1]", "{", ""]
+    answers = []
+    for hot in (True, False):
+        app = create_app(app_settings)
+        if not hot:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not HotRoutes]
+        with TestClient(app) as client:
+            answers.append([client.post("/api/predict/eclo", content=body) for body in bodies])
+    for hot, plain in zip(*answers, strict=True):
+        assert (hot.status_code, hot.json()) == (plain.status_code, plain.json())
+        assert hot.headers["content-type"] == plain.headers["content-type"]
+    assert [a.status_code for a in answers[0]] == [200, 422, 422, 422, 422]
 
 
 def test_the_api_bounds_how_long_a_thread_holds_the_gil(app_settings: Settings) -> None:

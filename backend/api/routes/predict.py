@@ -1,9 +1,8 @@
-from collections.abc import Awaitable, Callable
-
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import State
 
 from backend.api.auth import AUTH_ERRORS, BEARER_DOC, authorize
+from backend.api.middleware import HotAnswer
 from backend.schemas.eclo import CLASSIC_EXAMPLE, EcloInput, EcloPredictionResponse
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.traffic import CongestionPredictionResponse, CongestionPredictRequest
@@ -12,9 +11,7 @@ from backend.services.predictions import EcloPredictionService, parse_json_objec
 
 # The hot routes: each answer is one function of the app's state, the `Authorization` header, the body and the
 # request id. backend.api.middleware.HotRoutes calls it straight from ASGI; the FastAPI route below calls the same
-# function, answers whatever HotRoutes passes on (errors included) and documents the route.
-Answer = Callable[[State, str | None, bytes, str | None], Awaitable[bytes]]
-
+# function and documents the route.
 router = APIRouter(prefix="/api/predict", tags=["predict"], responses=AUTH_ERRORS)
 
 ECLO_BODY_DOC = {
@@ -38,7 +35,7 @@ async def answer_congestion(state: State, authorization: str | None, body: bytes
     return await service.predict(parse_json_object(body))
 
 
-async def _respond(answer: Answer, request: Request) -> Response:
+async def _respond(answer: HotAnswer, request: Request) -> Response:
     body = await answer(request.app.state, request.headers.get("authorization"), await request.body(),
                         request.state.request_id)  # fmt: skip
     return Response(body, media_type="application/json")
@@ -68,7 +65,7 @@ async def predict_congestion(request: Request) -> Response:
     return await _respond(answer_congestion, request)
 
 
-HOT_ANSWERS: dict[str, Answer] = {
+HOT_ANSWERS: dict[str, HotAnswer] = {
     f"{router.prefix}/eclo": answer_eclo,
     f"{router.prefix}/congestion": answer_congestion,
 }
