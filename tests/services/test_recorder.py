@@ -1,4 +1,5 @@
-"""The spill file: records the database refused wait on disk, in order, and are replayed once it takes them."""
+"""The spill file: records the database refused wait on disk, in order, and are replayed once it takes them; the
+recorder puts them there and writes them once the database takes them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from backend.services.recorder import SpillFile
+from backend.db.migrate import upgrade
+from backend.db.models import Prediction
+from backend.db.session import make_engine, session_factory
+from backend.services.recorder import Recorder, SpillFile
 
 
 def test_entries_come_back_in_order_with_their_times(tmp_path: Path) -> None:
@@ -53,3 +58,25 @@ def test_appends_do_not_wait_for_a_replay_and_are_kept_for_the_next(tmp_path: Pa
     assert spill.replay(slow_database) == 1
     later: list = []
     assert spill.replay(later.extend) == 1 and later[0][1]["batch_id"] == "new"
+
+
+def test_the_recorder_spills_what_the_database_refuses_and_writes_it_once_it_takes_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'late.db'}"  # no tables yet: every write is refused
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    recorder = Recorder(sessions, SpillFile(tmp_path / "spill" / "records.jsonl", 10**8))
+    row = {"model_name": "eclo", "model_version": "v1", "inputs": {}, "eclo": 1.0, "risk_level": "low",
+           "latency_ms": 0.5, "cached": False, "request_id": None}  # fmt: skip
+    try:
+        for _ in range(30):
+            recorder.record_prediction({**row, "created_at": datetime.now(UTC)})
+        recorder.flush()
+        assert recorder.stats()["spilled"] == 30 and recorder.stats()["spill_bytes"] > 0
+        upgrade(url)
+        recorder.record_prediction({**row, "created_at": datetime.now(UTC)})
+        recorder.flush()
+        with sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Prediction)) == 31
+        assert recorder.stats()["written"] == 31 and recorder.stats()["spill_bytes"] == 0
+    finally:
+        engine.dispose()
