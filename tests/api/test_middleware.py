@@ -42,16 +42,23 @@ def test_an_announced_body_over_the_limit_is_refused(small_limit_client: TestCli
     assert f"at most {LIMIT:,}" in error["message"]
 
 
-def test_a_streamed_body_is_cut_at_the_limit(small_limit_client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("path", "opening", "closing"),
+    [
+        ("/api/predict/eclo/batch", b'{"items": ["', b'"]}'),
+        ("/api/predict/eclo", b'{"weather": "', b'"}'),  # a hot route, answered by HotRoutes
+    ],
+)
+def test_a_streamed_body_is_cut_at_the_limit(
+    small_limit_client: TestClient, path: str, opening: bytes, closing: bytes
+) -> None:
     def body() -> Iterator[bytes]:  # chunked: no Content-Length
-        yield b'{"items": ["'
+        yield opening
         for _ in range(100):
             yield b"x" * 1000
-        yield b'"]}'
+        yield closing
 
-    response = small_limit_client.post(
-        "/api/predict/eclo/batch", content=body(), headers={"content-type": "application/json"}
-    )
+    response = small_limit_client.post(path, content=body(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and f"exceeds {LIMIT:,} bytes" in response.json()["error"]["message"]
 
 
@@ -62,19 +69,6 @@ def test_bodies_under_the_limit_and_uploads_pass(
     raw = dacon_file(tmp_path, 300)
     assert len(raw) > LIMIT
     assert upload(small_limit_client, raw).status_code == 201
-
-
-def test_a_streamed_body_to_a_hot_route_is_cut_at_the_limit(small_limit_client: TestClient) -> None:
-    def body() -> Iterator[bytes]:
-        yield b'{"weather": "'
-        for _ in range(100):
-            yield b"x" * 1000
-        yield b'"}'
-
-    response = small_limit_client.post(
-        "/api/predict/eclo", content=body(), headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 413 and f"exceeds {LIMIT:,} bytes" in response.json()["error"]["message"]
 
 
 async def refused(request: Request, exc: Exception) -> JSONResponse:
