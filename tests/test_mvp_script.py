@@ -1,16 +1,46 @@
-"""test_mvp.sh against the real session stack, and against nothing."""
+"""test_mvp.sh against a real stack of its own, and against nothing."""
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from tests.fixtures.stack import PROJECT_ROOT, Stack
+import httpx
+import pytest
+
+from backend.db.migrate import upgrade
+from tests.fixtures.stack import PROJECT_ROOT, Stack, stack_env
 
 SCRIPT = str(PROJECT_ROOT / "test_mvp.sh")
 
 
-def test_smoke_test_passes_against_the_stack(stack: Stack, registered_sensors: list[str]) -> None:
-    result = subprocess.run([SCRIPT, stack.env["API_URL"]], capture_output=True, text=True, timeout=120)
+@pytest.fixture(scope="module")
+def smoke_api(
+    redis_url: str,
+    full_model_root: Path,
+    network_sensors: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """An API and a worker with a database of their own: the script stores readings stamped now, which in the
+    session's stack would become the network's newest under the traffic tests' feet."""
+    folder = tmp_path_factory.mktemp("smoke")
+    database_url = f"sqlite:///{folder / 'smoke.db'}"
+    upgrade(database_url)
+    running = Stack(folder / "logs", stack_env(redis_url, full_model_root, database_url, DATA_DIR=str(folder / "data")))
+    try:
+        url = running.start_api()
+        running.start_worker()
+        registered = httpx.put(f"{url}/api/traffic/sensors", json={"sensors": network_sensors}, timeout=30)
+        assert registered.status_code == 200, registered.text
+        yield url
+    finally:
+        running.stop_all()
+
+
+def test_smoke_test_passes_against_the_stack(smoke_api: str) -> None:
+    result = subprocess.run([SCRIPT, smoke_api], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASS") == 17 and "0 check(s) failed" in result.stdout
 
