@@ -18,6 +18,8 @@ def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
     """Rows whose `record_id` is stored already are skipped: a retried write lands once."""
     if not rows:
         return
+    # A record spilled to disk by a version before key ids has none: an executemany needs every column in every row
+    rows = [row if "key_id" in row else {**row, "key_id": None} for row in rows]
     table = Prediction.__table__  # a Core executemany: the ORM's bulk path costs the API's writer thread more
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -30,11 +32,19 @@ def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
 
 
 def list_predictions(
-    session: Session, *, page: int, size: int, model: str | None = None, since: datetime | None = None
+    session: Session,
+    *,
+    page: int,
+    size: int,
+    model: str | None = None,
+    since: datetime | None = None,
+    key_id: str | None = None,
 ) -> tuple[list[Prediction], int]:
     query = select(Prediction)
     if model is not None:
         query = query.where(Prediction.model_name == model)
+    if key_id is not None:
+        query = query.where(Prediction.key_id == key_id)
     if since is not None:
         query = query.where(Prediction.created_at >= since)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -77,9 +77,12 @@ class Prediction(Base):
     # Given by the recorder: a write whose commit was answered by no one (the connection dropped) is retried from
     # the spill file, and lands once.
     record_id: Mapped[str | None] = mapped_column(String(32))
+    # The API key that asked (None with AUTH_ENABLED=false).
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_key_id_created_at", "key_id", "created_at"),
         Index("ix_predictions_record_id", "record_id", unique=True),
         Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class PredictionRecord(BaseModel):
@@ -19,3 +19,4 @@ class PredictionRecord(BaseModel):
     latency_ms: float
     cached: bool
     request_id: str | None
+    key_id: str | None = Field(description="the id of the API key that asked; null when keys are off")

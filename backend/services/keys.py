@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 # predict: single predictions, batches and their own results. read: every record, listing and batch, the
 # readings, datasets and /metrics. admin: writes of stored data (readings, sensors, datasets and their shares).
 SCOPES = ("predict", "read", "admin")
-_KEY = re.compile(r"tpk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+KEY_ID = "[0-9a-f]{12}"
+_KEY = re.compile(rf"tpk_({KEY_ID})_[A-Za-z0-9_-]{{43}}")
 # An unknown key id makes the API read the table again (a key just created), at most this often.
 UNKNOWN_KEY_REREAD_SECONDS = 1.0
 

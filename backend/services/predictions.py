@@ -171,7 +171,7 @@ class EcloPredictionService:
         assert isinstance(model, EcloModel), f"model {self.model_name!r} is not of the ECLO kind"
         return model
 
-    async def predict(self, row: Mapping[str, Any], request_id: str | None = None) -> bytes:
+    async def predict(self, row: Mapping[str, Any], request_id: str | None = None, key_id: str | None = None) -> bytes:
         """Validate and encode the row (InvalidRow names every bad field), then answer from the cache or the
         booster. Returns the JSON body of an `EcloPredictionResponse`, built with orjson: this is the hot path.
         The record of the prediction is written later, by the recorder's thread."""
@@ -182,12 +182,12 @@ class EcloPredictionService:
         hit = await self.cache.get(key)
         if hit is not None:
             answer = orjson.loads(hit)
-            self._record(model, row, answer["eclo"], answer["risk_level"], started, True, request_id)
+            self._record(model, row, answer["eclo"], answer["risk_level"], started, True, request_id, key_id)
             return _with_cached_flag(hit, True)
         prediction = model.predict_encoded(encoded, explain=True)
         body = orjson.dumps(prediction.to_dict())
         self.cache.set(key, body)
-        self._record(model, row, prediction.eclo, prediction.risk_level, started, False, request_id)
+        self._record(model, row, prediction.eclo, prediction.risk_level, started, False, request_id, key_id)
         return _with_cached_flag(body, False)
 
     def _record(
@@ -199,6 +199,7 @@ class EcloPredictionService:
         started: float,
         cached: bool,
         request_id: str | None,
+        key_id: str | None,
     ) -> None:
         series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
         if self.recorder is None:
@@ -214,6 +215,7 @@ class EcloPredictionService:
                 "latency_ms": (time.perf_counter() - started) * 1e3,
                 "cached": cached,
                 "request_id": request_id,
+                "key_id": key_id,
             }
         )
 

@@ -130,7 +130,5 @@ st.link_button("API documentation (OpenAPI)", f"{public_api_url()}/docs")
 st.link_button("Flower: workers and tasks", get_settings().flower_url)
 
 st.subheader("Latest predictions")
-st.dataframe(
-    [{k: item[k] for k in ("created_at", "eclo", "risk_level", "model_version", "cached")} for item in recent["items"]],
-    hide_index=True,
-)
+RECORD_COLUMNS = ("created_at", "eclo", "risk_level", "model_version", "cached", "key_id")
+st.dataframe([{k: item.get(k) for k in RECORD_COLUMNS} for item in recent["items"]], hide_index=True)

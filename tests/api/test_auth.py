@@ -142,6 +142,29 @@ def test_a_batch_is_read_by_its_own_key_and_by_read_keys_only(secured: Secured, 
         engine.dispose()
 
 
+def test_a_prediction_is_recorded_with_the_key_that_asked_and_listed_by_it(secured: Secured, classic_row: dict) -> None:
+    asked = {}
+    for name in ("predictor", "other"):
+        with secured.client(secured.keys[name]) as client:
+            answer = client.post("/api/predict/eclo", json=classic_row)
+            assert answer.status_code == 200, answer.text
+            asked[name] = (secured.keys[name].split("_")[1], answer.headers["x-request-id"])
+    with secured.client(secured.keys["reader"]) as reader:
+        for key_id, request_id in asked.values():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the recorder thread writes the record shortly after the answer
+                listed = reader.get("/api/predictions", params={"key_id": key_id, "size": 200})
+                assert listed.status_code == 200, listed.text
+                if request_id in {r["request_id"] for r in listed.json()["items"]}:
+                    break
+                time.sleep(0.1)
+            records = listed.json()["items"]
+            assert request_id in {r["request_id"] for r in records}
+            assert {r["key_id"] for r in records} == {key_id}
+        refused = reader.get("/api/predictions", params={"key_id": "tpk_not-an-id"})
+        assert refused.status_code == 422 and "key_id" in refused.text
+
+
 def test_keys_are_stored_hashed(secured: Secured) -> None:
     engine = make_engine(secured.env["DATABASE_URL"])
     try:

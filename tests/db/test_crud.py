@@ -44,6 +44,16 @@ def test_prediction_pages_and_filters(db_session: Session) -> None:
     assert total == 5 and recent[0].inputs == {"weather": "맑음", "i": 44}
 
 
+def test_predictions_by_key_beside_records_spilled_before_key_ids(db_session: Session) -> None:
+    """A record spilled by an older version has no key_id: it is written beside newer ones in one executemany."""
+    rows = [{**_prediction(i, "eclo"), "key_id": "a1b2c3d4e5f6"} for i in range(3)]
+    crud.insert_predictions(db_session, rows=[rows[0], _prediction(9, "eclo"), *rows[1:]])
+    db_session.commit()
+    mine, total = crud.list_predictions(db_session, page=1, size=10, key_id="a1b2c3d4e5f6")
+    assert total == 3 and [p.request_id for p in mine] == ["r2", "r1", "r0"]
+    assert [p.key_id for p in crud.list_predictions(db_session, page=1, size=10)[0]].count(None) == 1
+
+
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
     crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
     crud.upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)

@@ -24,9 +24,9 @@ ECLO_BODY_DOC = {
 
 
 async def answer_eclo(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
-    await authorize(state.api_keys, authorization, "predict")
+    principal = await authorize(state.api_keys, authorization, "predict")
     service: EcloPredictionService = state.eclo_service
-    return await service.predict(parse_json_object(body), request_id)
+    return await service.predict(parse_json_object(body), request_id, principal.key_id)
 
 
 async def answer_congestion(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
