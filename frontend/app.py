@@ -10,7 +10,10 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from frontend.sign_in import require_sign_in  # noqa: E402
+
 st.set_page_config(page_title="Traffic: accident severity and congestion", page_icon="🚦", layout="wide")
+require_sign_in()
 
 HERE = Path(__file__).parent
 pages = {

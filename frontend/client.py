@@ -109,6 +109,10 @@ class ApiClient:
         return response.json() if response.content else None
 
     # The API, endpoint by endpoint.
+    def whoami(self) -> dict[str, Any]:
+        """The key this client sends: its id, name and scopes (401 for none, or an unknown or revoked one)."""
+        return self.request("GET", "/api/keys/me")
+
     def models(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/models")["models"]
 

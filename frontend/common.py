@@ -39,15 +39,29 @@ def label(value: str) -> str:
     return f"{value} ({' - '.join(h or p for h, p in zip(hints, parts, strict=True))})"
 
 
-@st.cache_resource
-def client() -> ApiClient:
+SIGNED_IN_KEY = "api_key"  # st.session_state: the key this browser session signed in with (frontend.sign_in)
+
+
+def new_client(api_key: str | None) -> ApiClient:
     settings = get_settings()
     return ApiClient(
-        settings.api_url,
-        timeout=settings.api_timeout_seconds,
-        attempts=settings.api_attempts,
-        api_key=settings.bearer_key(),
+        settings.api_url, timeout=settings.api_timeout_seconds, attempts=settings.api_attempts, api_key=api_key
     )
+
+
+@st.cache_resource(max_entries=100)
+def _client_with(api_key: str | None) -> ApiClient:
+    return new_client(api_key)
+
+
+def signed_in_key() -> str | None:
+    return st.session_state.get(SIGNED_IN_KEY)
+
+
+def client() -> ApiClient:
+    """The API client of this browser session: with the dashboard's own key (API_KEY or API_KEY_FILE) if it has
+    one, else with the key the session signed in with (none while the API asks for none)."""
+    return _client_with(get_settings().bearer_key() or signed_in_key())
 
 
 def public_api_url() -> str:
@@ -74,11 +88,16 @@ def show_error(error: ApiError) -> NoReturn:
         if st.button("Retry", type="primary"):
             st.cache_data.clear()
             st.rerun()
+    elif error.status in (401, 403) and signed_in_key():
+        st.error(f"The API refused your key: {error.message}")
+        st.caption("Each page needs a scope of its own: predict (Predict, Batch, Risk map), read (listings, "
+                   "readings, System) or admin (uploads, deletes). Sign out to use another key.")  # fmt: skip
     elif error.status in (401, 403):
         st.error(f"The API refused the dashboard's key: {error.message}")
         st.caption("The dashboard sends the key of API_KEY or API_KEY_FILE (`make run` makes one; compose too). "
                    "It needs the scopes predict, read and admin: `python -m backend.keys create dashboard "
-                   "--scopes predict,read,admin`.")  # fmt: skip
+                   "--scopes predict,read,admin`. Without either, each visitor signs in with a key of their "
+                   "own.")  # fmt: skip
     else:
         st.error(error.message)
         if error.details:

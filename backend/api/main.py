@@ -4,7 +4,7 @@ per request)."""
 
 from fastapi import APIRouter
 
-from backend.api.routes import batches, datasets, health, history, metrics, models, predict, traffic
+from backend.api.routes import batches, datasets, health, history, keys, metrics, models, predict, traffic
 
 ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
@@ -14,5 +14,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     datasets.router,
     models.router,
     history.router,
+    keys.router,
     metrics.router,
 )

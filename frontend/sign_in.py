@@ -1,0 +1,78 @@
+"""Who the dashboard acts as.
+
+With a key of its own (API_KEY or API_KEY_FILE: `make run` and compose make one) every visitor acts with it, so
+such a dashboard is served on loopback only. Without one, each browser session signs in with its own API key: it
+is kept in that session only (a reload asks again), every call sends it, and the records name the key that asked.
+When the API asks for no key (AUTH_ENABLED=false), nobody signs in.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from frontend.client import ApiError
+from frontend.common import SIGNED_IN_KEY, new_client, show_error, signed_in_key
+from frontend.settings import get_settings
+
+IDENTITY = "api_key_identity"  # st.session_state: what GET /api/keys/me said of the signed-in key
+OPEN_API = "api_asks_no_key"
+
+
+def require_sign_in() -> None:
+    """Return once this session may call the API; otherwise show the sign-in form and stop the page."""
+    if get_settings().bearer_key():
+        return
+    if signed_in_key():
+        _signed_in_sidebar()
+        return
+    if st.session_state.get(OPEN_API) or _api_asks_no_key():
+        return
+    _sign_in_form()
+    st.stop()
+
+
+def _api_asks_no_key() -> bool:
+    try:
+        new_client(None).whoami()
+    except ApiError as exc:
+        if exc.status == 401:
+            return False
+        show_error(exc)
+    st.session_state[OPEN_API] = True
+    return True
+
+
+def _sign_in_form() -> None:
+    st.title("Sign in")
+    st.write("This service's API needs a key. Sign in with yours: the dashboard sends it with every call from this "
+             "browser tab, until you sign out or reload the page.")  # fmt: skip
+    with st.form("sign-in"):
+        key = st.text_input("API key", type="password", max_chars=200, placeholder="tpk_…").strip()
+        submitted = st.form_submit_button("Sign in", type="primary")
+    st.caption("An administrator makes keys: `python -m backend.keys create <your name> --scopes predict,read`.")
+    if not submitted:
+        return
+    if not key:
+        st.error("Enter an API key.")
+        return
+    try:
+        identity = new_client(key).whoami()
+    except ApiError as exc:
+        if exc.status != 401:
+            show_error(exc)
+        st.error(f"The API refused this key: {exc.message}")
+        return
+    st.session_state[SIGNED_IN_KEY] = key
+    st.session_state[IDENTITY] = identity
+    st.rerun()
+
+
+def _signed_in_sidebar() -> None:
+    identity = st.session_state.get(IDENTITY) or {}
+    with st.sidebar:
+        st.caption(f"Signed in as **{identity.get('name', '?')}** (key {identity.get('key_id', '?')}; "
+                   f"{', '.join(identity.get('scopes', []))})")  # fmt: skip
+        if st.button("Sign out", key="sign-out"):
+            for name in (SIGNED_IN_KEY, IDENTITY):
+                st.session_state.pop(name, None)
+            st.rerun()
