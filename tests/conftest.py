@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.traffic",
     "tests.fixtures.dashboard",
     "tests.fixtures.datasets",
+    "tests.fixtures.auth",
 ]

@@ -1,65 +1,18 @@
 """API keys on a real uvicorn with AUTH_ENABLED=true: keys made by the CLI, 401 without one, 403 without the
-route's scope, batches readable by their own key, revocation, and the dashboard working with its key."""
+route's scope, batches readable by their own key, records naming the key, revocation."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
-from streamlit.testing.v1 import AppTest
 
-from backend.db.migrate import upgrade
 from backend.db.session import make_engine
-from backend.processes import PROJECT_ROOT
-from tests.fixtures.dashboard import APP, point_at
-from tests.fixtures.stack import Stack, stack_env
+from tests.fixtures.auth import Secured, cli
 
 BATCH_ID = "0" * 32
-UNKNOWN_KEY = "tpk_0123456789ab_" + "x" * 43  # well formed, never made
-
-
-@dataclass
-class Secured:
-    url: str
-    env: dict[str, str]
-    keys: dict[str, str]  # name -> key
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "backend.keys", *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
-    )
-
-
-@pytest.fixture(scope="module")
-def secured(redis_url: str, full_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    folder = tmp_path_factory.mktemp("auth")
-    database_url = f"sqlite:///{folder / 'auth.db'}"
-    upgrade(database_url)
-    env = stack_env(redis_url, full_model_root, database_url, AUTH_ENABLED="true", AUTH_CACHE_SECONDS="1",
-                    DATA_DIR=str(folder / "data"))  # fmt: skip
-    scopes = {"predictor": "predict", "reader": "read", "all": "predict,read,admin", "other": "predict"}
-    keys = {}
-    for name, scope in scopes.items():
-        made = cli(env, "create", name, "--scopes", scope)
-        assert made.returncode == 0, made.stderr
-        keys[name] = made.stdout.strip()
-    stack = Stack(folder / "logs", env)
-    try:
-        yield Secured(stack.start_api(), env, keys)
-    finally:
-        stack.stop_all()
 
 
 def test_without_a_key_predictions_listings_and_results_answer_401(secured: Secured, classic_row: dict) -> None:
@@ -196,56 +149,3 @@ def test_a_new_key_works_at_once_and_a_revoked_one_stops_within_the_cache_time(
 def test_the_cli_refuses_unknown_scopes(secured: Secured) -> None:
     made = cli(secured.env, "create", "bad", "--scopes", "predict,write")
     assert made.returncode == 2 and "predict, read, admin" in made.stderr
-
-
-def test_the_dashboard_works_with_its_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_KEY", secured.keys["all"])
-    point_at(monkeypatch, secured.url)
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()  # the first page: Predict
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    app.button[0].click().run()
-    assert not app.error, [e.value for e in app.error]
-    assert float(app.metric[0].value) > 0
-
-    monkeypatch.setenv("API_KEY", UNKNOWN_KEY)
-    point_at(monkeypatch, secured.url)
-    refused = AppTest.from_file(APP, default_timeout=60)
-    refused.run()
-    assert any("refused the dashboard's key" in e.value for e in refused.error), [e.value for e in refused.error]
-
-
-def test_who_am_i_names_the_key_sent(secured: Secured) -> None:
-    with secured.client(secured.keys["reader"]) as reader:
-        me = reader.get("/api/keys/me")
-    assert me.status_code == 200
-    assert me.json() == {"key_id": secured.keys["reader"].split("_")[1], "name": "reader", "scopes": ["read"]}
-    with secured.client() as anonymous:
-        assert anonymous.get("/api/keys/me").status_code == 401
-
-
-def test_a_dashboard_without_a_key_of_its_own_asks_each_visitor_for_theirs(
-    secured: Secured, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("API_KEY", raising=False)
-    monkeypatch.delenv("API_KEY_FILE", raising=False)
-    point_at(monkeypatch, secured.url)
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    assert [t.value for t in app.title] == ["Sign in"] and not app.error and not app.metric
-    app.text_input[0].input(UNKNOWN_KEY)
-    app.button[0].click().run()
-    assert any("refused this key" in e.value for e in app.error), [e.value for e in app.error]
-
-    app.text_input[0].input(secured.keys["predictor"])
-    app.button[0].click().run()  # signed in: the first page, Predict
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    assert any("Signed in as **predictor**" in c.value for c in app.sidebar.caption)
-    next(b for b in app.button if b.label == "Predict").click().run()
-    assert not app.error and float(app.metric[0].value) > 0
-
-    app.switch_page("views/system.py").run()  # listings need the read scope this key lacks
-    assert any("refused your key" in e.value for e in app.error), [e.value for e in app.error]
-
-    app.button(key="sign-out").click().run()
-    assert [t.value for t in app.title] == ["Sign in"]

@@ -1,0 +1,53 @@
+"""The dashboard against an API that needs keys: with a key of its own, and signing each visitor in."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.fixtures.auth import UNKNOWN_KEY, Secured
+from tests.fixtures.dashboard import APP, point_at
+
+
+def test_the_dashboard_works_with_its_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", secured.keys["all"])
+    point_at(monkeypatch, secured.url)
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()  # the first page: Predict
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    app.button[0].click().run()
+    assert not app.error, [e.value for e in app.error]
+    assert float(app.metric[0].value) > 0
+
+    monkeypatch.setenv("API_KEY", UNKNOWN_KEY)
+    point_at(monkeypatch, secured.url)
+    refused = AppTest.from_file(APP, default_timeout=60)
+    refused.run()
+    assert any("refused the dashboard's key" in e.value for e in refused.error), [e.value for e in refused.error]
+
+
+def test_a_dashboard_without_a_key_of_its_own_asks_each_visitor_for_theirs(
+    secured: Secured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.delenv("API_KEY_FILE", raising=False)
+    point_at(monkeypatch, secured.url)
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    assert [t.value for t in app.title] == ["Sign in"] and not app.error and not app.metric
+    app.text_input[0].input(UNKNOWN_KEY)
+    app.button[0].click().run()
+    assert any("refused this key" in e.value for e in app.error), [e.value for e in app.error]
+
+    app.text_input[0].input(secured.keys["predictor"])
+    app.button[0].click().run()  # signed in: the first page, Predict
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Signed in as **predictor**" in c.value for c in app.sidebar.caption)
+    next(b for b in app.button if b.label == "Predict").click().run()
+    assert not app.error and float(app.metric[0].value) > 0
+
+    app.switch_page("views/system.py").run()  # listings need the read scope this key lacks
+    assert any("refused your key" in e.value for e in app.error), [e.value for e in app.error]
+
+    app.button(key="sign-out").click().run()
+    assert [t.value for t in app.title] == ["Sign in"]
