@@ -58,10 +58,15 @@ def signed_in_key() -> str | None:
     return st.session_state.get(SIGNED_IN_KEY)
 
 
+def caller_key() -> str | None:
+    """The key this session's calls send: the dashboard's own (API_KEY or API_KEY_FILE) if it has one, else the
+    one the session signed in with (none while the API asks for none)."""
+    return get_settings().bearer_key() or signed_in_key()
+
+
 def client() -> ApiClient:
-    """The API client of this browser session: with the dashboard's own key (API_KEY or API_KEY_FILE) if it has
-    one, else with the key the session signed in with (none while the API asks for none)."""
-    return _client_with(get_settings().bearer_key() or signed_in_key())
+    """The API client of this browser session, sending `caller_key()`."""
+    return _client_with(caller_key())
 
 
 def public_api_url() -> str:

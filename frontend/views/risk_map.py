@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_folium import st_folium
 
-from frontend.common import ENGLISH, RISK_COLORS, api_call, client, label, model_or_stop, row_for
+from frontend.common import ENGLISH, RISK_COLORS, api_call, caller_key, client, label, model_or_stop, row_for
 from frontend.maps import base_map
 
 DAEGU = (35.8714, 128.6014)
@@ -45,12 +45,13 @@ with st.container(border=True):
 
 
 @st.cache_data(ttl=600, show_spinner="predicting…")
-def predict(rows: tuple[tuple[tuple[str, object], ...], ...]) -> list[dict]:
+def predict(rows: tuple[tuple[tuple[str, object], ...], ...], caller: str | None) -> list[dict]:
+    """Cached per key (`caller`): a session never gets answers its own key was not allowed, or not asked for."""
     return [client().predict_eclo(dict(row)) for row in rows]
 
 
 def scored(rows: list[dict]) -> list[dict]:
-    return predict(tuple(tuple(sorted(row.items())) for row in rows))
+    return predict(tuple(tuple(sorted(row.items())) for row in rows), caller_key())
 
 
 base = {"weather": weather, "road_surface": surface, "road_type": road, "accident_type": kind}

@@ -51,3 +51,25 @@ def test_a_dashboard_without_a_key_of_its_own_asks_each_visitor_for_theirs(
 
     app.button(key="sign-out").click().run()
     assert [t.value for t in app.title] == ["Sign in"]
+
+
+def _signed_in(secured: Secured, name: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.text_input[0].input(secured.keys[name])
+    app.button[0].click().run()
+    assert not app.error, [e.value for e in app.error]
+    return app
+
+
+def test_the_risk_maps_cached_answers_are_kept_apart_by_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map's predictions are cached by the dashboard: a key without the predict scope gets none of another's."""
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.delenv("API_KEY_FILE", raising=False)
+    point_at(monkeypatch, secured.url)
+    predictor = _signed_in(secured, "predictor")
+    predictor.switch_page("views/risk_map.py").run()
+    assert not predictor.exception and not predictor.error, [e.value for e in predictor.error]
+    reader = _signed_in(secured, "reader")
+    reader.switch_page("views/risk_map.py").run()
+    assert any("lacks the 'predict' scope" in e.value for e in reader.error), [e.value for e in reader.error]
