@@ -131,4 +131,4 @@ st.link_button("Flower: workers and tasks", get_settings().flower_url)
 
 st.subheader("Latest predictions")
 RECORD_COLUMNS = ("created_at", "eclo", "risk_level", "model_version", "cached", "key_id")
-st.dataframe([{k: item.get(k) for k in RECORD_COLUMNS} for item in recent["items"]], hide_index=True)
+st.dataframe([{k: item[k] for k in RECORD_COLUMNS} for item in recent["items"]], hide_index=True)
