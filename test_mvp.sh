@@ -8,8 +8,8 @@ Usage: ./test_mvp.sh [BASE_URL] [--flower URL] [--streamlit URL] [--timeout SECO
 
 Exercises a running traffic prediction stack and prints PASS or FAIL for each check, with what it saw:
   health             GET /health answers 200 with status "ok"
-  api key            with API_KEY set: GET /api/predictions answers 401 without it and 200 with it; unset: the
-                     API answers without a key (AUTH_ENABLED=false)
+  api key            with API_KEY set: GET /api/predictions answers 401 without it and 200 with it, and
+                     GET /api/keys/me names it; unset: the API answers without a key (AUTH_ENABLED=false)
   model info         GET /api/models lists the eclo model with a version and its vocabularies
   single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0, p_severe in [0, 1],
                      its relative risk and a risk level
@@ -139,10 +139,12 @@ fi
 KEYLESS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE_URL/api/predictions" 2>/dev/null) || KEYLESS=000
 if [ -n "${API_KEY:-}" ]; then
   request GET /api/predictions
-  if [ "$KEYLESS" = 401 ] && [ "$STATUS" = 200 ]; then
-    pass "api key" "401 without a key, 200 with API_KEY"
+  LISTING=$STATUS
+  request GET /api/keys/me
+  if [ "$KEYLESS" = 401 ] && [ "$LISTING" = 200 ] && [ "$STATUS" = 200 ]; then
+    pass "api key" "401 without a key, 200 with API_KEY: key $(json 'b["name"]') ($(json 'b["key_id"]')), scopes $(json '",".join(b["scopes"])')"
   else
-    fail "api key" "without a key: $KEYLESS (401 expected); with API_KEY: $STATUS: $(seen)"
+    fail "api key" "without a key: $KEYLESS (401 expected); with API_KEY: listing $LISTING, /api/keys/me $STATUS: $(seen)"
   fi
 elif [ "$KEYLESS" = 200 ]; then
   pass "api key" "none needed: the API runs with AUTH_ENABLED=false"
