@@ -39,7 +39,9 @@ def label(value: str) -> str:
     return f"{value} ({' - '.join(h or p for h, p in zip(hints, parts, strict=True))})"
 
 
-SIGNED_IN_KEY = "api_key"  # st.session_state: the key this browser session signed in with (frontend.sign_in)
+# st.session_state (frontend.sign_in): the key this browser session signed in with; that the API asked for none
+SIGNED_IN_KEY = "api_key"
+OPEN_API = "api_asks_no_key"
 
 
 def new_client(api_key: str | None) -> ApiClient:
@@ -93,6 +95,8 @@ def show_error(error: ApiError) -> NoReturn:
         if st.button("Retry", type="primary"):
             st.cache_data.clear()
             st.rerun()
+    elif error.status == 401 and st.session_state.pop(OPEN_API, False):
+        st.rerun()  # the API asked for no key when this session began, and does now: the sign-in form
     elif error.status in (401, 403) and signed_in_key():
         st.error(f"The API refused your key: {error.message}")
         st.caption("Each page needs a scope of its own: predict (Predict, Batch, Risk map), read (listings, "

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.fixtures.auth import UNKNOWN_KEY, Secured
 from tests.fixtures.dashboard import APP, point_at
+from tests.fixtures.stack import Stack
 
 
 def test_the_dashboard_works_with_its_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +74,17 @@ def test_the_risk_maps_cached_answers_are_kept_apart_by_key(secured: Secured, mo
     reader = _signed_in(secured, "reader")
     reader.switch_page("views/risk_map.py").run()
     assert any("lacks the 'predict' scope" in e.value for e in reader.error), [e.value for e in reader.error]
+
+
+def test_a_session_begun_while_the_api_asked_for_no_key_signs_in_once_it_does(
+    stack: Stack, secured: Secured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.delenv("API_KEY_FILE", raising=False)
+    point_at(monkeypatch, stack.env["API_URL"])  # AUTH_ENABLED=false
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    assert not app.error and "Sign in" not in [t.value for t in app.title]
+    point_at(monkeypatch, secured.url)  # the same address turning keys on, as far as the dashboard can tell
+    app.run()
+    assert [t.value for t in app.title] == ["Sign in"] and not app.error, [e.value for e in app.error]
