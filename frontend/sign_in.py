@@ -54,6 +54,9 @@ def _sign_in_form() -> None:
     if not key:
         st.error("Enter an API key.")
         return
+    if not (key.isascii() and key.isprintable()):  # an HTTP header could not carry it
+        st.error("That is not an API key: they read tpk_<12 hex digits>_<43 letters, digits, '-' or '_'>.")
+        return
     try:
         identity = new_client(key).whoami()
     except ApiError as exc:

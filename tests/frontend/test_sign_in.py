@@ -39,6 +39,9 @@ def test_a_dashboard_without_a_key_of_its_own_asks_each_visitor_for_theirs(
     app.text_input[0].input(UNKNOWN_KEY)
     app.button[0].click().run()
     assert any("refused this key" in e.value for e in app.error), [e.value for e in app.error]
+    app.text_input[0].input("tpk_열쇠")
+    app.button[0].click().run()
+    assert not app.exception and any("not an API key" in e.value for e in app.error), [e.value for e in app.error]
 
     app.text_input[0].input(secured.keys["predictor"])
     app.button[0].click().run()  # signed in: the first page, Predict
