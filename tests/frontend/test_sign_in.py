@@ -10,6 +10,13 @@ from tests.fixtures.dashboard import APP, point_at
 from tests.fixtures.stack import Stack
 
 
+@pytest.fixture
+def keyless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard without a key of its own."""
+    monkeypatch.delenv("API_KEY", raising=False)
+    monkeypatch.delenv("API_KEY_FILE", raising=False)
+
+
 def test_the_dashboard_works_with_its_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEY", secured.keys["all"])
     point_at(monkeypatch, secured.url)
@@ -28,10 +35,8 @@ def test_the_dashboard_works_with_its_key(secured: Secured, monkeypatch: pytest.
 
 
 def test_a_dashboard_without_a_key_of_its_own_asks_each_visitor_for_theirs(
-    secured: Secured, monkeypatch: pytest.MonkeyPatch
+    keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("API_KEY", raising=False)
-    monkeypatch.delenv("API_KEY_FILE", raising=False)
     point_at(monkeypatch, secured.url)
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
@@ -66,10 +71,10 @@ def _signed_in(secured: Secured, name: str) -> AppTest:
     return app
 
 
-def test_the_risk_maps_cached_answers_are_kept_apart_by_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_risk_maps_cached_answers_are_kept_apart_by_key(
+    keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The map's predictions are cached by the dashboard: a key without the predict scope gets none of another's."""
-    monkeypatch.delenv("API_KEY", raising=False)
-    monkeypatch.delenv("API_KEY_FILE", raising=False)
     point_at(monkeypatch, secured.url)
     predictor = _signed_in(secured, "predictor")
     predictor.switch_page("views/risk_map.py").run()
@@ -80,10 +85,8 @@ def test_the_risk_maps_cached_answers_are_kept_apart_by_key(secured: Secured, mo
 
 
 def test_a_session_begun_while_the_api_asked_for_no_key_signs_in_once_it_does(
-    stack: Stack, secured: Secured, monkeypatch: pytest.MonkeyPatch
+    keyless: None, stack: Stack, secured: Secured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("API_KEY", raising=False)
-    monkeypatch.delenv("API_KEY_FILE", raising=False)
     point_at(monkeypatch, stack.env["API_URL"])  # AUTH_ENABLED=false
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
