@@ -63,7 +63,7 @@ def signed_in_key() -> str | None:
 def caller_key() -> str | None:
     """The key this session's calls send: the dashboard's own (API_KEY or API_KEY_FILE) if it has one, else the
     one the session signed in with (none while the API asks for none)."""
-    return get_settings().bearer_key() or signed_in_key()
+    return get_settings().bearer_key or signed_in_key()
 
 
 def client() -> ApiClient:

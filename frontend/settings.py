@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -35,7 +35,9 @@ class DashboardSettings(BaseSettings):
     network_refresh_seconds: float = Field(default=30.0, ge=5)
     upload_chunk_readings: int = Field(default=2000, ge=1, le=10_000)
 
+    @cached_property
     def bearer_key(self) -> str | None:
+        """The dashboard's own key, its file read once (every API call of every session sends it)."""
         if self.api_key is not None:
             return self.api_key.get_secret_value()
         if self.api_key_file is not None:

@@ -19,7 +19,7 @@ IDENTITY = "api_key_identity"  # st.session_state: what GET /api/keys/me said of
 
 def require_sign_in() -> None:
     """Return once this session may call the API; otherwise show the sign-in form and stop the page."""
-    if get_settings().bearer_key():
+    if get_settings().bearer_key:
         return
     if signed_in_key():
         _signed_in_sidebar()
