@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.db.migrate import upgrade
-from tests.fixtures.stack import PROJECT_ROOT, Stack, stack_env
+from tests.fixtures.stack import PROJECT_ROOT, stack_of_its_own
 
 SCRIPT = str(PROJECT_ROOT / "test_mvp.sh")
 
@@ -25,18 +24,12 @@ def smoke_api(
 ) -> Iterator[str]:
     """An API and a worker with a database of their own: the script stores readings stamped now, which in the
     session's stack would become the network's newest under the traffic tests' feet."""
-    folder = tmp_path_factory.mktemp("smoke")
-    database_url = f"sqlite:///{folder / 'smoke.db'}"
-    upgrade(database_url)
-    running = Stack(folder / "logs", stack_env(redis_url, full_model_root, database_url, DATA_DIR=str(folder / "data")))
-    try:
+    with stack_of_its_own(tmp_path_factory.mktemp("smoke"), redis_url, full_model_root) as running:
         url = running.start_api()
         running.start_worker()
         registered = httpx.put(f"{url}/api/traffic/sensors", json={"sensors": network_sensors}, timeout=30)
         assert registered.status_code == 200, registered.text
         yield url
-    finally:
-        running.stop_all()
 
 
 def test_smoke_test_passes_against_the_stack(smoke_api: str) -> None:
