@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         local_cache = LocalPredictionCache(settings.cache_local_entries if settings.cache_enabled else 0)
         state.eclo_service = EcloPredictionService(resources.registry, local_cache, state.recorder)
         state.congestion_service = CongestionService(
-            resources.registry, resources.sessions, cache, settings.congestion_min_readings
+            resources.registry, resources.sessions, cache, settings.congestion_min_readings, state.recorder
         )
         state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)

@@ -13,13 +13,17 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.db.models import BatchJob, BatchRow, Prediction
 
+EMPTY_RECORD_FIELDS: dict[str, Any] = dict.fromkeys(("eclo", "risk_level", "output", "key_id"))
+OPTIONAL_RECORD_FIELDS = EMPTY_RECORD_FIELDS.keys()
+
 
 def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Rows whose `record_id` is stored already are skipped: a retried write lands once."""
     if not rows:
         return
-    # A record spilled to disk by a version before key ids has none: an executemany needs every column in every row
-    rows = [row if "key_id" in row else {**row, "key_id": None} for row in rows]
+    # An executemany needs every column in every row: an ECLO record has no `output`, a congestion one no `eclo`,
+    # and one spilled to disk by a version before key ids has no `key_id`.
+    rows = [row if OPTIONAL_RECORD_FIELDS <= row.keys() else {**EMPTY_RECORD_FIELDS, **row} for row in rows]
     table = Prediction.__table__  # a Core executemany: the ORM's bulk path costs the API's writer thread more
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":

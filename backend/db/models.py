@@ -60,7 +60,8 @@ class Base(DeclarativeBase):
 
 
 class Prediction(Base):
-    """One single prediction answered by the API."""
+    """One single prediction answered by the API: an ECLO answer's figures in `eclo` and `risk_level` (columns,
+    to filter and sort by), any other kind's answer whole in `output`."""
 
     __tablename__ = "predictions"
 
@@ -69,8 +70,9 @@ class Prediction(Base):
     model_name: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
     inputs: Mapped[dict[str, Any]]
-    eclo: Mapped[float] = mapped_column(Float)
-    risk_level: Mapped[str] = mapped_column(String(16))
+    eclo: Mapped[float | None] = mapped_column(Float)
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     request_id: Mapped[str | None] = mapped_column(String(64))

@@ -14,8 +14,11 @@ class PredictionRecord(BaseModel):
     model_name: str
     model_version: str
     inputs: dict[str, Any]
-    eclo: float
-    risk_level: str
+    eclo: float | None = Field(description="an ECLO answer's expected ECLO; null for other kinds")
+    risk_level: str | None = Field(description="an ECLO answer's risk level; null for other kinds")
+    output: dict[str, Any] | None = Field(
+        description="the answer of any other kind (a congestion forecast) as it was sent; null for ECLO"
+    )
     latency_ms: float
     cached: bool
     request_id: str | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound
-from backend.core.metrics import PREDICTIONS, series
 from backend.db import readings as stored
 from backend.db.models import TrafficReading
 from backend.ml.congestion.model import CongestionForecast, CongestionModel
@@ -28,7 +28,8 @@ from backend.schemas.traffic import (
     NetworkForecast,
     UnavailableSensor,
 )
-from backend.services.predictions import PredictionCache
+from backend.services.predictions import PredictionCache, record_prediction
+from backend.services.recorder import Recorder
 from backend.services.traffic import local_time
 
 WINDOW = timedelta(hours=1)
@@ -49,11 +50,13 @@ class CongestionService:
         sessions: sessionmaker[Session],
         cache: PredictionCache,
         min_readings: int,
+        recorder: Recorder | None = None,
         model_name: str = "congestion",
     ) -> None:
         self.registry = registry
         self.sessions = sessions
         self.cache = cache
+        self.recorder = recorder
         self.min_readings = min_readings
         self.model_name = model_name
 
@@ -158,8 +161,10 @@ class CongestionService:
         return NetworkForecast(as_of=newest, model_version=model.version, forecasts=forecasts,
                                unavailable=unavailable)  # fmt: skip
 
-    async def predict(self, body: Any) -> bytes:
-        """The JSON answer of `POST /api/predict/congestion` (a CongestionPredictionResponse)."""
+    async def predict(self, body: Any, request_id: str | None = None, key_id: str | None = None) -> bytes:
+        """The JSON answer of `POST /api/predict/congestion` (a CongestionPredictionResponse); its record (the
+        body as sent, the answer whole) is written later, by the recorder's thread."""
+        started = time.perf_counter()
         try:
             inline = isinstance(body, Mapping) and body.get("recent") is not None
             row, key = self.model_row(body) if inline else await asyncio.to_thread(self.model_row, body)
@@ -169,15 +174,16 @@ class CongestionService:
         cache_key = f"{self.cache.prefix}cong:{model.version}:{key}"
         hit = await self.cache.get(cache_key)
         if hit is not None:
-            series(PREDICTIONS, model.name, model.version, "true").inc()
+            record_prediction(self.recorder, model, body, started, True, request_id, key_id, output=orjson.loads(hit))
             return hit[:-1] + b',"cached":true}'
         try:
             forecast = model.predict_one(row)
         except InvalidRow as exc:
             raise InvalidRequest(str(exc), details=[e.to_dict() for e in exc.errors]) from exc
-        body_bytes = orjson.dumps(response_of(forecast, row))
+        answer = response_of(forecast, row)
+        body_bytes = orjson.dumps(answer)
         self.cache.set(cache_key, body_bytes)
-        series(PREDICTIONS, model.name, model.version, "false").inc()
+        record_prediction(self.recorder, model, body, started, False, request_id, key_id, output=answer)
         return body_bytes[:-1] + b',"cached":false}'
 
 

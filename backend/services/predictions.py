@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from backend.core.errors import InvalidRequest
 from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS, series
 from backend.ml.predictor import EcloModel
+from backend.ml.protocol import PredictiveModel
 from backend.ml.registry import ModelRegistry
 from backend.services.recorder import Recorder
 
@@ -182,42 +183,45 @@ class EcloPredictionService:
         hit = await self.cache.get(key)
         if hit is not None:
             answer = orjson.loads(hit)
-            self._record(model, row, answer["eclo"], answer["risk_level"], started, True, request_id, key_id)
+            record_prediction(self.recorder, model, row, started, True, request_id, key_id,
+                              eclo=answer["eclo"], risk_level=answer["risk_level"])  # fmt: skip
             return _with_cached_flag(hit, True)
         prediction = model.predict_encoded(encoded, explain=True)
         body = orjson.dumps(prediction.to_dict())
         self.cache.set(key, body)
-        self._record(model, row, prediction.eclo, prediction.risk_level, started, False, request_id, key_id)
+        record_prediction(self.recorder, model, row, started, False, request_id, key_id,
+                          eclo=prediction.eclo, risk_level=prediction.risk_level)  # fmt: skip
         return _with_cached_flag(body, False)
 
-    def _record(
-        self,
-        model: EcloModel,
-        row: Mapping[str, Any],
-        eclo: float,
-        risk: str,
-        started: float,
-        cached: bool,
-        request_id: str | None,
-        key_id: str | None,
-    ) -> None:
-        series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
-        if self.recorder is None:
-            return
-        self.recorder.record_prediction(
-            {
-                "created_at": datetime.now(UTC),
-                "model_name": model.name,
-                "model_version": model.version,
-                "inputs": dict(row),
-                "eclo": eclo,
-                "risk_level": risk,
-                "latency_ms": (time.perf_counter() - started) * 1e3,
-                "cached": cached,
-                "request_id": request_id,
-                "key_id": key_id,
-            }
-        )
+
+def record_prediction(
+    recorder: Recorder | None,
+    model: PredictiveModel,
+    inputs: Mapping[str, Any],
+    started: float,
+    cached: bool,
+    request_id: str | None,
+    key_id: str | None,
+    **answer: Any,
+) -> None:
+    """Count a single prediction of any kind and hand its record to the recorder. `answer` holds the columns
+    of its kind: `eclo` and `risk_level` for ECLO, `output` (the answer whole) for the others."""
+    series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
+    if recorder is None:
+        return
+    recorder.record_prediction(
+        {
+            "created_at": datetime.now(UTC),
+            "model_name": model.name,
+            "model_version": model.version,
+            "inputs": dict(inputs),
+            "latency_ms": (time.perf_counter() - started) * 1e3,
+            "cached": cached,
+            "request_id": request_id,
+            "key_id": key_id,
+            **answer,
+        }
+    )
 
 
 def _with_cached_flag(body: bytes, cached: bool) -> bytes:

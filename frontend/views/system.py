@@ -62,6 +62,16 @@ def evaluation_tables(evaluation: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return eclo_rows, severe_rows
 
 
+def record_answer(record: dict[str, Any]) -> str:
+    """A recorded single prediction's answer in a line: an ECLO figure and its risk, or a sensor's forecasts."""
+    if record.get("eclo") is not None:
+        return f"ECLO {record['eclo']:.2f} · {record['risk_level']} risk"
+    output = record.get("output") or {}
+    forecasts = " · ".join(f"+{f['horizon_minutes']} min {f['speed_mph']:.0f} mph {f['level']}"
+                           for f in output.get("forecasts", []))  # fmt: skip
+    return f"sensor {output.get('sensor_id', '?')}: {forecasts}" if forecasts else "(no answer recorded)"
+
+
 def calibration_chart(table: list[dict[str, Any]], title: str) -> go.Figure:
     figure = go.Figure()
     top = max(max(r["predicted"], r["observed"]) for r in table) * 1.05
@@ -130,5 +140,11 @@ st.link_button("API documentation (OpenAPI)", f"{public_api_url()}/docs")
 st.link_button("Flower: workers and tasks", get_settings().flower_url)
 
 st.subheader("Latest predictions")
-RECORD_COLUMNS = ("created_at", "eclo", "risk_level", "model_version", "cached", "key_id")
-st.dataframe([{k: item[k] for k in RECORD_COLUMNS} for item in recent["items"]], hide_index=True)
+st.dataframe(
+    [
+        {"created_at": item["created_at"], "model": item["model_name"], "answer": record_answer(item),
+         "model_version": item["model_version"], "cached": item["cached"], "key_id": item["key_id"]}
+        for item in recent["items"]
+    ],
+    hide_index=True,
+)  # fmt: skip

@@ -54,6 +54,19 @@ def test_predictions_by_key_beside_records_spilled_before_key_ids(db_session: Se
     assert [p.key_id for p in crud.list_predictions(db_session, page=1, size=10)[0]].count(None) == 1
 
 
+def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: Session) -> None:
+    """The recorder flushes ECLO records (no `output`) and congestion ones (no `eclo`, `risk_level`) together."""
+    forecast = {"sensor_id": "773869", "forecasts": [{"horizon_minutes": 15, "speed_mph": 61.2, "level": "free"}]}
+    congestion = {**_prediction(1, "congestion"), "output": forecast}
+    del congestion["eclo"], congestion["risk_level"]
+    crud.insert_predictions(db_session, rows=[_prediction(0, "eclo"), congestion, _prediction(2, "eclo")])
+    db_session.commit()
+    (record,), total = crud.list_predictions(db_session, page=1, size=10, model="congestion")
+    assert total == 1 and record.output == forecast and record.eclo is None and record.risk_level is None
+    eclo, total = crud.list_predictions(db_session, page=1, size=10, model="eclo")
+    assert total == 2 and [p.eclo for p in eclo] == [3.02, 3.0] and {p.output for p in eclo} == {None}
+
+
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
     crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
     crud.upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)

@@ -89,3 +89,24 @@ def test_readings_keep_their_values_across_the_natural_key(empty_database_url: s
         assert sorted(ids) == [1, 2]
     finally:
         engine.dispose()
+
+
+def test_records_of_other_kinds_come_with_0008_and_go_with_its_downgrade(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0007")
+    engine = make_engine(empty_database_url)
+    insert = text("INSERT INTO predictions (created_at, model_name, model_version, inputs, eclo, risk_level, "
+                  "latency_ms, cached) VALUES (CURRENT_TIMESTAMP, :m, 'v1', '{}', :e, :r, 0.4, false)")  # fmt: skip
+    kinds = "SELECT model_name, eclo, risk_level FROM predictions ORDER BY id"
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert, {"m": "eclo", "e": 3.5, "r": "low"})
+        upgrade(empty_database_url)
+        with engine.begin() as connection:
+            connection.execute(insert, {"m": "congestion", "e": None, "r": None})
+            assert connection.execute(text(kinds)).all() == [("eclo", 3.5, "low"), ("congestion", None, None)]
+        downgrade(empty_database_url, "0007")
+        with engine.connect() as connection:
+            assert connection.execute(text(kinds)).all() == [("eclo", 3.5, "low")]
+        assert "output" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
+    finally:
+        engine.dispose()

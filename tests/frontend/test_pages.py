@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 
+import httpx
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend.processes import free_port
+from backend.processes import free_port, wait_until
 from frontend.settings import get_settings
 from tests.fixtures.dashboard import APP, point_at
 from tests.fixtures.stack import PROJECT_ROOT
+from tests.fixtures.traffic import LA, hour_of_readings
 
 PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py", "views/network.py",
          "views/sensor.py", "views/readings.py", "views/datasets.py"]  # fmt: skip
@@ -90,6 +94,29 @@ def test_system_page_shows_health_and_models(live_api: str) -> None:
     assert 0.5 < severe["AUC"].iloc[0] <= 1 and severe["Brier"].iloc[0] < severe["Brier constant"].iloc[0]
     (chart,) = app.get("plotly_chart")
     assert "Calibration on 2021-2021" in chart.proto.spec
+
+
+def test_system_page_lists_the_latest_predictions_of_each_kind(
+    live_api: str, api: httpx.Client, classic_row: dict, registered_sensors: list[str]
+) -> None:
+    sensor = registered_sensors[5]
+    recent = hour_of_readings([sensor], datetime(2024, 6, 3, 9, 0, tzinfo=LA), base=38.0)
+    asked = {
+        "system-eclo": ("eclo", classic_row),
+        "system-congestion": ("congestion", {"sensor_id": sensor, "recent": recent}),
+    }
+    for request_id, (model, body) in asked.items():
+        assert api.post(f"/api/predict/{model}", json=body, headers={"X-Request-ID": request_id}).status_code == 200
+
+    def landed() -> bool:
+        items = api.get("/api/predictions", params={"size": 10}).json()["items"]
+        return set(asked) <= {r["request_id"] for r in items}
+
+    assert wait_until(landed, timeout=10)
+    latest = _open("views/system.py").dataframe[-1].value
+    answers = dict(zip(latest["model"], latest["answer"], strict=True))  # the newest of each model
+    assert re.fullmatch(r"ECLO \d+\.\d\d · (low|moderate|high|severe) risk", answers["eclo"]), answers["eclo"]
+    assert re.fullmatch(rf"sensor {sensor}: \+15 min \d+ mph \w+ · \+30 min .* · \+60 min .*", answers["congestion"])
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -30,9 +30,9 @@ async def answer_eclo(state: State, authorization: str | None, body: bytes, requ
 
 
 async def answer_congestion(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
-    await authorize(state.api_keys, authorization, "predict")
+    principal = await authorize(state.api_keys, authorization, "predict")
     service: CongestionService = state.congestion_service
-    return await service.predict(parse_json_object(body))
+    return await service.predict(parse_json_object(body), request_id, principal.key_id)
 
 
 async def _respond(answer: HotAnswer, request: Request) -> Response:

@@ -4,6 +4,7 @@ sensors, readings in (REST), current state, history pages, congestion prediction
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.processes import wait_until
 from tests.api.routes.test_health import _sample
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.traffic import LA, flat, hour_of_readings, nested
@@ -224,3 +226,38 @@ def test_the_network_forecast_answers_each_sensor_as_a_single_prediction(api: ht
         assert by_sensor[sensor]["forecasts"] == single["forecasts"] and by_sensor[sensor]["as_of"] == single["as_of"]
     (refused,) = [u for u in network["unavailable"] if u["sensor_id"] == sensors[-1]]
     assert "has 2 reading(s)" in refused["reason"]
+
+
+def test_each_congestion_prediction_is_recorded_with_the_body_and_answer_whole(
+    api: httpx.Client, sensors: list, neighbours: dict[str, list[str]]
+) -> None:
+    sensor = sensors[3]
+    end = datetime(2024, 2, 12, 8, 0, tzinfo=LA)
+    _ingest(api, hour_of_readings([sensor, *neighbours[sensor]], end))
+    recent = hour_of_readings([sensor], end, base=45.0)
+    asked = {
+        f"cong-{uuid.uuid4().hex[:8]}-{i}": body
+        for i, body in enumerate(
+            ({"sensor_id": sensor}, {"sensor_id": sensor}, {"sensor_id": sensor, "recent": recent})
+        )
+    }
+    answers = {}
+    for request_id, body in asked.items():
+        response = api.post("/api/predict/congestion", json=body, headers={"X-Request-ID": request_id})
+        assert response.status_code == 200, response.text
+        answers[request_id] = response.json()
+
+    def recorded() -> dict[str, dict[str, Any]]:
+        items = api.get("/api/predictions", params={"model": "congestion", "size": 200}).json()["items"]
+        return {r["request_id"]: r for r in items if r["request_id"] in asked}
+
+    assert wait_until(lambda: len(recorded()) == 3, timeout=10)
+    me = api.get("/api/keys/me").json()["key_id"]
+    for request_id, record in recorded().items():
+        answer = answers[request_id]
+        assert record["inputs"] == asked[request_id]
+        assert record["cached"] is answer.pop("cached")
+        assert record["output"] == answer and record["output"]["sensor_id"] == sensor
+        assert record["eclo"] is None and record["risk_level"] is None and record["key_id"] == me
+        assert record["model_version"] == answer["model_version"]
+    assert [r["cached"] for _, r in sorted(recorded().items())][1:] == [True, False]
