@@ -14,7 +14,9 @@ from backend.core.errors import Unauthorized
 from backend.schemas.errors import ErrorResponse
 from backend.services.keys import ANYONE, KeyDirectory, Principal
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `python -m backend.keys create <name> --scopes ...`")
+bearer = HTTPBearer(
+    auto_error=False, description="An API key: `python -m backend.keys create <name> --scopes ...` or `POST /api/keys`"
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {

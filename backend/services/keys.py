@@ -1,4 +1,5 @@
-"""API keys: made, listed and revoked by the CLI (`python -m backend.keys`), checked on each request.
+"""API keys: made, listed and revoked by the CLI (`python -m backend.keys`) or by an admin key over HTTP
+(`/api/keys`), checked on each request.
 
 A key reads `tpk_<id>_<secret>`: the id (12 hex digits) names the key in records and listings, the secret is 256
 random bits; only the SHA-256 of the whole key is stored."""
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import get_args
 
 from anyio import to_thread
 from sqlalchemy import select
@@ -23,12 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.errors import DependencyUnavailable, Forbidden, Unauthorized
 from backend.db.models import ApiKey
+from backend.schemas.keys import Scope
 
 log = logging.getLogger(__name__)
 
-# predict: single predictions, batches and their own results. read: every record, listing and batch, the
-# readings, datasets and /metrics. admin: writes of stored data (readings, sensors, datasets and their shares).
-SCOPES = ("predict", "read", "admin")
+SCOPES: tuple[str, ...] = get_args(Scope)  # in the order they are listed
 KEY_ID = "[0-9a-f]{12}"
 _KEY = re.compile(rf"tpk_({KEY_ID})_[A-Za-z0-9_-]{{43}}")
 # An unknown key id makes the API read the table again (a key just created), at most this often.
@@ -137,6 +138,16 @@ class KeyDirectory:
             raise Unauthorized("unknown or revoked API key")
         return known[1]
 
+    def remember(self, row: ApiKey) -> None:
+        """Accept a key made through this process at once (others read it when it first comes in)."""
+        with self._lock:
+            self._keys = {**self._keys, row.id: _entry(row)}
+
+    def forget(self, key_id: str) -> None:
+        """Refuse a key revoked through this process at once (others refuse it within `ttl_seconds`)."""
+        with self._lock:
+            self._keys = {k: v for k, v in self._keys.items() if k != key_id}
+
     def _read(self, seen: float | None) -> None:
         with self._lock:
             if self._read_at != seen:  # another request read the table meanwhile
@@ -150,7 +161,9 @@ class KeyDirectory:
                 log.warning("cannot read the API keys; the ones read before stay valid: %s", str(exc)[:200])
                 self._read_at = self.clock()
                 return
-            self._keys = {
-                row.id: (row.key_hash, Principal(row.id, row.name, frozenset(row.scopes.split(",")))) for row in rows
-            }
+            self._keys = {row.id: _entry(row) for row in rows}
             self._read_at = self.clock()
+
+
+def _entry(row: ApiKey) -> tuple[str, Principal]:
+    return row.key_hash, Principal(row.id, row.name, frozenset(row.scopes.split(",")))

@@ -3,6 +3,7 @@ route's scope, batches readable by their own key, records naming the key, revoca
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -37,6 +38,25 @@ def test_without_a_key_predictions_listings_and_results_answer_401(secured: Secu
         assert anonymous.get("/health/live").status_code == 200
         assert anonymous.get("/openapi.json").status_code == 200
         assert anonymous.get("/api/shared/unknown-token").status_code == 404
+
+
+PUBLIC = ("/health", "/api/shared/")  # share links: their token is the credential
+
+
+def test_every_route_of_the_openapi_document_but_the_public_ones_needs_a_key(secured: Secured) -> None:
+    """A route added without a scope shows here: each operation is called without a key, its path filled in."""
+    with secured.client() as anonymous:
+        paths = anonymous.get("/openapi.json").json()["paths"]
+        called = 0
+        for path, operations in paths.items():
+            if path.startswith(PUBLIC):
+                continue
+            url = re.sub(r"\{[^}]+\}", "0123456789ab", path)
+            for method in operations:
+                answer = anonymous.request(method.upper(), url)
+                assert answer.status_code == 401, (method, path, answer.status_code)
+                called += 1
+    assert called >= 30
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,20 @@ def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(sessions: sessi
         asyncio.run(keys.authenticate(key))
 
 
+def test_keys_made_or_revoked_through_the_directory_count_at_once(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        gone, gone_key = create_key(session, "a", ["read"])
+    keys = KeyDirectory(sessions, ttl_seconds=3600, clock=Clock())
+    assert asyncio.run(keys.authenticate(gone_key)).key_id == gone.id
+    with sessions() as session:
+        kept, kept_key = create_key(session, "b", ["read"])
+        keys.remember(kept)
+    keys.forget(gone.id)
+    with pytest.raises(Unauthorized):
+        asyncio.run(keys.authenticate(gone_key))
+    assert asyncio.run(keys.authenticate(kept_key)).key_id == kept.id
+
+
 def test_a_wrong_secret_of_a_known_id_is_refused(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         _, key = create_key(session, "analyst", ["predict"])
