@@ -29,7 +29,8 @@ pages = {
         st.Page(HERE / "views" / "readings.py", title="Readings", icon=":material/upload_file:", url_path="readings"),
     ],
     "Operations": [
-        st.Page(HERE / "views" / "system.py", title="System", icon=":material/monitor_heart:", url_path="system")
+        st.Page(HERE / "views" / "system.py", title="System", icon=":material/monitor_heart:", url_path="system"),
+        st.Page(HERE / "views" / "keys.py", title="API keys", icon=":material/key:", url_path="keys"),
     ],
 }
 st.navigation(pages).run()

@@ -113,6 +113,16 @@ class ApiClient:
         """The key this client sends: its id, name and scopes (401 for none, or an unknown or revoked one)."""
         return self.request("GET", "/api/keys/me")
 
+    def keys(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/api/keys")
+
+    def create_key(self, name: str, scopes: list[str]) -> dict[str, Any]:
+        """The new key's description, with the key itself (`key`), which the API shows this once."""
+        return self.request("POST", "/api/keys", json={"name": name, "scopes": scopes})
+
+    def revoke_key(self, key_id: str) -> None:
+        self.request("DELETE", f"/api/keys/{quote(key_id, safe='')}")
+
     def models(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/models")["models"]
 

@@ -100,8 +100,8 @@ def show_error(error: ApiError) -> NoReturn:
     elif error.status in (401, 403) and signed_in_key():
         st.error(f"The API refused your key: {error.message}")
         st.caption("Each page needs a scope of its own: predict (Predict, Batch, Risk map), read (listings, "
-                   "readings, System) or admin (uploads, deletes). Sign out to use another key.")  # fmt: skip
-    elif error.status in (401, 403):
+                   "readings, System) or admin (uploads, deletes, API keys). Sign out to use another key.")  # fmt: skip
+    elif error.status in (401, 403) and get_settings().bearer_key:
         st.error(f"The API refused the dashboard's key: {error.message}")
         st.caption("The dashboard sends the key of API_KEY or API_KEY_FILE (`make run` makes one; compose too). "
                    "It needs the scopes predict, read and admin: `python -m backend.keys create dashboard "

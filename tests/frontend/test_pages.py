@@ -18,7 +18,7 @@ from tests.fixtures.stack import PROJECT_ROOT
 from tests.fixtures.traffic import LA, hour_of_readings
 
 PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py", "views/network.py",
-         "views/sensor.py", "views/readings.py", "views/datasets.py"]  # fmt: skip
+         "views/sensor.py", "views/readings.py", "views/datasets.py", "views/keys.py"]  # fmt: skip
 
 
 def _open(page: str) -> AppTest:
@@ -117,6 +117,11 @@ def test_system_page_lists_the_latest_predictions_of_each_kind(
     answers = dict(zip(latest["model"], latest["answer"], strict=True))  # the newest of each model
     assert re.fullmatch(r"ECLO \d+\.\d\d · (low|moderate|high|severe) risk", answers["eclo"]), answers["eclo"]
     assert re.fullmatch(rf"sensor {sensor}: \+15 min \d+ mph \w+ · \+30 min .* · \+60 min .*", answers["congestion"])
+
+
+def test_the_keys_page_says_keys_are_off(live_api: str) -> None:
+    app = _open("views/keys.py")
+    assert any("only while AUTH_ENABLED=true" in e.value for e in app.error), [e.value for e in app.error]
 
 
 @pytest.mark.parametrize("page", PAGES)

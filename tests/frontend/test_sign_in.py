@@ -94,3 +94,36 @@ def test_a_session_begun_while_the_api_asked_for_no_key_signs_in_once_it_does(
     point_at(monkeypatch, secured.url)  # the same address turning keys on, as far as the dashboard can tell
     app.run()
     assert [t.value for t in app.title] == ["Sign in"] and not app.error, [e.value for e in app.error]
+
+
+def test_an_admin_makes_a_key_sees_it_once_and_revokes_it(
+    keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(monkeypatch, secured.url)
+    reader = _signed_in(secured, "reader")
+    reader.switch_page("views/keys.py").run()
+    assert any("lacks the 'admin' scope" in e.value for e in reader.error), [e.value for e in reader.error]
+
+    admin = _signed_in(secured, "all")
+    admin.switch_page("views/keys.py").run()
+    assert not admin.exception and not admin.error, [e.value for e in admin.error]
+    assert {"predictor", "reader", "all", "other"} <= set(admin.dataframe[0].value["name"])
+    admin.text_input[0].input("traffic desk")
+    admin.multiselect[0].set_value(["read"])
+    next(b for b in admin.button if b.label == "Make key").click().run()
+    assert not admin.error, [e.value for e in admin.error]
+    (shown,) = admin.code
+    with secured.client(shown.value) as desk:
+        me = desk.get("/api/keys/me").json()
+    assert me["name"] == "traffic desk" and me["scopes"] == ["read"]
+    assert any(f"Made key {me['key_id']}" in s.value for s in admin.success)
+    admin.run()
+    assert not admin.code  # shown once
+
+    admin.selectbox[0].select(me["key_id"])
+    next(b for b in admin.button if b.label == "Revoke").click().run()
+    assert any(f"Revoked key {me['key_id']}" in s.value for s in admin.success)
+    row = admin.dataframe[0].value.set_index("key id").loc[me["key_id"]]
+    assert row["revoked"] != ""
+    with secured.client(shown.value) as desk:
+        assert desk.get("/api/keys/me").status_code == 401

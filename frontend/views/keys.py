@@ -1,0 +1,63 @@
+"""API keys (an admin key): who holds one and with what scopes; make one (shown once) or revoke one."""
+
+import streamlit as st
+
+from frontend.common import api_call, caller_key, client
+
+SCOPES = {"predict": "single predictions and batches", "read": "every listing and record",
+          "admin": "writes of stored data, and keys"}  # fmt: skip
+# st.session_state, shown once after the rerun that follows the action: the key just made; the key just revoked
+NEW_KEY, REVOKED = "keys_page_new_key", "keys_page_revoked"
+
+st.title("API keys")
+st.caption("Programs and people call the API with a key of their own, each with the scopes it needs; the "
+           "records name the key that asked. Only the SHA-256 of a key is kept: a key is shown once, when it is "
+           "made.")  # fmt: skip
+
+with api_call():
+    keys = client().keys()
+
+made = st.session_state.pop(NEW_KEY, None)
+if made:
+    st.success(f"Made key {made['key_id']} for {made['name']} ({', '.join(made['scopes'])}). Copy it now: it is "
+               "not shown again.")  # fmt: skip
+    st.code(made["key"], language=None)
+revoked = st.session_state.pop(REVOKED, None)
+if revoked:
+    st.success(f"Revoked key {revoked}.")
+
+active = [k for k in keys if k["revoked_at"] is None]
+st.subheader(f"{len(active)} active, {len(keys) - len(active)} revoked")
+st.dataframe(
+    [{"key id": k["key_id"], "name": k["name"], "scopes": ", ".join(k["scopes"]), "created": k["created_at"],
+      "revoked": k["revoked_at"] or ""} for k in keys],
+    hide_index=True,
+)  # fmt: skip
+
+st.subheader("Make a key")
+with st.form("make-key", clear_on_submit=True):
+    name = st.text_input("Name (who or what holds it)", max_chars=100, placeholder="traffic desk")
+    scopes = st.multiselect("Scopes", list(SCOPES), default=["predict"], format_func=lambda s: f"{s}: {SCOPES[s]}")
+    submitted = st.form_submit_button("Make key", type="primary")
+if submitted:
+    if not name.strip() or not scopes:
+        st.error("A key needs a name and at least one scope.")
+    else:
+        with api_call():
+            st.session_state[NEW_KEY] = client().create_key(name.strip(), scopes)
+        st.rerun()
+
+st.subheader("Revoke a key")
+if not active:
+    st.info("No active key.")
+else:
+    own = (caller_key() or "").split("_")[1:2]
+    labels = {k["key_id"]: f"{k['key_id']} · {k['name']} ({', '.join(k['scopes'])})" for k in active}
+    chosen = st.selectbox("Key", list(labels), format_func=labels.__getitem__)
+    if chosen in own:
+        st.warning("This is the key this dashboard calls the API with: once revoked, its pages are refused.")
+    if st.button("Revoke", disabled=chosen is None):
+        with api_call():
+            client().revoke_key(chosen)
+        st.session_state[REVOKED] = labels[chosen]
+        st.rerun()
