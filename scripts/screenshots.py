@@ -157,6 +157,10 @@ def main() -> None:
         page.goto(f"{base}/system")
         settle(page)
         page.screenshot(path=args.out / "4-system.png", full_page=True)
+
+        page.goto(f"{base}/keys")
+        settle(page)
+        page.screenshot(path=args.out / "9-keys.png", full_page=True)
         browser.close()
     for path in sorted(args.out.glob("*.png")):
         print(path)

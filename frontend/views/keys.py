@@ -9,6 +9,12 @@ SCOPES = {"predict": "single predictions and batches", "read": "every listing an
 # st.session_state, shown once after the rerun that follows the action: the key just made; the key just revoked
 NEW_KEY, REVOKED = "keys_page_new_key", "keys_page_revoked"
 
+
+def minute(stamp: str) -> str:
+    """'2026-12-02T08:30:38.312754Z' -> '2026-12-02 08:30 UTC'."""
+    return f"{stamp[:16].replace('T', ' ')} UTC"
+
+
 st.title("API keys")
 st.caption("Programs and people call the API with a key of their own, each with the scopes it needs; the "
            "records name the key that asked. Only the SHA-256 of a key is kept: a key is shown once, when it is "
@@ -29,8 +35,8 @@ if revoked:
 active = [k for k in keys if k["revoked_at"] is None]
 st.subheader(f"{len(active)} active, {len(keys) - len(active)} revoked")
 st.dataframe(
-    [{"key id": k["key_id"], "name": k["name"], "scopes": ", ".join(k["scopes"]), "created": k["created_at"],
-      "revoked": k["revoked_at"] or ""} for k in keys],
+    [{"key id": k["key_id"], "name": k["name"], "scopes": ", ".join(k["scopes"]), "created": minute(k["created_at"]),
+      "revoked": minute(k["revoked_at"]) if k["revoked_at"] else ""} for k in keys],
     hide_index=True,
 )  # fmt: skip
 

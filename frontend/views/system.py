@@ -67,9 +67,13 @@ def record_answer(record: dict[str, Any]) -> str:
     if record.get("eclo") is not None:
         return f"ECLO {record['eclo']:.2f} · {record['risk_level']} risk"
     output = record.get("output") or {}
-    forecasts = " · ".join(f"+{f['horizon_minutes']} min {f['speed_mph']:.0f} mph {f['level']}"
-                           for f in output.get("forecasts", []))  # fmt: skip
-    return f"sensor {output.get('sensor_id', '?')}: {forecasts}" if forecasts else "(no answer recorded)"
+    forecasts = output.get("forecasts") or []
+    if not forecasts:
+        return "(no answer recorded)"
+    horizons = "/".join(str(f["horizon_minutes"]) for f in forecasts)
+    speeds = "/".join(f"{f['speed_mph']:.0f}" for f in forecasts)
+    levels = "/".join(str(f["level"]) for f in forecasts)
+    return f"sensor {output.get('sensor_id', '?')} at +{horizons} min: {speeds} mph, {levels}"
 
 
 def calibration_chart(table: list[dict[str, Any]], title: str) -> go.Figure:
