@@ -369,10 +369,15 @@ def save_artifacts(result: TrainResult, out: Path, data_source: str, report: Par
     return metadata
 
 
+def data_source(path: str, name: str | None) -> str:
+    """What a model was trained on, for its metadata: the file's name (never where it lay) and what it is."""
+    return f"{Path(path).name} ({name})" if name else Path(path).name
+
+
 def _train_eclo_command(args: argparse.Namespace) -> int:
     if args.data:
         data = load_dacon_csv(args.data)
-        source = f"{Path(args.data).name} ({args.data_name})" if args.data_name else Path(args.data).name
+        source = data_source(args.data, args.data_name)
     else:
         print(f"no --data: generating the synthetic Dacon set ({args.rows} rows, seed {args.seed})")
         data = parse_dacon_frame(generate_dacon_frame(args.rows, args.seed).astype(str))
@@ -397,7 +402,7 @@ def _train_congestion_command(args: argparse.Namespace) -> int:
             raise DataFileError("--sensors is needed with --speeds (sensor_id, latitude, longitude)")
         sensors = loaders.read_sensors(args.sensors)
         loaders.check_sensors(frame, sensors, where=str(args.speeds))
-        source = str(Path(args.speeds).resolve())
+        source = data_source(args.speeds, args.data_name)
         edges = loaders.read_edges(args.edges) if args.edges else None
     else:
         print(f"no --speeds: generating a network ({args.weeks} weeks of 207 sensors, seed {args.seed})")
@@ -442,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     congestion.add_argument("--sensors", help="sensor table: sensor_id, latitude, longitude (header optional)")
     congestion.add_argument("--edges", help="edge list from_sensor, to_sensor, weight (else k nearest sensors)")
     congestion.add_argument("--out", default="model/congestion", help="artifact folder (default: model/congestion)")
+    congestion.add_argument("--data-name", help="what the speeds are, for the metadata (e.g. 'METR-LA, one week')")
     congestion.add_argument("--weeks", type=int, default=8, help="weeks of the generated network (no --speeds)")
     congestion.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
