@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers-python", help="the python of a virtualenv holding mlserver and httptools")
     args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian package `wrk`)")
     python = peers_python(args.peers_python)
     rows = distinct_rows(ROWS_PER_SECOND * round(args.seconds) * args.rounds * 2)
     folder = Path(tempfile.mkdtemp(prefix="peers-"))
