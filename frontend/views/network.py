@@ -99,6 +99,10 @@ def network() -> None:
     if not sensors:
         st.info("No sensors are registered yet (PUT /api/traffic/sensors, or `make run`, which registers the model's).")
         return
+    if forecast.get("as_of") is None:
+        st.info("No readings are stored yet: every sensor shows as no data. Send some on the Readings page or with "
+                "`POST /api/traffic/readings`, or replay a speed table into the live feed: `python -m backend.replay "
+                "--rate 60` (the generator's network) or `--speeds metr_la_first_week_speeds.csv.gz`.")  # fmt: skip
     rows = sensor_states(sensors, forecast, HORIZONS[choice])
     counts = {level: sum(r["shown"] == level for r in rows) for level in [*LEVEL_COLORS, "no data"]}
     for column, (level, count) in zip(st.columns(len(counts)), counts.items(), strict=True):

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.fixtures.dashboard import APP
+from tests.fixtures.auth import Secured
+from tests.fixtures.dashboard import APP, point_at
 from tests.fixtures.traffic import LA, flat
 
 END = datetime(2025, 10, 6, 8, 0, tzinfo=LA)  # after the API tests' readings: the network's newest
@@ -51,8 +52,21 @@ def test_the_network_map_has_one_marker_per_sensor_and_needs_no_cdn(live_api: st
     assert args["js_links"] and not [link for link in args["js_links"] + args["css_links"] if "//" in link]
     counts = {m.label: int(m.value) for m in app.metric}
     assert sum(counts.values()) == len(loaded) and counts["no data"] == 0
+    assert not [i for i in app.info if "No readings" in i.value]
     ahead = _open("views/network.py", horizon="+60 min")
     assert sum(int(m.value) for m in ahead.metric) == len(loaded)
+
+
+def test_a_network_without_readings_says_how_to_send_some(
+    secured: Secured, network_sensors: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with secured.client(secured.keys["all"]) as admin:
+        assert admin.put("/api/traffic/sensors", json={"sensors": network_sensors}).status_code == 200
+    monkeypatch.setenv("API_KEY", secured.keys["all"])
+    point_at(monkeypatch, secured.url)
+    app = _open("views/network.py")
+    assert any("No readings are stored yet" in i.value and "backend.replay" in i.value for i in app.info)
+    assert {m.label: int(m.value) for m in app.metric}["no data"] == len(network_sensors)
 
 
 def test_the_sensor_page_draws_history_usual_speeds_and_the_forecast(live_api: str, loaded: list[str]) -> None:
