@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets smoke screenshots clean
+.PHONY: run test fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-upload smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-traffic: setup model
 
 bench-datasets: setup model
 	$(PY) bench/bench_datasets.py
+
+bench-upload: setup model
+	$(PY) bench/bench_upload_beside.py
 
 smoke:
 	./test_mvp.sh

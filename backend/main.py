@@ -28,6 +28,7 @@ from backend.services.keys import KeyDirectory
 from backend.services.predictions import EcloPredictionService, LocalPredictionCache, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.recorder import Recorder
+from backend.services.upload_check import UploadChecker
 from backend.tasks.celery_app import celery_app, configure_celery
 from backend.wiring import open_resources
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
         state.sensors = SensorDirectory(resources.sessions)
-        state.dataset_service = DatasetService(resources)
+        state.dataset_service = DatasetService(resources, UploadChecker(settings))
         state.api_keys = (
             KeyDirectory(resources.sessions, settings.auth_cache_seconds) if settings.auth_enabled else None
         )
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sys.setswitchinterval(switch_interval)
             REGISTRY.unregister(collector)
             state.recorder.stop()
+            state.dataset_service.checker.close()
             if cache_client is not None:
                 await cache_client.aclose()
             if state.broker_redis is not resources.redis:

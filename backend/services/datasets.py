@@ -8,14 +8,12 @@ import hashlib
 import io
 import logging
 import secrets
-import struct
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pandas as pd
 import redis
 from kombu.exceptions import OperationalError
@@ -26,8 +24,7 @@ from backend.core.errors import Conflict, DependencyUnavailable, Gone, InvalidRe
 from backend.db import datasets as records
 from backend.db.models import Dataset, DatasetJob
 from backend.db.session import session_scope
-from backend.ml.errors import DataFileError
-from backend.ml.uploads import FileFormat, check_rows, data_rows, file_format
+from backend.ml.uploads import FileFormat, data_rows
 from backend.schemas.batches import FAILURE, PARTIAL, PENDING, SUCCESS, BatchProgress
 from backend.schemas.datasets import (
     DatasetDetail,
@@ -40,6 +37,7 @@ from backend.schemas.datasets import (
 )
 from backend.schemas.pages import Page
 from backend.services.batches import from_epoch
+from backend.services.upload_check import UploadChecker
 from backend.tasks.datasets import CANCELLED, JobRecord, score_chunk
 from backend.wiring import Resources
 
@@ -55,8 +53,9 @@ def _utcnow() -> datetime:
 
 
 class DatasetService:
-    def __init__(self, resources: Resources, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, resources: Resources, checker: UploadChecker, clock: Callable[[], datetime] = _utcnow) -> None:
         self.resources = resources
+        self.checker = checker
         self.settings = resources.settings
         self.files = resources.dataset_files
         self.jobs = resources.dataset_jobs
@@ -103,60 +102,30 @@ class DatasetService:
         encoding: str | None,
         model_name: str,
     ) -> DatasetOut:
-        model = self.resources.registry.get(model_name)
-        storage, settings = self.files.storage, self.settings
-        rows = valid = problems = 0
-        first: list[dict[str, Any]] = []
-        offsets: list[int] = []
-        with storage.open_read(self.files.source(dataset_id)) as handle:
-            try:
-                fmt = file_format(handle, encoding, settings.dataset_max_columns)
-            except DataFileError as exc:
-                raise InvalidRequest(f"the file cannot be used: {exc}", details=[{"field": "file"}]) from exc
-            position = 0
-            with (
-                storage.open_write(self.files.rows(dataset_id)) as rows_out,
-                storage.open_write(self.files.report(dataset_id)) as report_out,
-            ):
-                try:
-                    for checked in check_rows(handle, fmt, model, settings.dataset_max_cell_chars):
-                        rows += 1
-                        if checked.row is not None:
-                            line = orjson.dumps([checked.index, checked.row, checked.target]) + b"\n"
-                            offsets.append(position)
-                            position += len(line)
-                            rows_out.write(line)
-                            valid += 1
-                            continue
-                        for problem in checked.problems:
-                            problems += 1
-                            report_out.write(orjson.dumps(problem.to_dict()) + b"\n")
-                            if len(first) < 5:
-                                first.append(problem.to_dict())
-                except DataFileError as exc:
-                    raise InvalidRequest(f"the file cannot be used: {exc}", details=[{"field": "file"}]) from exc
-            offsets.append(position)
+        self.resources.registry.get(model_name)  # ModelNotFound (404) before the file is read
+        checked = self.checker.check(dataset_id, encoding, model_name)
+        if checked.refusal is not None:
+            raise InvalidRequest(checked.refusal, details=[{"field": "file"}])
+        rows, valid = checked.rows, checked.valid
         if rows == 0:
             raise InvalidRequest("the file has a header but no data rows", details=[{"field": "file"}])
         if valid == 0:
             raise InvalidRequest(
                 f"none of the {rows} rows is valid for model {model_name!r}; the first problems are listed",
-                details=first,
+                details=checked.first_problems,
             )
-        with storage.open_write(self.files.offsets(dataset_id)) as out:
-            out.write(struct.pack(f"<{len(offsets)}q", *offsets))
         fields = {
             "id": dataset_id,
             "name": (name or filename or dataset_id)[:200],
             "filename": (filename or "upload.csv")[:300],
             "model_name": model_name,
-            "layout": fmt.layout,
-            "encoding": fmt.encoding,
-            "columns": fmt.columns,
+            "layout": checked.layout,
+            "encoding": checked.encoding,
+            "columns": checked.columns,
             "rows": rows,
             "valid_rows": valid,
-            "problems": problems,
-            "has_outcomes": fmt.has_outcomes,
+            "problems": checked.problems,
+            "has_outcomes": checked.has_outcomes,
             "size_bytes": size,
             "checksum": checksum,
             "uploaded_at": self.clock(),
@@ -168,8 +137,8 @@ class DatasetService:
                 out = DatasetOut.model_validate(dataset)
         except SQLAlchemyError as exc:
             raise DependencyUnavailable("database", "cannot record the dataset") from exc
-        log.info("dataset %s stored: %d rows, %d valid, %s layout, %s", dataset_id, rows, valid, fmt.layout,
-                 fmt.encoding)  # fmt: skip
+        log.info("dataset %s stored: %d rows, %d valid, %s layout, %s", dataset_id, rows, valid, checked.layout,
+                 checked.encoding)  # fmt: skip
         return out
 
     # Reading and deleting
