@@ -71,16 +71,21 @@ def _signed_in(secured: Secured, name: str) -> AppTest:
     return app
 
 
+def _on_page(secured: Secured, name: str, page: str) -> AppTest:
+    app = _signed_in(secured, name)
+    app.switch_page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
 def test_the_risk_maps_cached_answers_are_kept_apart_by_key(
     keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The map's predictions are cached by the dashboard: a key without the predict scope gets none of another's."""
     point_at(monkeypatch, secured.url)
-    predictor = _signed_in(secured, "predictor")
-    predictor.switch_page("views/risk_map.py").run()
-    assert not predictor.exception and not predictor.error, [e.value for e in predictor.error]
-    reader = _signed_in(secured, "reader")
-    reader.switch_page("views/risk_map.py").run()
+    predictor = _on_page(secured, "predictor", "views/risk_map.py")
+    assert not predictor.error, [e.value for e in predictor.error]
+    reader = _on_page(secured, "reader", "views/risk_map.py")
     assert any("lacks the 'predict' scope" in e.value for e in reader.error), [e.value for e in reader.error]
 
 
@@ -100,13 +105,11 @@ def test_an_admin_makes_a_key_sees_it_once_and_revokes_it(
     keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_at(monkeypatch, secured.url)
-    reader = _signed_in(secured, "reader")
-    reader.switch_page("views/keys.py").run()
+    reader = _on_page(secured, "reader", "views/keys.py")
     assert any("lacks the 'admin' scope" in e.value for e in reader.error), [e.value for e in reader.error]
 
-    admin = _signed_in(secured, "all")
-    admin.switch_page("views/keys.py").run()
-    assert not admin.exception and not admin.error, [e.value for e in admin.error]
+    admin = _on_page(secured, "all", "views/keys.py")
+    assert not admin.error, [e.value for e in admin.error]
     assert {"predictor", "reader", "all", "other"} <= set(admin.dataframe[0].value["name"])
     admin.text_input[0].input("traffic desk")
     admin.multiselect[0].set_value(["read"])
