@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ScalarResult, Select, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -35,15 +35,9 @@ def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
     session.execute(statement, list(rows))
 
 
-def list_predictions(
-    session: Session,
-    *,
-    page: int,
-    size: int,
-    model: str | None = None,
-    since: datetime | None = None,
-    key_id: str | None = None,
-) -> tuple[list[Prediction], int]:
+def _predictions_query(
+    model: str | None, since: datetime | None, until: datetime | None, key_id: str | None
+) -> Select[tuple[Prediction]]:
     query = select(Prediction)
     if model is not None:
         query = query.where(Prediction.model_name == model)
@@ -51,11 +45,42 @@ def list_predictions(
         query = query.where(Prediction.key_id == key_id)
     if since is not None:
         query = query.where(Prediction.created_at >= since)
+    if until is not None:
+        query = query.where(Prediction.created_at < until)
+    return query
+
+
+def list_predictions(
+    session: Session,
+    *,
+    page: int,
+    size: int,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    key_id: str | None = None,
+) -> tuple[list[Prediction], int]:
+    query = _predictions_query(model, since, until, key_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(Prediction.created_at.desc(), Prediction.id.desc()).offset((page - 1) * size).limit(size)
     ).all()
     return list(items), total
+
+
+def iter_predictions(
+    session: Session,
+    *,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    key_id: str | None = None,
+    chunk: int = 1000,
+) -> ScalarResult[Prediction]:
+    """Every matching record, oldest first, fetched `chunk` rows at a time (memory stays flat however many); the
+    query runs now, so a database error is raised here, not halfway through."""
+    query = _predictions_query(model, since, until, key_id).order_by(Prediction.created_at, Prediction.id)
+    return session.scalars(query.execution_options(yield_per=chunk))
 
 
 def _existing_or_added_job(session: Session, batch_id: str, fields: dict[str, Any]) -> tuple[BatchJob, bool]:

@@ -65,6 +65,11 @@ def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: S
     assert total == 1 and record.output == forecast and record.eclo is None and record.risk_level is None
     eclo, total = crud.list_predictions(db_session, page=1, size=10, model="eclo")
     assert total == 2 and [p.eclo for p in eclo] == [3.02, 3.0] and {p.output for p in eclo} == {None}
+    exported = list(crud.iter_predictions(db_session, chunk=2))
+    assert [p.model_name for p in exported] == ["eclo", "congestion", "eclo"]  # oldest first
+    assert [p.request_id for p in crud.iter_predictions(db_session, since=NOW, until=NOW + timedelta(minutes=2))] == [
+        "r0", "r1",
+    ]  # fmt: skip
 
 
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:

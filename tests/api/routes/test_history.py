@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from backend.core.config import Settings
+from backend.main import create_app
 from backend.ml.predictor import EcloModel
-from backend.processes import wait_until
+from backend.processes import free_port, wait_until
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack
 
@@ -33,6 +39,36 @@ def test_every_single_prediction_is_recorded(api: httpx.Client, csv_rows: list[d
     by_id = {r["request_id"]: r for r in records}
     first = by_id[sorted(ids)[0]]
     assert first["inputs"] == csv_rows[100] and first["eclo"] == small_model.predict_one(csv_rows[100]).eclo
+
+
+def test_the_records_export_as_csv_oldest_first_with_the_listings_filters(
+    api: httpx.Client, csv_rows: list[dict]
+) -> None:
+    prefix = f"csv-{uuid.uuid4().hex[:8]}"
+    sent = {f"{prefix}-{i}": row for i, row in enumerate(csv_rows[200:205])}
+    for request_id, row in sent.items():
+        assert api.post("/api/predict/eclo", json=row, headers={"X-Request-ID": request_id}).status_code == 200
+    assert wait_until(lambda: len(_recorded(api, set(sent))) == 5, timeout=10)
+    until = datetime.now(UTC).isoformat()
+    listed = api.get("/api/predictions", params={"model": "eclo", "until": until, "size": 1}).json()["total"]
+
+    export = api.get("/api/predictions.csv", params={"model": "eclo", "until": until})
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert 'filename="predictions.csv"' in export.headers["content-disposition"]
+    assert export.content.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+    assert len(rows) == listed and {r["model_name"] for r in rows} == {"eclo"}
+    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+    by_id = {r["request_id"]: r for r in rows if r["request_id"] in sent}
+    assert list(by_id) == list(sent)  # in the order they were asked
+    record = _recorded(api, {f"{prefix}-0"})[0]
+    first = by_id[f"{prefix}-0"]
+    assert json.loads(first["inputs"]) == sent[f"{prefix}-0"] and float(first["eclo"]) == record["eclo"]
+    assert first["risk_level"] == record["risk_level"] and first["output"] == ""
+    later = api.get("/api/predictions.csv", params={"since": until}).content.decode("utf-8-sig")
+    assert not any(request_id in later for request_id in sent)
+    bad = api.get("/api/predictions.csv", params={"until": "tomorrow", "key_id": "nope"})
+    assert bad.status_code == 422 and {d["field"] for d in bad.json()["error"]["details"]} == {"until", "key_id"}
 
 
 def test_pagination_totals(api: httpx.Client, classic_row: dict) -> None:
@@ -92,3 +128,11 @@ def test_batch_list_filters_by_status(api: httpx.Client) -> None:
 def test_a_page_beyond_any_listing_is_refused_by_name(app_client: TestClient, path: str) -> None:
     response = app_client.get(path, params={"page": 10**20})
     assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "page"
+
+
+def test_an_export_while_the_database_is_down_is_a_503_naming_it(app_settings: Settings) -> None:
+    down = app_settings.model_copy(update={"database_url": f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/x"})
+    with TestClient(create_app(down)) as client:
+        answer = client.get("/api/predictions.csv")
+    assert answer.status_code == 503 and answer.json()["error"]["details"][0]["dependency"] == "database"
+    assert "127.0.0.1" not in answer.text
