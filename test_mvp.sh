@@ -13,6 +13,7 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   model info         GET /api/models lists the eclo model with a version and its vocabularies
   single prediction  POST /api/predict/eclo with the classic example answers an ECLO >= 0, p_severe in [0, 1],
                      its relative risk and a risk level
+  prediction record  GET /api/predictions.csv lists that prediction (found by this run's request id)
   invalid input      POST /api/predict/eclo with an unknown weather answers 422 naming the field
   batch of 100       POST /api/predict/eclo/batch with 100 rows is 202, then polled to "success" with 100 results
   101 rows           a batch of 101 rows answers 413 too_large
@@ -165,6 +166,22 @@ if [ "$STATUS" = 200 ] && [ "$(json 'b["eclo"] >= 0 and 0 <= b["p_severe"] <= 1 
   pass "single prediction" "eclo $(json 'round(b["eclo"], 3)'), p_severe $(json 'round(b["p_severe"], 3)') ($(json 'round(b["relative_risk"], 2)') x average), risk $(json 'b["risk_level"]'), model $(json 'b["model_version"]')"
 else
   fail "single prediction" "status $STATUS: $(seen)"
+fi
+
+# The record of that prediction, found by this run's request id in the CSV export (records land within ~50 ms).
+SINCE=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ)
+deadline=$(( $(date +%s) + TIMEOUT ))
+while :; do
+  request GET "/api/predictions.csv?model=eclo&since=$SINCE"
+  grep -q "$RUN_ID" "$WORK/body" 2>/dev/null && break
+  [ "$STATUS" != 200 ] || [ "$(date +%s)" -gt "$deadline" ] && break
+  sleep 0.2
+done
+RECORD=$(grep "$RUN_ID" "$WORK/body" 2>/dev/null | head -1)
+if [ "$STATUS" = 200 ] && [ -n "$RECORD" ]; then
+  pass "prediction record" "in GET /api/predictions.csv: $(python3 -c 'import csv,sys; r=next(csv.reader([sys.argv[1]])); print(f"{r[0]}, model {r[2]}, key {r[3] or "none"}, eclo {float(r[7]):.3f}, {r[8]}")' "$RECORD")"
+else
+  fail "prediction record" "no record with request id $RUN_ID after ${TIMEOUT}s (status $STATUS): $(seen)"
 fi
 
 request POST /api/predict/eclo "$WORK/invalid.json"
