@@ -179,7 +179,7 @@ while :; do
 done
 RECORD=$(grep "$RUN_ID" "$WORK/body" 2>/dev/null | head -1)
 if [ "$STATUS" = 200 ] && [ -n "$RECORD" ]; then
-  pass "prediction record" "in GET /api/predictions.csv: $(python3 -c 'import csv,sys; r=next(csv.reader([sys.argv[1]])); print(f"{r[0]}, model {r[2]}, key {r[3] or "none"}, eclo {float(r[7]):.3f}, {r[8]}")' "$RECORD")"
+  pass "prediction record" "in GET /api/predictions.csv: $(python3 -c 'import csv,sys; r=next(csv.reader([sys.argv[1]])); print(r[0], "model", r[2], "key", r[3] or "none", "eclo", round(float(r[7]), 3), r[8])' "$RECORD")"
 else
   fail "prediction record" "no record with request id $RUN_ID after ${TIMEOUT}s (status $STATUS): $(seen)"
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_smoke_test_passes_against_the_stack(smoke_api: str) -> None:
     result = subprocess.run([SCRIPT, smoke_api], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASS") == 18 and "0 check(s) failed" in result.stdout
+    record = next(line for line in result.stdout.splitlines() if line.startswith("PASS  prediction record"))
+    assert re.search(r"model \w+ key \S+ eclo [\d.]+ \w+$", record), record
 
 
 def test_exit_status_counts_the_failures() -> None:

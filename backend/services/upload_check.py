@@ -25,7 +25,9 @@ from backend.core.storage import LocalStorage
 from backend.ml.errors import DataFileError
 from backend.ml.protocol import PredictiveModel
 from backend.ml.registry import ModelRegistry
+from backend.ml.uploads import check_rows, file_format
 from backend.tasks.datasets import DatasetFiles
+from backend.wiring import open_registry
 
 FIRST_PROBLEMS = 5  # how many problems a refusal of the whole file lists
 
@@ -50,8 +52,6 @@ def check_upload(
 ) -> CheckedUpload:
     """Check the stored upload of `dataset_id` row by row against `model` and write its rows (the valid ones, as
     the model's input), its problems and the rows' offsets beside it."""
-    from backend.ml.uploads import check_rows, file_format  # the check's own imports, in the process that runs it
-
     storage = files.storage
     rows = valid = problems = 0
     first: list[dict[str, Any]] = []
@@ -97,8 +97,6 @@ _registry: ModelRegistry | None = None
 
 
 def _start(settings: Settings) -> None:
-    from backend.wiring import open_registry
-
     global _settings, _files, _registry
     _settings, _files, _registry = settings, DatasetFiles(LocalStorage(settings.data_dir)), open_registry(settings)
 
