@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +10,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.core.csv_stream import csv_chunks
 from backend.core.errors import DependencyUnavailable
 from backend.db import crud
 from backend.db.models import Prediction
@@ -60,9 +59,9 @@ def predictions_csv(
     until: datetime | None,
     key_id: str | None,
 ) -> Iterator[bytes]:
-    """Every matching record as CSV, oldest first: UTF-8 with a BOM (spreadsheets then read Korean inputs right),
-    `inputs` and `output` as JSON, written a thousand rows at a time. The query runs before the answer starts (a
-    database that is down is a 503, not a cut stream), in a session of its own that the stream closes."""
+    """Every matching record as CSV (`csv_chunks`), oldest first, `inputs` and `output` as JSON. The query runs
+    before the answer starts (a database that is down is a 503, not a cut stream), in a session of its own that
+    the stream closes."""
     session = sessions()
     try:
         records = crud.iter_predictions(session, model=model, since=_utc(since), until=_utc(until), key_id=key_id)
@@ -71,19 +70,9 @@ def predictions_csv(
         raise DependencyUnavailable("database", "cannot read the records") from exc
 
     def stream() -> Iterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(CSV_COLUMNS)
         try:
-            for count, record in enumerate(records, 1):
-                writer.writerow(_cells(record))
-                if count % 1000 == 0:
-                    yield buffer.getvalue().encode("utf-8")
-                    buffer.seek(0)
-                    buffer.truncate()
+            yield from csv_chunks(CSV_COLUMNS, map(_cells, records))
         finally:
             session.close()
-        yield buffer.getvalue().encode("utf-8")
 
     return stream()
