@@ -26,6 +26,7 @@ from backend.ml.features import (
 )
 from backend.ml.measures import PlattScaling
 from backend.ml.protocol import IDENTITY_KEYS
+from backend.ml.treeshap import TooDeep, TreeShapTables
 
 SEVERE_MODEL_FILE = "severe.txt"
 # Bands of the relative risk: the chance of a severe outcome (a death or a serious injury) over the city's recent
@@ -116,6 +117,10 @@ class EcloModel:
             sources = FEATURE_SOURCES[feature]
             for source in sources:
                 self._group_matrix[i, groups.index(source)] = 1.0 / len(sources)
+        try:
+            self._shap_tables: TreeShapTables | None = TreeShapTables(booster, self._group_matrix)
+        except TooDeep:  # deeper trees than this project trains: LightGBM's TreeSHAP, ~7x slower a row
+            self._shap_tables = None
 
     @classmethod
     def load(cls, model_dir: Path, num_threads: int = 1) -> EcloModel:
@@ -135,14 +140,14 @@ class EcloModel:
         self.encoder.check(row)
 
     def _prediction(
-        self, raw: float, margin: float, notes: tuple[str, ...], contributions: np.ndarray | None
+        self, raw: float, margin: float, notes: tuple[str, ...], by_field: np.ndarray | None
     ) -> EcloPrediction:
+        """`by_field`: the row's SHAP values summed by input field, when it is explained."""
         eclo = max(0.0, math.expm1(raw))
         p_severe = self.calibration.apply_one(margin)
         relative = p_severe / self.base_rate
         explanation = None
-        if contributions is not None:
-            by_field = contributions @ self._group_matrix
+        if by_field is not None:
             top = np.argsort(-np.abs(by_field))[:EXPLANATION_SIZE]
             explanation = tuple(Contribution(self._groups[i], float(by_field[i])) for i in top)
         return EcloPrediction(eclo, p_severe, relative, risk_level(relative), self.version, notes, explanation)
@@ -154,10 +159,16 @@ class EcloModel:
     def predict_encoded(self, encoded: EncodedRow, explain: bool = True) -> EcloPrediction:
         """One row already encoded by `encode`, through LightGBM's single-row fast path."""
         features = encoded.features
-        contributions = self._single.contributions(features) if explain else None
+        by_field = self.explain_encoded(features) if explain else None
         return self._prediction(
-            self._single.raw(features), self._single_severe.margin(features), encoded.notes, contributions
+            self._single.raw(features), self._single_severe.margin(features), encoded.notes, by_field
         )
+
+    def explain_encoded(self, features: np.ndarray) -> np.ndarray:
+        """One encoded row's SHAP values (log1p(ECLO) units) summed by input field, in `self._groups` order."""
+        if self._shap_tables is not None:
+            return self._shap_tables.contributions(features)
+        return self._single.contributions(features) @ self._group_matrix
 
     def score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log1p(ECLO) and the severe-outcome margin of every row of an encoded matrix, in one call each (equal
@@ -184,10 +195,14 @@ class EcloModel:
         if encoded:
             X = np.vstack([e.features for e in encoded])
             raws, margins = self.score_matrix(X)
-            contributions = self.booster.predict(X, pred_contrib=True, **self._predict_kwargs) if explain else None
+            by_field = (
+                self.booster.predict(X, pred_contrib=True, **self._predict_kwargs) @ self._group_matrix
+                if explain
+                else None
+            )
             for k, index in enumerate(valid):
                 outcomes[index] = self._prediction(float(raws[k]), float(margins[k]), encoded[k].notes,
-                                                   None if contributions is None else contributions[k])  # fmt: skip
+                                                   None if by_field is None else by_field[k])  # fmt: skip
         return outcomes  # type: ignore[return-value]  # every slot is filled
 
     def info(self) -> dict[str, Any]:
