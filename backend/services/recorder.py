@@ -12,11 +12,11 @@ cannot record a batch; whichever process finds the database back replays it.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,6 +189,9 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._retry_after = 0.0
         self._pause = flush_interval
+        # record ids: this recorder's random half, then a counter (a uuid4 a record asked the kernel for bytes)
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = itertools.count(1)
         self.written = 0
         self.failed = 0
         self.spilled = 0
@@ -200,7 +203,7 @@ class Recorder:
         self._thread.start()
 
     def record_prediction(self, row: dict[str, Any]) -> None:
-        row["record_id"] = uuid.uuid4().hex
+        row["record_id"] = f"{self._id_prefix}{next(self._id_counter):016x}"
         if len(self._predictions) >= self.max_buffer:  # the writer thread is far behind: off to the spill file
             count = min(self.max_batch, len(self._predictions))
             self._keep([("predictions", [self._predictions.popleft() for _ in range(count)])])

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,24 @@ def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: S
     assert [p.request_id for p in crud.iter_predictions(db_session, since=NOW, until=NOW + timedelta(minutes=2))] == [
         "r0", "r1",
     ]  # fmt: skip
+
+
+def test_a_flush_of_records_is_one_multi_row_insert(db_session: Session) -> None:
+    """Not a DBAPI executemany, which SQLite steps once a row (taking and giving back the GIL each time)."""
+    statements: list[str] = []
+    engine = db_session.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        crud.insert_predictions(db_session, rows=[{**_prediction(i, "eclo"), "record_id": f"{i:032x}"}
+                                                  for i in range(300)])  # fmt: skip
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    db_session.commit()
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    placeholders = max(inserts[0].count("?"), inserts[0].count("%("))  # SQLite's, psycopg2's
+    assert len(inserts) == 1 and placeholders >= 300 * 10, inserts[0][:300]  # each row's own VALUES
+    assert crud.list_predictions(db_session, page=1, size=1)[1] == 300
 
 
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
