@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
 
+import anyio
 from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -108,15 +109,21 @@ def is_active(session: Session, key: str) -> bool:
 
 class KeyDirectory:
     """The active keys as the API last read them from the database, read again every `ttl_seconds` (so a
-    revoked key stops working within that) and when an unknown id comes in (a key just created). A request
+    revoked key stops working within that) and when an unknown id comes in (a key just created: at most once a
+    second, an unknown id waiting out the rest of that second, so a new key works on its first use). A request
     costs no database round trip, and while the database is down the keys last read keep working."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        sessions: sessionmaker[Session],
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        unknown_reread_seconds: float = UNKNOWN_KEY_REREAD_SECONDS,
     ) -> None:
         self.sessions = sessions
         self.ttl = ttl_seconds
         self.clock = clock
+        self.unknown_reread_seconds = unknown_reread_seconds
         self._keys: dict[str, tuple[str, Principal]] = {}
         self._read_at: float | None = None
         self._lock = threading.Lock()
@@ -127,12 +134,15 @@ class KeyDirectory:
             raise Unauthorized("not an API key of this service (they read tpk_<12 hex digits>_<43 characters>)")
         now = self.clock()
         read_at = self._read_at
-        if (
-            read_at is None
-            or now - read_at >= self.ttl
-            or (key_id not in self._keys and now - read_at >= UNKNOWN_KEY_REREAD_SECONDS)
-        ):
+        if read_at is None or now - read_at >= self.ttl:
             await to_thread.run_sync(self._read, read_at)
+        elif key_id not in self._keys:
+            # Perhaps a key made since the last read: read again, but at most once per unknown_reread_seconds
+            # (the wait is the rest of it), so that made-up ids cannot flood the database.
+            wait = self.unknown_reread_seconds - (now - read_at)
+            if wait > 0:
+                await anyio.sleep(wait)
+            await to_thread.run_sync(self._read, read_at)  # a no-op when another request read meanwhile
         known = self._keys.get(key_id)
         if known is None or not hmac.compare_digest(known[0], hash_key(key)):
             raise Unauthorized("unknown or revoked API key")

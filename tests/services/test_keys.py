@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.errors import DependencyUnavailable, Unauthorized
 from backend.db.migrate import upgrade
 from backend.db.session import make_engine, session_factory
-from backend.services.keys import KeyDirectory, create_key, is_active, parse_scopes, revoke_key
+from backend.services.keys import KeyDirectory, Principal, create_key, is_active, parse_scopes, revoke_key
 
 
 class Clock:
@@ -54,15 +55,45 @@ def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(sessions: sessi
 def test_keys_made_or_revoked_through_the_directory_count_at_once(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         gone, gone_key = create_key(session, "a", ["read"])
-    keys = KeyDirectory(sessions, ttl_seconds=3600, clock=Clock())
+    keys = KeyDirectory(sessions, ttl_seconds=3600, clock=Clock(), unknown_reread_seconds=0.01)
     assert asyncio.run(keys.authenticate(gone_key)).key_id == gone.id
     with sessions() as session:
         kept, kept_key = create_key(session, "b", ["read"])
         keys.remember(kept)
+        assert revoke_key(session, gone.id)  # as DELETE /api/keys/{id} does before it tells the directory
     keys.forget(gone.id)
     with pytest.raises(Unauthorized):
         asyncio.run(keys.authenticate(gone_key))
     assert asyncio.run(keys.authenticate(kept_key)).key_id == kept.id
+
+
+def test_a_key_made_just_after_a_read_works_on_its_first_use_and_made_up_ids_read_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        _, old_key = create_key(session, "old", ["read"])
+    reads = 0
+
+    def counted() -> Session:
+        nonlocal reads
+        reads += 1
+        return sessions()
+
+    keys = KeyDirectory(counted, ttl_seconds=3600, clock=time.monotonic, unknown_reread_seconds=0.2)  # type: ignore[arg-type]
+    asyncio.run(keys.authenticate(old_key))
+    with sessions() as session:
+        new, new_key = create_key(session, "new", ["read"])  # by another process: this directory was not told
+    started = time.monotonic()
+    assert asyncio.run(keys.authenticate(new_key)).key_id == new.id
+    assert reads == 2 and time.monotonic() - started >= 0.15  # it waited out the rest of the re-read interval
+
+    async def made_up(count: int) -> list[BaseException | Principal]:
+        forged = [f"tpk_{i:012x}_{'x' * 43}" for i in range(count)]
+        return await asyncio.gather(*(keys.authenticate(key) for key in forged), return_exceptions=True)
+
+    outcomes = asyncio.run(made_up(20))
+    assert all(isinstance(outcome, Unauthorized) for outcome in outcomes)
+    assert reads == 3  # twenty unknown ids at once: one read
 
 
 def test_a_wrong_secret_of_a_known_id_is_refused(sessions: sessionmaker[Session]) -> None:
