@@ -19,11 +19,13 @@ import lightgbm as lgb
 import numpy as np
 
 MAX_SPLITS = 10  # 2**10 table rows for a tree; deeper models keep LightGBM's own TreeSHAP
+MAX_TABLE_ROWS = 1 << 17  # all trees together (the default model: 29,416 rows of 11 fields, 2.6 MB)
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold: |x| at most this is zero for a zero-as-missing split
 
 
 class TooDeep(ValueError):
-    """A tree has more splits than MAX_SPLITS: its pattern table would be too large."""
+    """A tree has more splits than MAX_SPLITS, or all trees more patterns than MAX_TABLE_ROWS: the tables would
+    be too large."""
 
 
 @dataclass
@@ -153,15 +155,18 @@ class TreeShapTables:
             if len(tree.splits) > MAX_SPLITS:
                 raise TooDeep(f"a tree has {len(tree.splits)} splits; tables take at most {MAX_SPLITS}")
             trees.append(tree)
+        sizes = [len(t.splits) for t in trees]
+        rows = sum(1 << n for n in sizes)
+        if rows > MAX_TABLE_ROWS:
+            raise TooDeep(f"{len(trees)} trees have {rows:,} decision patterns; the tables take {MAX_TABLE_ROWS:,}")
         num_features = booster.num_feature()
         self.decisions = _Decisions(trees)
-        sizes = [len(t.splits) for t in trees]
         bit = np.concatenate([1 << np.arange(n) for n in sizes]).astype(np.float64)  # of each split in its tree
         self._bit = bit[self.decisions.order]
         self._tree_of = np.repeat(np.arange(len(trees)), sizes)[self.decisions.order]
         self._table_starts = np.cumsum([0, *[1 << n for n in sizes[:-1]]]).astype(np.intp)
         self._ones = np.ones(len(trees))
-        self.table = np.full((int(sum(1 << n for n in sizes)), groups.shape[1]), np.nan)  # NaN: no row gets there
+        self.table = np.full((rows, groups.shape[1]), np.nan)  # NaN: no row gets there
         for t, tree in enumerate(trees):
             own = _Decisions([tree])  # the same decisions, on this tree's splits alone
             reps = np.array(list(_representatives(tree, own, num_features)))

@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from backend.ml import treeshap
 from backend.ml.predictor import EcloModel
 from backend.ml.treeshap import TooDeep, TreeShapTables
 
@@ -58,7 +59,7 @@ def test_tables_follow_each_missing_value_rule(missing: str) -> None:
 
 
 def test_deep_trees_are_refused_and_the_model_keeps_lightgbms_treeshap(
-    small_model: EcloModel, classic_row: dict
+    small_model: EcloModel, classic_row: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng(2)
     X = rng.normal(size=(2000, 4))
@@ -66,6 +67,10 @@ def test_deep_trees_are_refused_and_the_model_keeps_lightgbms_treeshap(
                         lgb.Dataset(X, X.sum(axis=1) + rng.normal(size=2000)), num_boost_round=3)  # fmt: skip
     with pytest.raises(TooDeep):
         TreeShapTables(booster, np.eye(5))
+    with monkeypatch.context() as patch:
+        patch.setattr(treeshap, "MAX_TABLE_ROWS", 1000)  # the small model's trees have more patterns than that
+        with pytest.raises(TooDeep):
+            TreeShapTables(small_model.booster, small_model._group_matrix)
 
     small_model._shap_tables, tables = None, small_model._shap_tables
     try:
