@@ -7,6 +7,7 @@ carrying the message of the API's error envelope.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -144,6 +145,13 @@ class ApiClient:
 
     def predictions(self, page: int = 1, size: int = 20) -> dict[str, Any]:
         return self.request("GET", "/api/predictions", params={"page": page, "size": size})
+
+    def predictions_csv(
+        self, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> bytes:
+        """Every matching record as the API's CSV, oldest first (`since` and `until` in UTC, without a zone)."""
+        params = {"model": model, "since": since and since.isoformat(), "until": until and until.isoformat()}
+        return self.request("GET", "/api/predictions.csv", params={k: v for k, v in params.items() if v}, raw=True)
 
     # Congestion: sensors, readings, forecasts.
     def sensors(self) -> list[dict[str, Any]]:

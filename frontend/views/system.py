@@ -1,6 +1,7 @@
 """Health of the API, Redis, the database and the workers; model versions and metrics; links."""
 
 import re
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -152,3 +153,26 @@ st.dataframe(
     ],
     hide_index=True,
 )  # fmt: skip
+
+st.subheader("Export the records")
+st.caption("Every single prediction in the chosen days (UTC), oldest first, as CSV: when, which model and key, the "
+           "answer, and the inputs as sent.")  # fmt: skip
+model_column, from_column, to_column = st.columns(3)
+kind = model_column.selectbox("Model", ["all", *sorted(model["name"] for model in models)])
+today = datetime.now(UTC).date()
+first = from_column.date_input("From", today - timedelta(days=7), max_value=today)
+last = to_column.date_input("To (inclusive)", today, max_value=today)
+if first > last:
+    st.warning("The first day is after the last: choose days in order.")
+else:
+    st.download_button(
+        "Download records (CSV)",
+        data=lambda: client().predictions_csv(
+            None if kind == "all" else kind,
+            datetime.combine(first, time.min),
+            datetime.combine(last + timedelta(days=1), time.min),
+        ),
+        file_name=f"predictions-{'all' if kind == 'all' else kind}-{first}-{last}.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )

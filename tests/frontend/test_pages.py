@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend.processes import free_port, wait_until
+from frontend.client import ApiClient
 from frontend.settings import get_settings
 from tests.fixtures.dashboard import APP, point_at
 from tests.fixtures.stack import PROJECT_ROOT
@@ -117,6 +118,27 @@ def test_system_page_lists_the_latest_predictions_of_each_kind(
     answers = dict(zip(latest["model"], latest["answer"], strict=True))  # the newest of each model
     assert re.fullmatch(r"ECLO \d+\.\d\d · (low|moderate|high|severe) risk", answers["eclo"]), answers["eclo"]
     assert re.fullmatch(rf"sensor {sensor} at \+15/30/60 min: \d+/\d+/\d+ mph, \w+/\w+/\w+", answers["congestion"])
+
+
+def test_the_system_page_exports_the_records_of_the_chosen_model_and_days(
+    live_api: str, api: httpx.Client, classic_row: dict
+) -> None:
+    assert api.post("/api/predict/eclo", json=classic_row, headers={"X-Request-ID": "export-me"}).status_code == 200
+    app = _open("views/system.py")
+    (button,) = [b for b in app.get("download_button") if b.proto.label == "Download records (CSV)"]
+    assert button.proto.deferred_file_id  # fetched with the dashboard's key when clicked
+    assert [s.label for s in app.selectbox] == ["Model"] and "eclo" in app.selectbox[0].options
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    dashboard = ApiClient(live_api)
+    assert wait_until(lambda: b"export-me" in dashboard.predictions_csv("eclo", now - timedelta(hours=1)), timeout=10)
+    assert b"export-me" not in dashboard.predictions_csv("congestion", now - timedelta(hours=1))
+    assert b"export-me" not in dashboard.predictions_csv("eclo", now - timedelta(days=2), now - timedelta(days=1))
+
+    app.date_input[0].set_value(now.date() + timedelta(days=0)).run()
+    app.date_input[1].set_value(now.date() - timedelta(days=1)).run()
+    assert any("after the last" in w.value for w in app.warning)
+    assert not [b for b in app.get("download_button") if b.proto.label == "Download records (CSV)"]
 
 
 def test_the_keys_page_says_keys_are_off(live_api: str) -> None:
