@@ -205,17 +205,39 @@ def record_prediction(
     **answer: Any,
 ) -> None:
     """Count a single prediction of any kind and hand its record to the recorder. `answer` holds the columns
-    of its kind: `eclo` and `risk_level` for ECLO, `output` (the answer whole) for the others."""
+    of its kind: `eclo` and `risk_level` for ECLO, `output` (the answer whole) for the others. On an event loop
+    this is done on the loop's next turn, after the answer is sent: the client is reading it meanwhile."""
+    latency_ms = (time.perf_counter() - started) * 1e3
+    created_at = datetime.now(UTC)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _record(recorder, model, inputs, created_at, latency_ms, cached, request_id, key_id, answer)
+    else:
+        loop.call_soon(_record, recorder, model, inputs, created_at, latency_ms, cached, request_id, key_id, answer)
+
+
+def _record(
+    recorder: Recorder | None,
+    model: PredictiveModel,
+    inputs: Mapping[str, Any],
+    created_at: datetime,
+    latency_ms: float,
+    cached: bool,
+    request_id: str | None,
+    key_id: str | None,
+    answer: dict[str, Any],
+) -> None:
     series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
     if recorder is None:
         return
     recorder.record_prediction(
         {
-            "created_at": datetime.now(UTC),
+            "created_at": created_at,
             "model_name": model.name,
             "model_version": model.version,
             "inputs": dict(inputs),
-            "latency_ms": (time.perf_counter() - started) * 1e3,
+            "latency_ms": latency_ms,
             "cached": cached,
             "request_id": request_id,
             "key_id": key_id,
