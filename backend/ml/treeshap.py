@@ -115,7 +115,7 @@ def _candidates(splits: list[_Split]) -> list[float]:
         if s.categorical:
             values.update(float(c) for c in s.categories)
         else:
-            values.update((s.threshold, float(np.nextafter(s.threshold, math.inf)), -s.threshold))
+            values.update((s.threshold, float(np.nextafter(s.threshold, math.inf))))
     return sorted(values, key=lambda v: (math.isnan(v), v))
 
 
