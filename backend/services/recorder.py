@@ -189,7 +189,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._retry_after = 0.0
         self._pause = flush_interval
-        # record ids: this recorder's random half, then a counter (a uuid4 a record asked the kernel for bytes)
+        # record ids: a random half for this recorder, then a counter (a uuid4 a record cost a getrandom call)
         self._id_prefix = os.urandom(8).hex()
         self._id_counter = itertools.count(1)
         self.written = 0
