@@ -143,15 +143,23 @@ class ApiClient:
         """The health report; a 503 is an answer too (it names what is down)."""
         return self.request("GET", "/health", accept=(503,))
 
-    def predictions(self, page: int = 1, size: int = 20) -> dict[str, Any]:
-        return self.request("GET", "/api/predictions", params={"page": page, "size": size})
+    def predictions(
+        self,
+        page: int = 1,
+        size: int = 20,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A page of records, newest first, with the `total` that match (`since`, `until`: UTC, no zone)."""
+        params = {"page": page, "size": size, **_record_filters(model, since, until)}
+        return self.request("GET", "/api/predictions", params=params)
 
     def predictions_csv(
         self, model: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> bytes:
-        """Every matching record as the API's CSV, oldest first (`since` and `until` in UTC, without a zone)."""
-        params = {"model": model, "since": since and since.isoformat(), "until": until and until.isoformat()}
-        return self.request("GET", "/api/predictions.csv", params={k: v for k, v in params.items() if v}, raw=True)
+        """Every matching record as the API's CSV, oldest first."""
+        return self.request("GET", "/api/predictions.csv", params=_record_filters(model, since, until), raw=True)
 
     # Congestion: sensors, readings, forecasts.
     def sensors(self) -> list[dict[str, Any]]:
@@ -215,3 +223,8 @@ class ApiClient:
 
     def shared_dataset(self, token: str, page: int = 1, size: int = 50) -> dict[str, Any]:
         return self.request("GET", f"/api/shared/{quote(token, safe='')}", params={"page": page, "size": size})
+
+
+def _record_filters(model: str | None, since: datetime | None, until: datetime | None) -> dict[str, str]:
+    given = {"model": model, "since": since and since.isoformat(), "until": until and until.isoformat()}
+    return {name: value for name, value in given.items() if value}

@@ -34,6 +34,9 @@ class DashboardSettings(BaseSettings):
     # How often the network page refreshes while the feed runs; readings per upload call.
     network_refresh_seconds: float = Field(default=30.0, ge=5)
     upload_chunk_readings: int = Field(default=2000, ge=1, le=10_000)
+    # The System page's records export passes through the dashboard's memory: past this many records it points
+    # at the API's own streamed CSV instead (~300 bytes a record).
+    records_export_max_rows: int = Field(default=100_000, ge=1)
 
     @cached_property
     def bearer_key(self) -> str | None:

@@ -165,14 +165,24 @@ last = to_column.date_input("To (inclusive)", today, max_value=today)
 if first > last:
     st.warning("The first day is after the last: choose days in order.")
 else:
-    st.download_button(
-        "Download records (CSV)",
-        data=lambda: client().predictions_csv(
-            None if kind == "all" else kind,
-            datetime.combine(first, time.min),
-            datetime.combine(last + timedelta(days=1), time.min),
-        ),
-        file_name=f"predictions-{'all' if kind == 'all' else kind}-{first}-{last}.csv",
-        mime="text/csv",
-        on_click="ignore",
-    )
+    chosen = {
+        "model": None if kind == "all" else kind,
+        "since": datetime.combine(first, time.min),
+        "until": datetime.combine(last + timedelta(days=1), time.min),
+    }
+    with api_call():
+        count = client().predictions(size=1, **chosen)["total"]
+    limit = get_settings().records_export_max_rows
+    if count > limit:
+        query = "&".join(f"{k}={v.isoformat() if isinstance(v, datetime) else v}" for k, v in chosen.items() if v)
+        st.info(f"{count:,} records: more than the dashboard hands out at once ({limit:,}). Choose fewer days, or "
+                f"fetch them from the API, which streams them: `GET {public_api_url()}/api/predictions.csv?{query}` "
+                "with a key of the `read` scope.")  # fmt: skip
+    else:
+        st.download_button(
+            f"Download records (CSV, {count:,})",
+            data=lambda: client().predictions_csv(**chosen),
+            file_name=f"predictions-{kind}-{first}-{last}.csv",
+            mime="text/csv",
+            on_click="ignore",
+        )

@@ -121,24 +121,35 @@ def test_system_page_lists_the_latest_predictions_of_each_kind(
 
 
 def test_the_system_page_exports_the_records_of_the_chosen_model_and_days(
-    live_api: str, api: httpx.Client, classic_row: dict
+    live_api: str, api: httpx.Client, classic_row: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert api.post("/api/predict/eclo", json=classic_row, headers={"X-Request-ID": "export-me"}).status_code == 200
-    app = _open("views/system.py")
-    (button,) = [b for b in app.get("download_button") if b.proto.label == "Download records (CSV)"]
-    assert button.proto.deferred_file_id  # fetched with the dashboard's key when clicked
-    assert [s.label for s in app.selectbox] == ["Model"] and "eclo" in app.selectbox[0].options
-
+    for request_id in ("export-me", "export-me-too"):
+        assert api.post("/api/predict/eclo", json=classic_row, headers={"X-Request-ID": request_id}).status_code == 200
     now = datetime.now(UTC).replace(tzinfo=None)
     dashboard = ApiClient(live_api)
-    assert wait_until(lambda: b"export-me" in dashboard.predictions_csv("eclo", now - timedelta(hours=1)), timeout=10)
+    assert wait_until(lambda: b"export-me-too" in dashboard.predictions_csv("eclo", now - timedelta(hours=1)), 10)
     assert b"export-me" not in dashboard.predictions_csv("congestion", now - timedelta(hours=1))
     assert b"export-me" not in dashboard.predictions_csv("eclo", now - timedelta(days=2), now - timedelta(days=1))
 
-    app.date_input[0].set_value(now.date() + timedelta(days=0)).run()
+    app = _open("views/system.py")
+    assert [s.label for s in app.selectbox] == ["Model"] and "eclo" in app.selectbox[0].options
+    (button,) = [b for b in app.get("download_button") if b.proto.label.startswith("Download records (CSV, ")]
+    count = int(button.proto.label.rsplit(" ", 1)[1].rstrip(")").replace(",", ""))
+    week = datetime.combine(now.date() - timedelta(days=7), datetime.min.time())  # the page's default days
+    assert count >= 2 and count == dashboard.predictions(size=1, since=week)["total"]
+    assert button.proto.deferred_file_id  # fetched with the dashboard's key when clicked
+
+    app.date_input[0].set_value(now.date()).run()
     app.date_input[1].set_value(now.date() - timedelta(days=1)).run()
     assert any("after the last" in w.value for w in app.warning)
-    assert not [b for b in app.get("download_button") if b.proto.label == "Download records (CSV)"]
+    assert not [b for b in app.get("download_button") if b.proto.label.startswith("Download records")]
+
+    monkeypatch.setenv("RECORDS_EXPORT_MAX_ROWS", "1")  # more records than the dashboard hands out
+    get_settings.cache_clear()
+    app = _open("views/system.py")
+    assert not [b for b in app.get("download_button") if b.proto.label.startswith("Download records")]
+    (hint,) = [i.value for i in app.info if "/api/predictions.csv?since=" in i.value]
+    assert f"{count:,} records" in hint
 
 
 def test_the_keys_page_says_keys_are_off(live_api: str) -> None:
