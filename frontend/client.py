@@ -152,14 +152,14 @@ class ApiClient:
         until: datetime | None = None,
     ) -> dict[str, Any]:
         """A page of records, newest first, with the `total` that match (`since`, `until`: UTC, no zone)."""
-        params = {"page": page, "size": size, **_record_filters(model, since, until)}
+        params = {"page": page, "size": size, **record_filters(model, since, until)}
         return self.request("GET", "/api/predictions", params=params)
 
     def predictions_csv(
         self, model: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> bytes:
         """Every matching record as the API's CSV, oldest first."""
-        return self.request("GET", "/api/predictions.csv", params=_record_filters(model, since, until), raw=True)
+        return self.request("GET", "/api/predictions.csv", params=record_filters(model, since, until), raw=True)
 
     # Congestion: sensors, readings, forecasts.
     def sensors(self) -> list[dict[str, Any]]:
@@ -225,6 +225,7 @@ class ApiClient:
         return self.request("GET", f"/api/shared/{quote(token, safe='')}", params={"page": page, "size": size})
 
 
-def _record_filters(model: str | None, since: datetime | None, until: datetime | None) -> dict[str, str]:
+def record_filters(model: str | None, since: datetime | None, until: datetime | None) -> dict[str, str]:
+    """The query parameters of `GET /api/predictions` and `/api/predictions.csv`: only those given."""
     given = {"model": model, "since": since and since.isoformat(), "until": until and until.isoformat()}
     return {name: value for name, value in given.items() if value}

@@ -3,10 +3,12 @@
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from frontend.client import record_filters
 from frontend.common import api_call, client, public_api_url
 from frontend.settings import get_settings
 
@@ -174,7 +176,7 @@ else:
         count = client().predictions(size=1, **chosen)["total"]
     limit = get_settings().records_export_max_rows
     if count > limit:
-        query = "&".join(f"{k}={v.isoformat() if isinstance(v, datetime) else v}" for k, v in chosen.items() if v)
+        query = urlencode(record_filters(**chosen))
         st.info(f"{count:,} records: more than the dashboard hands out at once ({limit:,}). Choose fewer days, or "
                 f"fetch them from the API, which streams them: `GET {public_api_url()}/api/predictions.csv?{query}` "
                 "with a key of the `read` scope.")  # fmt: skip
