@@ -1,12 +1,12 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db import crud
-from backend.db.models import BatchRow, Sensor, TrafficReading
+from backend.db.models import BatchRow, Prediction, Sensor, TrafficReading
 from backend.db.readings import page_of_readings
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -85,9 +85,25 @@ def test_a_flush_of_records_is_one_multi_row_insert(db_session: Session) -> None
         event.remove(engine, "before_cursor_execute", listener)
     db_session.commit()
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    placeholders = max(inserts[0].count("?"), inserts[0].count("%("))  # SQLite's, psycopg2's
+    placeholders = max(inserts[0].count("?"), inserts[0].count("%s"))  # SQLite's, psycopg2's
     assert len(inserts) == 1 and placeholders >= 300 * 10, inserts[0][:300]  # each row's own VALUES
     assert crud.list_predictions(db_session, page=1, size=1)[1] == 300
+
+
+def test_a_flushed_record_is_stored_as_an_orm_write_stores_it(db_session: Session) -> None:
+    """The flush writes its own SQL: each stored value (a time given in another zone, JSON, a flag, a missing
+    field) must read the same, raw, as the ORM's write of the same record."""
+    seoul = timezone(timedelta(hours=9))
+    record = {**_prediction(1, "eclo"), "created_at": datetime(2026, 11, 1, 21, 0, 0, 123456, tzinfo=seoul),
+              "cached": True, "record_id": "a" * 32}  # fmt: skip
+    crud.insert_predictions(db_session, rows=[record])
+    db_session.add(Prediction(**{**record, "record_id": "b" * 32, "output": None, "key_id": None}))
+    db_session.commit()
+    columns = "created_at, inputs, output, eclo, risk_level, cached, key_id, latency_ms"
+    flushed, orm = db_session.execute(text(f"SELECT {columns} FROM predictions ORDER BY record_id")).all()
+    assert tuple(flushed) == tuple(orm)
+    (stored,), _ = crud.list_predictions(db_session, page=1, size=1, since=datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    assert stored.created_at == datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC) and stored.cached is True
 
 
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
