@@ -51,13 +51,9 @@ class _RecordInsert:
         self.head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in self.columns)}) VALUES "
         self.tail = " ON CONFLICT (record_id) DO NOTHING"
         self.rows_per_statement = max(1, min(1000, max_parameters // len(self.columns)))
-        self._statements: dict[int, str] = {}
 
     def statement(self, count: int) -> str:
-        statement = self._statements.get(count)
-        if statement is None:
-            statement = self._statements[count] = self.head + ", ".join([self.group] * count) + self.tail
-        return statement
+        return self.head + ", ".join([self.group] * count) + self.tail
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
         values: list[Any] = []
