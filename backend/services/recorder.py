@@ -171,10 +171,13 @@ class Recorder:
         sessions: sessionmaker[Session],
         spill: SpillFile,
         max_buffer: int = 20_000,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.01,
         max_batch: int = 1000,
         max_retry_seconds: float = 10.0,
     ) -> None:
+        """`flush_interval`: short flushes keep the GIL-holding part of each (~10 µs a row) below the time a
+        waiting request notices: at 2,500 predictions/s, flushes every 50 ms put the c=1 p99 at ~1.9 ms, every
+        10 ms at ~0.9 ms, for ~3% of the throughput (more transactions)."""
         self.sessions = sessions
         self.spill = spill
         self.max_buffer = max_buffer
