@@ -23,7 +23,7 @@ model/congestion/metadata.json: | $(STAMP)
 model: model/eclo/metadata.json model/congestion/metadata.json
 
 run: setup model
-	$(PY) -m backend.launcher
+	$(PY) -m backend.dev.launcher
 
 test: setup
 	$(PY) -m ruff check .

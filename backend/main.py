@@ -13,21 +13,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY
 
 from backend.api.errors import install_error_handlers
-from backend.api.main import ROUTERS
 from backend.api.middleware import HotRoutes, RequestContextMiddleware
+from backend.api.routers import ROUTERS
 from backend.api.routes.predict import HOT_ANSWERS
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
-from backend.feed import feed_lag_seconds, stream_key
+from backend.db.recorder import Recorder
 from backend.services.congestion import CongestionService, prepare_batch
 from backend.services.datasets import DatasetService
+from backend.services.feed import feed_lag_seconds, stream_key
 from backend.services.health import HealthMonitor, health_of
 from backend.services.keys import KeyDirectory
 from backend.services.predictions import EcloPredictionService, LocalPredictionCache, PredictionCache
 from backend.services.readings import SensorDirectory
-from backend.services.recorder import Recorder
 from backend.services.upload_check import UploadChecker
 from backend.tasks.celery_app import celery_app, configure_celery
 from backend.wiring import open_resources

@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.config import Settings
 from backend.core.redis import sync_redis
 from backend.core.storage import LocalStorage
+from backend.db.recorder import SpillFile
 from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
 from backend.ml.registry import ModelRegistry, get_registry, import_loader
-from backend.services.recorder import SpillFile
-from backend.tasks.batches import BatchStore
-from backend.tasks.datasets import DatasetFiles, DatasetJobStore
+from backend.stores.batches import BatchStore
+from backend.stores.dataset_files import DatasetFiles
+from backend.stores.dataset_jobs import DatasetJobStore
 
 
 def model_loaders(settings: Settings) -> dict[str, ModelLoader]:

@@ -18,9 +18,9 @@ import numpy as np
 
 from backend.ml.congestion.model import CongestionModel
 from backend.ml.congestion.network import generate_network
-from backend.ml.dacon import api_rows
-from backend.ml.datagen import generate_dacon_frame
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.dacon import api_rows
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.model import EcloModel
 
 
 def _percentiles(rounds: list[list[float]]) -> str:

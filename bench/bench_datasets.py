@@ -32,10 +32,10 @@ from pathlib import Path
 import httpx
 
 from backend.db.migrate import upgrade
-from backend.ml.datagen import write_dacon_csv
-from backend.ml.predictor import EcloModel
-from backend.ml.uploads import check_rows, file_format
-from backend.processes import ProcessGroup, free_port, stop, wait_until
+from backend.dev.processes import ProcessGroup, free_port, stop, wait_until
+from backend.ml.eclo.datagen import write_dacon_csv
+from backend.ml.eclo.model import EcloModel
+from backend.ml.eclo.uploads import check_rows, file_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import bench_env  # noqa: E402

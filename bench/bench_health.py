@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 
 from backend.db.migrate import upgrade
-from backend.ml.dacon import api_rows, read_text_csv
-from backend.ml.datagen import write_dacon_csv
-from backend.processes import ProcessGroup, free_port, wait_until
+from backend.dev.processes import ProcessGroup, free_port, wait_until
+from backend.ml.eclo.dacon import api_rows, read_text_csv
+from backend.ml.eclo.datagen import write_dacon_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import Result, bench_env, run_wrk  # noqa: E402

@@ -35,10 +35,10 @@ import aiohttp
 import httpx
 import numpy as np
 
-from backend.ml.dacon import api_rows
-from backend.ml.datagen import generate_dacon_frame
-from backend.ml.predictor import EcloModel
-from backend.processes import ProcessGroup, free_port, wait_until
+from backend.dev.processes import ProcessGroup, free_port, wait_until
+from backend.ml.eclo.dacon import api_rows
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.model import EcloModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_REPORT = """

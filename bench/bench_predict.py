@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.ml.dacon import api_rows, read_text_csv
-from backend.ml.datagen import generate_dacon_frame
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.dacon import api_rows, read_text_csv
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.model import EcloModel
 
 ROUNDS = 5
 REAL_ROWS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "daegu" / "dacon_test_2022.csv"

@@ -5,7 +5,7 @@
    bodies are encoded before the clock starts; 1 and then 2 HTTP/1.1 connections (httpx, each run into a fresh
    database) take the next body in turn. Baseline in the
    same run: the same calls re-sent (every reading a duplicate: validation and the statement, no new rows).
-2. Stream: the same N readings published into the Redis Stream, then one `python -m backend.feed` consumer
+2. Stream: the same N readings published into the Redis Stream, then one `python -m backend.services.feed` consumer
    started and timed until the database holds them all.
 3. Congestion predictions over HTTP: POST /api/predict/congestion with distinct inline rows (12 readings each, so
    the cache rarely answers; its hits are counted from /metrics) at c=1 and c=32, beside GET /health/live.
@@ -41,10 +41,10 @@ import redis
 from sqlalchemy import create_engine, text
 
 from backend.db.migrate import upgrade
-from backend.db.scratch import scratch_postgres, stored_readings
 from backend.db.session import make_engine
-from backend.feed import publish
-from backend.processes import free_port, wait_until
+from backend.dev.processes import free_port, wait_until
+from backend.services.feed import publish
+from tests.fixtures.scratch_db import scratch_postgres, stored_readings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import run_aiohttp, run_wrk  # noqa: E402
@@ -70,7 +70,7 @@ class Api:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "FEED_ENABLED": "false",
                     "REDIS_URL": f"{redis_base}/14", "KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}:"}  # fmt: skip
         upgrade(database_url)
-        subprocess.run([sys.executable, "-m", "backend.launcher", "--register-sensors"], env=self.env, cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "backend.dev.launcher", "--register-sensors"], env=self.env, cwd=ROOT,
                        check=True, capture_output=True)  # fmt: skip
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -193,7 +193,8 @@ def stream_and_predictions(
     for i in range(0, len(rows), 50_000):
         publish(client, stream, rows[i : i + 50_000], max_length=len(rows) + 1)
     published = time.perf_counter() - started
-    feed = subprocess.Popen([sys.executable, "-m", "backend.feed"], cwd=ROOT, env={**api.env, "FEED_BATCH": "5000"},
+    feed = subprocess.Popen([sys.executable, "-m", "backend.services.feed"], cwd=ROOT,
+                            env={**api.env, "FEED_BATCH": "5000"},
                             stdout=(logs / "feed.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     try:
         started = time.perf_counter()

@@ -25,8 +25,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import ROOT, bench_env, cache_hits, distinct_rows, make_key, run_wrk, start_server  # noqa: E402
 
-from backend.ml.datagen import write_dacon_csv  # noqa: E402
-from backend.processes import ProcessGroup, free_port  # noqa: E402
+from backend.dev.processes import ProcessGroup, free_port  # noqa: E402
+from backend.ml.eclo.datagen import write_dacon_csv  # noqa: E402
 
 SECONDS = 5
 ROWS_PER_ROUND = 15_000

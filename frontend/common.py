@@ -104,7 +104,7 @@ def show_error(error: ApiError) -> NoReturn:
     elif error.status in (401, 403) and get_settings().bearer_key:
         st.error(f"The API refused the dashboard's key: {error.message}")
         st.caption("The dashboard sends the key of API_KEY or API_KEY_FILE (`make run` makes one; compose too). "
-                   "It needs the scopes predict, read and admin: `python -m backend.keys create dashboard "
+                   "It needs the scopes predict, read and admin: `python -m backend.cli.keys create dashboard "
                    "--scopes predict,read,admin`. Without either, each visitor signs in with a key of their "
                    "own.")  # fmt: skip
     else:

@@ -48,7 +48,7 @@ def _sign_in_form() -> None:
     with st.form("sign-in"):
         key = st.text_input("API key", type="password", max_chars=200, placeholder="tpk_…").strip()
         submitted = st.form_submit_button("Sign in", type="primary")
-    st.caption("An administrator makes keys: `python -m backend.keys create <your name> --scopes predict,read`.")
+    st.caption("An administrator makes keys: `python -m backend.cli.keys create <your name> --scopes predict,read`.")
     if not submitted:
         return
     if not key:

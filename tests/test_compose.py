@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from backend.core.config import Settings
-from backend.processes import PROJECT_ROOT
+from backend.dev.processes import PROJECT_ROOT
 from frontend.settings import DashboardSettings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -81,7 +81,7 @@ def test_worker_and_api_share_the_broker_and_database() -> None:
 def test_api_migrates_before_serving() -> None:
     command = SERVICES["api"]["command"][2]
     assert command.index("alembic upgrade head") < command.index("uvicorn backend.main:app")
-    assert command.index("alembic upgrade head") < command.index("backend.launcher --register-sensors")
+    assert command.index("alembic upgrade head") < command.index("backend.dev.launcher --register-sensors")
     assert (PROJECT_ROOT / "alembic.ini").is_file()
 
 
@@ -96,8 +96,8 @@ def test_commands_name_things_that_exist() -> None:
         command = _command(service)
         assert command[:3] == ["celery", "-A", "backend.tasks"]
         assert importlib.import_module("backend.tasks").app.main == "traffic"
-    assert _command("feed")[:3] == ["python", "-m", "backend.feed"]
-    assert callable(importlib.import_module("backend.feed").main)
+    assert _command("feed")[:3] == ["python", "-m", "backend.services.feed"]
+    assert callable(importlib.import_module("backend.services.feed").main)
     frontend_cmd = re.search(r'^CMD \["streamlit", "run", "([^"]+)"', dockerfile, re.M)
     assert frontend_cmd and (PROJECT_ROOT / frontend_cmd.group(1)).is_file()
 
@@ -146,11 +146,11 @@ def test_consoles_are_published_on_the_loopback_only(service: str) -> None:
 
 def test_the_dashboard_reads_the_key_the_api_makes() -> None:
     api_command = _command("api")
-    ensure = api_command.index("backend.keys")
+    ensure = api_command.index("backend.cli.keys")
     assert api_command[ensure + 1 : ensure + 3] == ["ensure", "dashboard"]
     key_file = api_command[api_command.index("--file", ensure) + 1]
     assert _env("frontend")["API_KEY_FILE"] == key_file
     folder = str(Path(key_file).parent)
     assert f"keys:{folder}" in SERVICES["api"]["volumes"] and f"keys:{folder}:ro" in SERVICES["frontend"]["volumes"]
-    assert api_command.index("backend.keys") < api_command.index("backend.main:app")
+    assert api_command.index("backend.cli.keys") < api_command.index("backend.main:app")
     assert f"mkdir -p {folder} && chown app:app {folder}" in (PROJECT_ROOT / "Dockerfile").read_text()

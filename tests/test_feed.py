@@ -1,5 +1,5 @@
 """The live feed: readings from a Redis Stream stored once, acknowledged after the commit, never lost when the
-consumer dies (a real `python -m backend.feed` process killed with SIGKILL, and a consumer dying mid-batch)."""
+consumer dies (a real `python -m backend.services.feed` process killed with SIGKILL, and a consumer dying mid-batch)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import redis
 
 from backend.core.config import Settings
 from backend.db.models import Sensor
-from backend.db.scratch import stored_readings
 from backend.db.session import make_engine, session_factory
-from backend.feed import ReadingsConsumer, feed_lag_seconds, publish, stream_key
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
+from backend.services.feed import ReadingsConsumer, feed_lag_seconds, publish, stream_key
+from tests.fixtures.scratch_db import stored_readings
 from tests.fixtures.stack import Stack
 from tests.fixtures.traffic import flat
 

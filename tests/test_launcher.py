@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from backend.launcher import RestartBudget
-from backend.processes import PROJECT_ROOT, free_port, redis_answers, wait_until
+from backend.dev.launcher import RestartBudget
+from backend.dev.processes import PROJECT_ROOT, free_port, redis_answers, wait_until
 from tests.fixtures.batches import submit, wait_for_batch
 
 
@@ -29,7 +29,11 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
     output = tmp_path / "launcher.out"
     with output.open("wb") as out:
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "backend.launcher"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "backend.dev.launcher"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         assert wait_until(lambda: "stack is up" in output.read_text(), timeout=90), output.read_text()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from backend.processes import free_port, start_redis, stop
+from backend.dev.processes import free_port, start_redis, stop
 
 
 def _restarted_keeps(tmp_path: Path, persist: bool) -> bool:

@@ -15,7 +15,8 @@ from backend.schemas.errors import ErrorResponse
 from backend.services.keys import ANYONE, KeyDirectory, Principal
 
 bearer = HTTPBearer(
-    auto_error=False, description="An API key: `python -m backend.keys create <name> --scopes ...` or `POST /api/keys`"
+    auto_error=False,
+    description="An API key: `python -m backend.cli.keys create <name> --scopes ...` or `POST /api/keys`",
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
+from backend.db.recorder import Recorder
 from backend.ml.registry import ModelRegistry
 from backend.services.batches import RowPreparer
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
 from backend.services.readings import SensorDirectory
-from backend.services.recorder import Recorder
-from backend.tasks.batches import BatchStore
+from backend.stores.batches import BatchStore
 from backend.wiring import Resources
 
 

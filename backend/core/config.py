@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     celery_queue: str = "batches"
 
     # Sensor readings: the live feed (a Redis Stream read by one consumer group) and congestion predictions
-    # The feed consumer (`python -m backend.feed`) runs beside the API: /health reports it down when it is silent.
+    # The feed consumer (`python -m backend.services.feed`) runs beside the API: /health reports it down when it is
+    # silent.
     feed_enabled: bool = True
     feed_group: str = "readings-store"
     # A consumer's name: a restarted consumer of the same name takes back the messages it had not acknowledged.
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
     # no CORS middleware runs at all.
     cors_origins: list[str] = []
 
-    # API keys (`python -m backend.keys create`): every route but health, docs and share links needs one, sent
+    # API keys (`python -m backend.cli.keys create`): every route but health, docs and share links needs one, sent
     # as `Authorization: Bearer <key>`. False keeps a laptop demo open; refused outside ENVIRONMENT=local.
     auth_enabled: bool = True
     # How long the API trusts what it read of the keys table (a revoked key stops working within this).

@@ -1,4 +1,5 @@
-"""The ECLO input row and single-prediction answer; the input fields come from `backend.ml.features.INPUT_FIELDS`."""
+"""The ECLO input row and single-prediction answer; the input fields come from
+`backend.ml.eclo.features.INPUT_FIELDS`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from backend.ml.features import INPUT_FIELDS, InputField
+from backend.ml.eclo.features import INPUT_FIELDS, InputField
 
 CLASSIC_EXAMPLE: dict[str, Any] = {
     "weather": "맑음",

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, QueueFull, TooLarge
 from backend.core.metrics import BATCHES_SUBMITTED
-from backend.db import crud
+from backend.db.recorder import Recorder
+from backend.db.records import get_batch_job, list_batch_jobs
 from backend.ml.errors import InvalidRow
 from backend.ml.registry import ModelRegistry
 from backend.schemas.batches import (
@@ -34,8 +35,8 @@ from backend.schemas.batches import (
 )
 from backend.schemas.pages import Page
 from backend.services.keys import ANYONE, Principal
-from backend.services.recorder import Recorder
-from backend.tasks.batches import BatchRecord, BatchStore, row_outcome, score_batch
+from backend.stores.batches import BatchRecord, BatchStore
+from backend.tasks.batches import row_outcome, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def _from_database(
         return None
     try:
         with sessions() as session:
-            job = crud.get_batch_job(session, batch_id=batch_id)
+            job = get_batch_job(session, batch_id=batch_id)
             if job is None:
                 return None
             response = BatchStatusResponse(
@@ -224,6 +225,6 @@ def from_epoch(value: float | None) -> datetime | None:
 
 
 def list_batches(*, session: Session, page: int, size: int, status: str | None) -> Page[BatchSummary]:
-    jobs, total = crud.list_batch_jobs(session, page=page, size=size, status=status)
+    jobs, total = list_batch_jobs(session, page=page, size=size, status=status)
     items = [BatchSummary.model_validate(job, from_attributes=True) for job in jobs]
     return Page[BatchSummary].build(items=items, total=total, page=page, size=size)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound
 from backend.db import readings as stored
 from backend.db.models import TrafficReading
+from backend.db.recorder import Recorder
 from backend.ml.congestion.model import CongestionForecast, CongestionModel
 from backend.ml.errors import FieldError, InvalidRow
 from backend.ml.registry import ModelNotFound, ModelRegistry
@@ -29,7 +30,6 @@ from backend.schemas.traffic import (
     UnavailableSensor,
 )
 from backend.services.predictions import PredictionCache, record_prediction
-from backend.services.recorder import Recorder
 from backend.services.traffic import local_time
 
 WINDOW = timedelta(hours=1)

@@ -24,7 +24,7 @@ from backend.core.errors import Conflict, DependencyUnavailable, Gone, InvalidRe
 from backend.db import datasets as records
 from backend.db.models import Dataset, DatasetJob
 from backend.db.session import session_scope
-from backend.ml.uploads import FileFormat, data_rows
+from backend.ml.eclo.uploads import FileFormat, data_rows
 from backend.schemas.batches import FAILURE, PARTIAL, PENDING, SUCCESS, BatchProgress
 from backend.schemas.datasets import (
     DatasetDetail,
@@ -38,7 +38,8 @@ from backend.schemas.datasets import (
 from backend.schemas.pages import Page
 from backend.services.batches import from_epoch
 from backend.services.upload_check import UploadChecker
-from backend.tasks.datasets import CANCELLED, JobRecord, score_chunk
+from backend.stores.dataset_jobs import CANCELLED, JobRecord
+from backend.tasks.datasets import score_chunk
 from backend.wiring import Resources
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from functools import partial
 import redis
 from sqlalchemy import Engine
 
+from backend.db.recorder import Recorder
 from backend.db.session import ping
-from backend.feed import feed_lag_seconds, heartbeat_key, stream_key
 from backend.ml.registry import ModelRegistry
 from backend.schemas.health import ComponentHealth, HealthResponse
-from backend.services.recorder import Recorder
+from backend.services.feed import feed_lag_seconds, heartbeat_key, stream_key
 from backend.tasks.heartbeat import ALIVE_SECONDS, alive_workers
 from backend.wiring import Resources
 
@@ -82,7 +82,7 @@ def check_feed(client: redis.Redis, heartbeat_key: str, lag: Callable[[], float]
     def beat() -> str:
         raw = client.get(heartbeat_key)
         if raw is None:
-            raise CheckFailed("no consumer heartbeat: is `python -m backend.feed` running?")
+            raise CheckFailed("no consumer heartbeat: is `python -m backend.services.feed` running?")
         return f"consumer seen {time.time() - float(raw):.1f} s ago; oldest unstored message {lag():.1f} s old"
 
     return _timed(beat)

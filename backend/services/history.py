@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.csv_stream import csv_chunks
 from backend.core.errors import DependencyUnavailable
-from backend.db import crud
+from backend.db import records as stored_records
 from backend.db.models import Prediction
 from backend.schemas.pages import Page
 from backend.schemas.records import PredictionRecord
@@ -36,7 +36,7 @@ def list_predictions(
     until: datetime | None = None,
     key_id: str | None = None,
 ) -> Page[PredictionRecord]:
-    records, total = crud.list_predictions(session, page=page, size=size, model=model, since=_utc(since),
+    records, total = stored_records.list_predictions(session, page=page, size=size, model=model, since=_utc(since),
                                            until=_utc(until), key_id=key_id)  # fmt: skip
     items = [PredictionRecord.model_validate(r, from_attributes=True) for r in records]
     return Page[PredictionRecord].build(items=items, total=total, page=page, size=size)
@@ -64,7 +64,9 @@ def predictions_csv(
     the stream closes."""
     session = sessions()
     try:
-        records = crud.iter_predictions(session, model=model, since=_utc(since), until=_utc(until), key_id=key_id)
+        records = stored_records.iter_predictions(
+            session, model=model, since=_utc(since), until=_utc(until), key_id=key_id
+        )
     except SQLAlchemyError as exc:
         session.close()
         raise DependencyUnavailable("database", "cannot read the records") from exc

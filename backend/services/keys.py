@@ -1,4 +1,4 @@
-"""API keys: made, listed and revoked by the CLI (`python -m backend.keys`) or by an admin key over HTTP
+"""API keys: made, listed and revoked by the CLI (`python -m backend.cli.keys`) or by an admin key over HTTP
 (`/api/keys`), checked on each request.
 
 A key reads `tpk_<id>_<secret>`: the id (12 hex digits) names the key in records and listings, the secret is 256

@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 
 from backend.core.errors import InvalidRequest
 from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS, series
-from backend.ml.predictor import EcloModel
+from backend.db.recorder import Recorder
+from backend.ml.eclo.model import EcloModel
 from backend.ml.protocol import PredictiveModel
 from backend.ml.registry import ModelRegistry
-from backend.services.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import orjson
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.core.storage import LocalStorage
+from backend.ml.eclo.uploads import check_rows, file_format
 from backend.ml.errors import DataFileError
 from backend.ml.protocol import PredictiveModel
 from backend.ml.registry import ModelRegistry
-from backend.ml.uploads import check_rows, file_format
-from backend.tasks.datasets import DatasetFiles
+from backend.stores.dataset_files import DatasetFiles
 from backend.wiring import open_registry
 
 FIRST_PROBLEMS = 5  # how many problems a refusal of the whole file lists

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.model import EcloModel
 
 MODEL = EcloModel.load(Path(__file__).resolve().parents[2] / "model" / "eclo")
 HEADERS = [(b"content-type", b"application/json")]

@@ -11,8 +11,8 @@ from mlserver import MLModel
 from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse
 
+from backend.ml.eclo.model import EcloModel
 from backend.ml.errors import InvalidRow
-from backend.ml.predictor import EcloModel
 
 
 class EcloRuntime(MLModel):

@@ -41,7 +41,7 @@ from bench_http import (  # noqa: E402
     summarize,
 )
 
-from backend.processes import ProcessGroup, free_port  # noqa: E402
+from backend.dev.processes import ProcessGroup, free_port  # noqa: E402
 from backend.schemas.eclo import CLASSIC_EXAMPLE  # noqa: E402
 
 PEERS_VENV = ROOT / "bench" / "peers" / ".venv"

@@ -101,7 +101,8 @@ def network() -> None:
         return
     if forecast.get("as_of") is None:
         st.info("No readings are stored yet: every sensor shows as no data. Send some on the Readings page or with "
-                "`POST /api/traffic/readings`, or replay a speed table into the live feed: `python -m backend.replay "
+                "`POST /api/traffic/readings`, or replay a speed table into the live feed: "
+                "`python -m backend.cli.replay "
                 "--rate 60` (the generator's network) or `--speeds metr_la_first_week_speeds.csv.gz`.")  # fmt: skip
     rows = sensor_states(sensors, forecast, HORIZONS[choice])
     counts = {level: sum(r["shown"] == level for r in rows) for level in [*LEVEL_COLORS, "no data"]}

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
 from tests.fixtures.batches import wait_for_batch
 from tests.fixtures.stack import Stack
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backend.processes import free_port
+from backend.dev.processes import free_port
 from frontend.client import ApiClient, ApiError, ApiUnavailable
 
 OK = (200, {}, {"models": [{"name": "eclo"}]})

@@ -65,7 +65,7 @@ def test_a_network_without_readings_says_how_to_send_some(
     monkeypatch.setenv("API_KEY", secured.keys["all"])
     point_at(monkeypatch, secured.url)
     app = _open("views/network.py")
-    assert any("No readings are stored yet" in i.value and "backend.replay" in i.value for i in app.info)
+    assert any("No readings are stored yet" in i.value and "backend.cli.replay" in i.value for i in app.info)
     assert {m.label: int(m.value) for m in app.metric}["no data"] == len(network_sensors)
 
 

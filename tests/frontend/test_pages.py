@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend.processes import free_port, wait_until
+from backend.dev.processes import free_port, wait_until
 from frontend.client import ApiClient
 from frontend.settings import get_settings
 from tests.fixtures.dashboard import APP, point_at

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.dacon import load_dacon_csv, parse_dacon_frame
-from backend.ml.datagen import generate_dacon_frame
+from backend.ml.eclo.dacon import load_dacon_csv, parse_dacon_frame
+from backend.ml.eclo.datagen import generate_dacon_frame
 from backend.ml.errors import DataFileError
 from backend.ml.train import main as train_main
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from backend.ml.datagen import generate_dacon_frame
-from backend.ml.reference import DAYS, counts, train_columns
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.reference import DAYS, counts, train_columns
 
 
 def test_same_seed_same_table_other_seed_other_table() -> None:

@@ -4,12 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.ml.dacon import api_rows, read_text_csv
-from backend.ml.datagen import generate_dacon_frame
+from backend.ml.eclo.dacon import api_rows, read_text_csv
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.evaluate import OUTPUT_COLUMNS, main
+from backend.ml.eclo.measures import Constants, eclo_measures
+from backend.ml.eclo.model import EcloModel
 from backend.ml.errors import InvalidRow
-from backend.ml.evaluate import OUTPUT_COLUMNS, main
-from backend.ml.measures import Constants, eclo_measures
-from backend.ml.predictor import EcloModel
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.ml.errors import InvalidRow
-from backend.ml.features import (
+from backend.ml.eclo.features import (
     FEATURE_INDEX,
     YEAR_RANGE,
     FeatureEncoder,
@@ -15,7 +14,8 @@ from backend.ml.features import (
     split_road_type,
     time_period_for_hour,
 )
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.model import EcloModel
+from backend.ml.errors import InvalidRow
 
 
 @pytest.mark.parametrize(

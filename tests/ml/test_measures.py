@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from backend.ml.measures import (
+from backend.ml.eclo.measures import (
     Constants,
     PlattScaling,
     auc,

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import backend.ml.train as train_module
+import backend.ml.eclo.training as train_module
 from backend.core.config import PROJECT_ROOT
-from backend.ml.dacon import LabelledRows, api_rows, eclo_from_injuries, parse_dacon_frame, read_text_csv
-from backend.ml.datagen import generate_dacon_frame
+from backend.ml.eclo.dacon import LabelledRows, api_rows, eclo_from_injuries, parse_dacon_frame, read_text_csv
+from backend.ml.eclo.datagen import generate_dacon_frame
+from backend.ml.eclo.features import FEATURE_INDEX, TARGET_ENCODINGS, learn_vocabularies
+from backend.ml.eclo.model import RISK_LEVELS, EcloModel, risk_level
+from backend.ml.eclo.training import train_eclo, training_matrix
 from backend.ml.errors import DataFileError, InvalidRow
-from backend.ml.features import FEATURE_INDEX, TARGET_ENCODINGS, learn_vocabularies
 from backend.ml.kinds import MODEL_KINDS
-from backend.ml.predictor import RISK_LEVELS, EcloModel, risk_level
 from backend.ml.registry import ModelRegistry
 from backend.ml.train import main as train_main
-from backend.ml.train import train_eclo, training_matrix
 
 METADATA_FIELDS = {
     "cv",

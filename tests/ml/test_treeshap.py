@@ -6,9 +6,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from backend.ml import treeshap
-from backend.ml.predictor import EcloModel
-from backend.ml.treeshap import TooDeep, TreeShapTables
+from backend.ml.eclo import treeshap
+from backend.ml.eclo.model import EcloModel
+from backend.ml.eclo.treeshap import TooDeep, TreeShapTables
 
 
 def _awkward(X: np.ndarray, seed: int) -> np.ndarray:

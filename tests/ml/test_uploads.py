@@ -8,10 +8,10 @@ import io
 
 import pytest
 
+from backend.ml.eclo.features import INPUT_FIELDS
+from backend.ml.eclo.model import EcloModel
+from backend.ml.eclo.uploads import API, DACON, check_rows, encoding_of, file_format
 from backend.ml.errors import DataFileError
-from backend.ml.features import INPUT_FIELDS
-from backend.ml.predictor import EcloModel
-from backend.ml.uploads import API, DACON, check_rows, encoding_of, file_format
 
 DACON_HEADER = "ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형,ECLO"
 GOOD = "A1,2021-03-02 14,화요일,맑음,대구광역시 중구 동인동1가,교차로 - 교차로안,건조,차대차,3"

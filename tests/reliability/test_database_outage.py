@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from backend.db.migrate import upgrade
 from backend.db.models import BatchJob, Prediction
 from backend.db.session import make_engine, session_factory
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
 from tests.api.routes.test_health import _sample
 from tests.fixtures.database import POSTGRES_AVAILABLE, postgres_database
 from tests.fixtures.proxy import TcpProxy

@@ -7,7 +7,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from backend.processes import free_port
+from backend.dev.processes import free_port
 from backend.services.predictions import LocalPredictionCache, PredictionCache
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from backend.db.migrate import upgrade
 from backend.db.models import Prediction
+from backend.db.recorder import Recorder, SpillFile
 from backend.db.session import make_engine, session_factory
-from backend.services.recorder import Recorder, SpillFile
 
 
 def test_entries_come_back_in_order_with_their_times(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import pytest
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.core.storage import LocalStorage
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.model import EcloModel
 from backend.services.upload_check import UploadChecker, check_upload
-from backend.tasks.datasets import DatasetFiles
+from backend.stores.dataset_files import DatasetFiles
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import redis
 from backend.core.config import Settings
 from backend.db.migrate import upgrade
 from backend.ml.congestion.loaders import read_speeds
-from backend.tasks.batches import BatchStore, run_batch
+from backend.stores.batches import BatchStore
+from backend.tasks.batches import run_batch
 from backend.wiring import Resources, open_resources
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack, stack_env

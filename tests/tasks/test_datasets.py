@@ -13,9 +13,9 @@ import httpx
 import pandas as pd
 import redis
 
-from backend.ml.dacon import api_rows
-from backend.ml.predictor import EcloModel
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
+from backend.ml.eclo.dacon import api_rows
+from backend.ml.eclo.model import EcloModel
 from tests.fixtures.datasets import read_results, upload, wait_for_job
 from tests.fixtures.stack import Stack
 

@@ -7,8 +7,8 @@ import time
 import httpx
 import redis
 
-from backend.ml.predictor import EcloModel
-from backend.processes import free_port, start_redis, stop, wait_until
+from backend.dev.processes import free_port, start_redis, stop, wait_until
+from backend.ml.eclo.model import EcloModel
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack
 

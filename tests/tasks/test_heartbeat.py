@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
 from backend.services.health import check_workers
 from backend.tasks.heartbeat import ALIVE_SECONDS, WorkerHeartbeat, alive_workers, workers_key
 

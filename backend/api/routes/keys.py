@@ -18,7 +18,7 @@ def managed_keys(request: Request) -> KeyDirectory:
     reaching the port could mint a key that would hold once keys are on."""
     directory: KeyDirectory | None = request.app.state.api_keys
     if directory is None:
-        raise Forbidden("keys are managed over HTTP only while AUTH_ENABLED=true; use `python -m backend.keys`")
+        raise Forbidden("keys are managed over HTTP only while AUTH_ENABLED=true; use `python -m backend.cli.keys`")
     return directory
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from backend.ml.congestion.loaders import neighbours_by_distance
 
-REFERENCE_SENSORS = Path(__file__).resolve().parents[1] / "reference_data" / "metr_la_sensors.csv"
+REFERENCE_SENSORS = Path(__file__).with_name("metr_la_sensors.csv")
 STEPS_PER_DAY = 288
 START = pd.Timestamp("2012-03-05 00:00")  # a Monday
 SPREAD_LAG_STEPS = 2  # a jam reaches the next sensor 10 minutes later

@@ -6,8 +6,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from backend.api.deps import get_registry
+from backend.ml.eclo.model import EcloModel
 from backend.ml.kinds import MODEL_KINDS
-from backend.ml.predictor import EcloModel
 from backend.ml.registry import ModelRegistry
 from backend.tasks.batches import run_batch
 from backend.wiring import Resources

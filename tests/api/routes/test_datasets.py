@@ -15,8 +15,8 @@ from sqlalchemy import select
 from backend.core.config import Settings
 from backend.db.models import Dataset, ShareToken
 from backend.main import create_app
-from backend.ml.dacon import api_rows
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.dacon import api_rows
+from backend.ml.eclo.model import EcloModel
 from backend.tasks.datasets import run_chunk
 from backend.wiring import Resources
 from tests.fixtures.datasets import dacon_file, read_results, upload

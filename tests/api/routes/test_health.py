@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.core.config import Settings
+from backend.dev.processes import free_port
 from backend.main import create_app
-from backend.processes import free_port
 from tests.fixtures.batches import submit, wait_for_batch
 
 

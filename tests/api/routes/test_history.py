@@ -15,9 +15,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from backend.core.config import Settings
+from backend.dev.processes import free_port, wait_until
 from backend.main import create_app
-from backend.ml.predictor import EcloModel
-from backend.processes import free_port, wait_until
+from backend.ml.eclo.model import EcloModel
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack
 

@@ -1,6 +1,6 @@
 import httpx
 
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.model import EcloModel
 
 
 def test_models_lists_vocabularies_and_metrics(api: httpx.Client, small_model: EcloModel) -> None:

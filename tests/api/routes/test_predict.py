@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from backend.core.config import Settings
 from backend.main import create_app
-from backend.ml.predictor import EcloModel
+from backend.ml.eclo.model import EcloModel
 
 
 def test_classic_example(api: httpx.Client, classic_row: dict, small_model: EcloModel) -> None:

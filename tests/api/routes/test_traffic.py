@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.processes import wait_until
+from backend.dev.processes import wait_until
 from tests.api.routes.test_health import _sample
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.traffic import LA, flat, hour_of_readings, nested

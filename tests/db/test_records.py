@@ -5,9 +5,18 @@ from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.db import crud
 from backend.db.models import BatchRow, Prediction, Sensor, TrafficReading
 from backend.db.readings import page_of_readings
+from backend.db.records import (
+    get_batch_job,
+    insert_batch_job_if_absent,
+    insert_predictions,
+    iter_predictions,
+    list_batch_jobs,
+    list_predictions,
+    save_batch_rows,
+    upsert_batch_job,
+)
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -23,35 +32,35 @@ def _prediction(i: int, model: str) -> dict:
 def test_a_retried_prediction_write_lands_once(db_session: Session) -> None:
     """The spill file retries a write whose commit went unanswered (it may have landed): the record id keeps it once."""
     rows = [{**_prediction(i, "eclo"), "record_id": f"{i:032x}"} for i in range(3)]
-    crud.insert_predictions(db_session, rows=rows[:2])
+    insert_predictions(db_session, rows=rows[:2])
     db_session.commit()
-    crud.insert_predictions(db_session, rows=rows)
+    insert_predictions(db_session, rows=rows)
     db_session.commit()
-    assert sorted(p.request_id for p in crud.list_predictions(db_session, page=1, size=10)[0]) == ["r0", "r1", "r2"]
+    assert sorted(p.request_id for p in list_predictions(db_session, page=1, size=10)[0]) == ["r0", "r1", "r2"]
 
 
 def test_prediction_pages_and_filters(db_session: Session) -> None:
-    crud.insert_predictions(db_session, rows=[_prediction(i, "eclo" if i < 30 else "other") for i in range(45)])
+    insert_predictions(db_session, rows=[_prediction(i, "eclo" if i < 30 else "other") for i in range(45)])
     db_session.commit()
-    items, total = crud.list_predictions(db_session, page=1, size=20)
+    items, total = list_predictions(db_session, page=1, size=20)
     assert total == 45 and len(items) == 20
     assert items[0].request_id == "r44"  # newest first
-    last, total = crud.list_predictions(db_session, page=3, size=20)
+    last, total = list_predictions(db_session, page=3, size=20)
     assert total == 45 and [p.request_id for p in last] == [f"r{i}" for i in range(4, -1, -1)]
-    eclo, total = crud.list_predictions(db_session, page=1, size=100, model="eclo")
+    eclo, total = list_predictions(db_session, page=1, size=100, model="eclo")
     assert total == 30 and {p.model_version for p in eclo} == {"v-eclo"}
-    recent, total = crud.list_predictions(db_session, page=1, size=100, since=NOW + timedelta(minutes=40))
+    recent, total = list_predictions(db_session, page=1, size=100, since=NOW + timedelta(minutes=40))
     assert total == 5 and recent[0].inputs == {"weather": "맑음", "i": 44}
 
 
 def test_predictions_by_key_beside_records_spilled_before_key_ids(db_session: Session) -> None:
     """A record spilled by an older version has no key_id: it is written beside newer ones in one executemany."""
     rows = [{**_prediction(i, "eclo"), "key_id": "a1b2c3d4e5f6"} for i in range(3)]
-    crud.insert_predictions(db_session, rows=[rows[0], _prediction(9, "eclo"), *rows[1:]])
+    insert_predictions(db_session, rows=[rows[0], _prediction(9, "eclo"), *rows[1:]])
     db_session.commit()
-    mine, total = crud.list_predictions(db_session, page=1, size=10, key_id="a1b2c3d4e5f6")
+    mine, total = list_predictions(db_session, page=1, size=10, key_id="a1b2c3d4e5f6")
     assert total == 3 and [p.request_id for p in mine] == ["r2", "r1", "r0"]
-    assert [p.key_id for p in crud.list_predictions(db_session, page=1, size=10)[0]].count(None) == 1
+    assert [p.key_id for p in list_predictions(db_session, page=1, size=10)[0]].count(None) == 1
 
 
 def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: Session) -> None:
@@ -59,15 +68,15 @@ def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: S
     forecast = {"sensor_id": "773869", "forecasts": [{"horizon_minutes": 15, "speed_mph": 61.2, "level": "free"}]}
     congestion = {**_prediction(1, "congestion"), "output": forecast}
     del congestion["eclo"], congestion["risk_level"]
-    crud.insert_predictions(db_session, rows=[_prediction(0, "eclo"), congestion, _prediction(2, "eclo")])
+    insert_predictions(db_session, rows=[_prediction(0, "eclo"), congestion, _prediction(2, "eclo")])
     db_session.commit()
-    (record,), total = crud.list_predictions(db_session, page=1, size=10, model="congestion")
+    (record,), total = list_predictions(db_session, page=1, size=10, model="congestion")
     assert total == 1 and record.output == forecast and record.eclo is None and record.risk_level is None
-    eclo, total = crud.list_predictions(db_session, page=1, size=10, model="eclo")
+    eclo, total = list_predictions(db_session, page=1, size=10, model="eclo")
     assert total == 2 and [p.eclo for p in eclo] == [3.02, 3.0] and {p.output for p in eclo} == {None}
-    exported = list(crud.iter_predictions(db_session, chunk=2))
+    exported = list(iter_predictions(db_session, chunk=2))
     assert [p.model_name for p in exported] == ["eclo", "congestion", "eclo"]  # oldest first
-    assert [p.request_id for p in crud.iter_predictions(db_session, since=NOW, until=NOW + timedelta(minutes=2))] == [
+    assert [p.request_id for p in iter_predictions(db_session, since=NOW, until=NOW + timedelta(minutes=2))] == [
         "r0", "r1",
     ]  # fmt: skip
 
@@ -79,7 +88,7 @@ def test_a_flush_of_records_is_one_multi_row_insert(db_session: Session) -> None
     listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
     event.listen(engine, "before_cursor_execute", listener)
     try:
-        crud.insert_predictions(db_session, rows=[{**_prediction(i, "eclo"), "record_id": f"{i:032x}"}
+        insert_predictions(db_session, rows=[{**_prediction(i, "eclo"), "record_id": f"{i:032x}"}
                                                   for i in range(300)])  # fmt: skip
     finally:
         event.remove(engine, "before_cursor_execute", listener)
@@ -87,7 +96,7 @@ def test_a_flush_of_records_is_one_multi_row_insert(db_session: Session) -> None
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
     placeholders = max(inserts[0].count("?"), inserts[0].count("%s"))  # SQLite's, psycopg2's
     assert len(inserts) == 1 and placeholders >= 300 * 10, inserts[0][:300]  # each row's own VALUES
-    assert crud.list_predictions(db_session, page=1, size=1)[1] == 300
+    assert list_predictions(db_session, page=1, size=1)[1] == 300
 
 
 def test_a_flushed_record_is_stored_as_an_orm_write_stores_it(db_session: Session) -> None:
@@ -96,37 +105,37 @@ def test_a_flushed_record_is_stored_as_an_orm_write_stores_it(db_session: Sessio
     seoul = timezone(timedelta(hours=9))
     record = {**_prediction(1, "eclo"), "created_at": datetime(2026, 11, 1, 21, 0, 0, 123456, tzinfo=seoul),
               "cached": True, "record_id": "a" * 32}  # fmt: skip
-    crud.insert_predictions(db_session, rows=[record])
+    insert_predictions(db_session, rows=[record])
     db_session.add(Prediction(**{**record, "record_id": "b" * 32, "output": None, "key_id": None}))
     db_session.commit()
     columns = "created_at, inputs, output, eclo, risk_level, cached, key_id, latency_ms"
     flushed, orm = db_session.execute(text(f"SELECT {columns} FROM predictions ORDER BY record_id")).all()
     assert tuple(flushed) == tuple(orm)
-    (stored,), _ = crud.list_predictions(db_session, page=1, size=1, since=datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    (stored,), _ = list_predictions(db_session, page=1, size=1, since=datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
     assert stored.created_at == datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC) and stored.cached is True
 
 
 def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None:
-    crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
-    crud.upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)
-    crud.insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
+    insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
+    upsert_batch_job(db_session, batch_id="b1", model_name="eclo", status="processing", total=2)
+    insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
     rows = [
         {"row_index": 0, "model_version": "v1", "output": {"eclo": 3.2, "risk_level": "low", "model_version": "v1"}},
         {"row_index": 1, "error": "invalid input in 1 field(s): weather", "details": [{"field": "weather"}]},
     ]
-    crud.save_batch_rows(db_session, batch_id="b1", rows=rows)
-    crud.save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "output": {"eclo": 99.0}}])
-    crud.upsert_batch_job(db_session, batch_id="b1", status="partial", done=2)
+    save_batch_rows(db_session, batch_id="b1", rows=rows)
+    save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "output": {"eclo": 99.0}}])
+    upsert_batch_job(db_session, batch_id="b1", status="partial", done=2)
     db_session.commit()
-    job = crud.get_batch_job(db_session, batch_id="b1")
+    job = get_batch_job(db_session, batch_id="b1")
     assert job is not None and job.status == "partial" and job.done == 2
     assert [(r.row_index, (r.output or {}).get("eclo"), r.error is None) for r in job.rows] == [
         (0, 3.2, True),
         (1, None, False),
     ]
-    jobs, total = crud.list_batch_jobs(db_session, page=1, size=10, status="partial")
+    jobs, total = list_batch_jobs(db_session, page=1, size=10, status="partial")
     assert total == 1 and jobs[0].id == "b1"
-    assert crud.list_batch_jobs(db_session, page=1, size=10, status="pending")[1] == 0
+    assert list_batch_jobs(db_session, page=1, size=10, status="pending")[1] == 0
     assert db_session.scalar(select(BatchRow.details).where(BatchRow.row_index == 1)) == [{"field": "weather"}]
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db import crud, datasets
+from backend.db import datasets
+from backend.db.records import insert_batch_job_if_absent, insert_predictions, save_batch_rows, upsert_batch_job
 from backend.db.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,14 @@ Entry = tuple[str, Any]  # (kind, payload): data, so that it can wait on disk
 
 
 def _write_batch_state(session: Session, payload: dict[str, Any]) -> None:
-    crud.upsert_batch_job(session, batch_id=payload["batch_id"], **payload["fields"])
+    upsert_batch_job(session, batch_id=payload["batch_id"], **payload["fields"])
     if payload.get("rows") is not None:
-        crud.save_batch_rows(session, batch_id=payload["batch_id"], rows=payload["rows"])
+        save_batch_rows(session, batch_id=payload["batch_id"], rows=payload["rows"])
 
 
 WRITERS: dict[str, Callable[[Session, Any], None]] = {
-    "predictions": lambda session, rows: crud.insert_predictions(session, rows=rows),
-    "batch_job": lambda session, job: crud.insert_batch_job_if_absent(session, **job),
+    "predictions": lambda session, rows: insert_predictions(session, rows=rows),
+    "batch_job": lambda session, job: insert_batch_job_if_absent(session, **job),
     "batch_state": _write_batch_state,
     "dataset_job": lambda session, job: datasets.update_job(session, **job),
 }

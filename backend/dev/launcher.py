@@ -20,12 +20,12 @@ from urllib.parse import urlparse
 import httpx
 from sqlalchemy.engine import make_url
 
+from backend.cli.keys import ensure_key, write_secret
 from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
 from backend.db.session import make_engine, session_factory
-from backend.feed import stream_key
-from backend.keys import ensure_key, write_secret
-from backend.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.dev.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.services.feed import stream_key
 from backend.services.keys import SCOPES
 from backend.services.traffic import register_model_sensors
 from backend.wiring import open_registry
@@ -149,7 +149,7 @@ class Launcher:
             [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),
              "--loglevel", "INFO", "-n", "embedded@%h"],
         )  # fmt: skip
-        self.group.spawn("feed", [python, "-m", "backend.feed"])
+        self.group.spawn("feed", [python, "-m", "backend.services.feed"])
         self.group.spawn("beat", [python, "-m", "celery", "-A", "backend.tasks", "beat", "--loglevel", "INFO"])
         flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
                   f"--address={s.api_host}"]  # fmt: skip
@@ -175,7 +175,7 @@ class Launcher:
             access = [
                 f"API key: {user_key}",
                 f"           (send `Authorization: Bearer <key>`; scopes {', '.join(SCOPES)}; kept in "
-                f"{keys / 'user.key'}; more keys: python -m backend.keys create <name> --scopes ...)",
+                f"{keys / 'user.key'}; more keys: python -m backend.cli.keys create <name> --scopes ...)",
             ]
         flower_note = f"   (basic auth {flower_basic_auth})" if flower_basic_auth else ""
         return [
@@ -185,7 +185,7 @@ class Launcher:
             f"Flower     http://{s.api_host}:{s.flower_port}{flower_note}",
             f"Redis      {redis_line}",
             f"database   {_safe_url(s.database_url)} (migrated to the latest schema; {sensors_line})",
-            f"live feed  Redis stream {stream_key(s)} -> database (replay: python -m backend.replay --rate 60)",
+            f"live feed  Redis stream {stream_key(s)} -> database (replay: python -m backend.cli.replay --rate 60)",
             f"logs       {self.logs}",
         ]
 
@@ -226,7 +226,7 @@ class Launcher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.launcher", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.dev.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("--describe", action="store_true", help="print the models it would serve, and exit")
     parser.add_argument(
         "--register-sensors", action="store_true", help="register the congestion model's sensors, and exit"

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from backend.ml.dacon import ECLO_WEIGHTS, FEATURE_COLUMNS, FIELD_COLUMNS, INJURY_COLUMNS
+from backend.ml.eclo.dacon import ECLO_WEIGHTS, FEATURE_COLUMNS, FIELD_COLUMNS, INJURY_COLUMNS
+from backend.ml.eclo.features import API_FIELDS, INPUT_FIELD_BY_NAME, REQUIRED_FIELDS
 from backend.ml.errors import DataFileError, InvalidRow
-from backend.ml.features import API_FIELDS, INPUT_FIELD_BY_NAME, REQUIRED_FIELDS
 from backend.ml.protocol import PredictiveModel
 
 DACON = "dacon"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backend.ml.dacon import eclo_from_injuries
-from backend.ml.features import LATE_NIGHT, TIME_PERIOD_HOURS
-from backend.ml.reference import DAYS, ROAD_TYPE_SHARES, counts, dongs_by_gu, train_columns
+from backend.ml.eclo.dacon import eclo_from_injuries
+from backend.ml.eclo.features import LATE_NIGHT, TIME_PERIOD_HOURS
+from backend.ml.eclo.reference import DAYS, ROAD_TYPE_SHARES, counts, dongs_by_gu, train_columns
 
 HOUR_WEIGHTS = np.array(
     [

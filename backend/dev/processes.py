@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import redis
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.ml.eclo.features import ParsedRow, parse_row
 from backend.ml.errors import DataFileError, InvalidRow
-from backend.ml.features import ParsedRow, parse_row
 
 FEATURE_COLUMNS = ("사고일시", "요일", "기상상태", "시군구", "도로형태", "노면상태", "사고유형")
 # API field <- Dacon column, for the text fields (the date fields come from 사고일시).

@@ -1,7 +1,7 @@
 """The live feed: readings consumed from a Redis Stream by one consumer group, stored through the same `ingest`
 as the REST route, and acknowledged only after the database commit. A consumer killed between reading and
 acknowledging leaves its messages pending: it reads them again when it restarts (same consumer name), and another
-consumer claims them after `FEED_CLAIM_IDLE_SECONDS`. Run: `python -m backend.feed`.
+consumer claims them after `FEED_CLAIM_IDLE_SECONDS`. Run: `python -m backend.services.feed`.
 
 Another source (Kafka, MQTT) plugs in at the same point: a consumer that calls `ingest(...)` with the decoded
 readings and commits its offset (Kafka) or acknowledges (MQTT QoS 1) after it returns.
@@ -151,7 +151,7 @@ class ReadingsConsumer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.feed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.services.feed", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 0 if a consumer wrote its heartbeat lately")
     args = parser.parse_args(argv)
     settings = get_settings()

@@ -1,4 +1,4 @@
-"""Score a labelled accident file with a saved ECLO model: `python -m backend.ml.evaluate --model DIR --data FILE
+"""Score a labelled accident file with a saved ECLO model: `python -m backend.ml.eclo.evaluate --model DIR --data FILE
 [--out predictions.csv]`.
 
 The file is in the Dacon layout (UTF-8, BOM or CP949; .csv.gz read directly). Every row goes through the model's
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.ml.dacon import (
+from backend.ml.eclo.dacon import (
     FEATURE_COLUMNS,
     api_rows,
     eclo_targets,
@@ -28,9 +28,9 @@ from backend.ml.dacon import (
     row_ids,
     severe_targets,
 )
+from backend.ml.eclo.measures import Constants, describe, eclo_measures, severe_measures
+from backend.ml.eclo.model import EcloModel, EcloPrediction
 from backend.ml.errors import DataFileError, InvalidRow
-from backend.ml.measures import Constants, describe, eclo_measures, severe_measures
-from backend.ml.predictor import EcloModel, EcloPrediction
 
 OUTPUT_COLUMNS = ("ID", "predicted_eclo", "p_severe", "relative_risk", "risk_level", "notes", "error")
 
@@ -90,7 +90,7 @@ def write_predictions(evaluation: Evaluation, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.ml.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.ml.eclo.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("model/eclo"), help="model folder (default: model/eclo)")
     parser.add_argument("--data", type=Path, required=True, help="a file in the Dacon layout")
     parser.add_argument("--out", type=Path, help="write the per-row predictions to this CSV")

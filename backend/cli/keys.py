@@ -1,9 +1,9 @@
-"""`python -m backend.keys`: create, list and revoke the API's keys (in the database of DATABASE_URL).
+"""`python -m backend.cli.keys`: create, list and revoke the API's keys (in the database of DATABASE_URL).
 
-python -m backend.keys create analyst --scopes predict,read     prints the new key, once
-python -m backend.keys list
-python -m backend.keys revoke <key id>
-python -m backend.keys ensure dashboard --scopes predict,read,admin --file var/keys/dashboard.key
+python -m backend.cli.keys create analyst --scopes predict,read     prints the new key, once
+python -m backend.cli.keys list
+python -m backend.cli.keys revoke <key id>
+python -m backend.cli.keys ensure dashboard --scopes predict,read,admin --file var/keys/dashboard.key
     the key in that file if it is still active, else a new one written there (mode 0600): for launchers
 """
 
@@ -44,7 +44,7 @@ def ensure_key(settings: Settings, name: str, scopes: list[str], path: Path) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.keys", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.cli.keys", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     scopes_help = f"comma-separated, of {', '.join(SCOPES)}"
     create = commands.add_parser("create", help="create a key and print it (shown this once)")

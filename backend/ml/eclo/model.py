@@ -12,9 +12,7 @@ import lightgbm as lgb
 import numpy as np
 
 from backend.ml.artifacts import MODEL_FILE, load_boosters, read_metadata
-from backend.ml.errors import InvalidRow
-from backend.ml.fastpath import SingleRowPredictor
-from backend.ml.features import (
+from backend.ml.eclo.features import (
     FEATURE_SOURCES,
     FEATURES,
     INPUT_FIELDS,
@@ -24,9 +22,11 @@ from backend.ml.features import (
     TargetStats,
     load_holidays,
 )
-from backend.ml.measures import PlattScaling
+from backend.ml.eclo.measures import PlattScaling
+from backend.ml.eclo.treeshap import TooDeep, TreeShapTables
+from backend.ml.errors import InvalidRow
+from backend.ml.fastpath import SingleRowPredictor
 from backend.ml.protocol import IDENTITY_KEYS
-from backend.ml.treeshap import TooDeep, TreeShapTables
 
 SEVERE_MODEL_FILE = "severe.txt"
 # Bands of the relative risk: the chance of a severe outcome (a death or a serious injury) over the city's recent

@@ -1,7 +1,7 @@
 """Replay speeds into the live feed, as road-side sensors would publish them: one 5-minute step of every sensor
 at a time, `--rate` times faster than real time.
 
-    python -m backend.replay [--speeds FILE] [--rate 60] [--utc-offset -08:00] [--start ISO] [--steps N]
+    python -m backend.cli.replay [--speeds FILE] [--rate 60] [--utc-offset -08:00] [--start ISO] [--steps N]
 
 Without `--speeds`, the generator's network (the default model's 207 sensors) is replayed. Zeros (missing) are
 not published. Timestamps are the file's, in the zone `--utc-offset` names; the sensors must be registered
@@ -21,9 +21,9 @@ import pandas as pd
 
 from backend.core.config import get_settings
 from backend.core.redis import sync_redis
-from backend.feed import publish, stream_key
 from backend.ml.congestion.loaders import read_speeds
 from backend.ml.congestion.network import generate_network
+from backend.services.feed import publish, stream_key
 
 
 def _rate(text: str) -> float:
@@ -50,7 +50,7 @@ def readings_of_step(speeds: pd.DataFrame, row: int, zone: timezone) -> list[dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m backend.cli.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--speeds", type=Path, help="wide CSV (.csv or .csv.gz) or .h5; default: generated")
     parser.add_argument("--rate", type=_rate, default=60.0, help="speed-up over real time (default 60x)")
     parser.add_argument("--utc-offset", type=_offset, default=UTC, help="zone of the file's times")
