@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import run_line, write_section
 
 from backend.ml.congestion.model import CongestionModel
 from backend.ml.congestion.network import generate_network
@@ -23,11 +24,14 @@ from backend.ml.eclo.datagen import generate_dacon_frame
 from backend.ml.eclo.model import EcloModel
 
 
-def _percentiles(rounds: list[list[float]]) -> str:
+def _percentiles(rounds: list[list[float]], markdown: bool = False) -> str:
     """Median over rounds of each round's p50 and p99: a slow spell of a shared machine moves one round."""
     us = [np.asarray(samples) * 1e6 for samples in rounds]
     p50s = [np.percentile(u, 50) for u in us]
     p99s = [np.percentile(u, 99) for u in us]
+    if markdown:
+        spread = f"(rounds' p50 {min(p50s):.0f}–{max(p50s):.0f})"
+        return f"p50 {np.median(p50s):.1f} µs, p99 {np.median(p99s):.1f} µs {spread}"
     spread = f"(rounds {min(p50s):.0f}..{max(p50s):.0f})"
     return f"p50 {np.median(p50s):7.1f} µs   p99 {np.median(p99s):7.1f} µs   {spread}"
 
@@ -82,6 +86,7 @@ def main() -> None:
             timings[label].append(_time(predict, rows, args.rounds))
     for label, samples in timings.items():
         print(f"{label:<45}: {_percentiles(samples)}")
+    many: list[str] = []
     for label, rows in (("own readings only", alone), ("with neighbours", together)):
         rounds = []
         for _ in range(3):
@@ -89,6 +94,25 @@ def main() -> None:
             model.predict_many(rows[:1000])
             rounds.append(time.perf_counter() - started)
         print(f"congestion predict_many 1000 rows, {label}: {1000 / min(rounds):8.0f} rows/s")
+        many.append(f"{1000 / min(rounds):,.0f}")
+
+    neighbours = sum(len(row["neighbour_readings"]) for row in together) / len(together)
+    table = "\n".join(f"| {label} | {_percentiles(samples, markdown=True)} |" for label, samples in timings.items())
+    write_section(
+        "bench_congestion",
+        f"""Congestion predictions in process, `make bench` (`bench/bench_congestion.py`). Rows: distinct 12-reading
+windows of a freshly generated network (not the model's training data), with their neighbours' readings
+({neighbours:.1f} neighbours on average) or without; no cache on this path. {args.repeats} interleaved rounds of
+{args.rounds:,} predictions per case: the median of the rounds' p50 and p99, with the range of the rounds' p50s;
+`predict_many`: the best of 3 calls. Baseline in the same rounds: ECLO's `predict_one`, prediction only. Model:
+congestion {model.version}, {model.metadata["num_trees"]} trees, {len(model.sensor_ids)} sensors. {run_line()}
+
+| what | figure |
+|---|---|
+{table}
+| congestion `predict_many`, 1,000 rows (own readings / with neighbours) | {many[0]} / {many[1]} rows/s |
+""",
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from backend.ml.eclo.uploads import check_rows, file_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import bench_env  # noqa: E402
+from results import run_line, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 1000
@@ -106,7 +107,13 @@ def main() -> int:
     group = ProcessGroup(folder, env)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"# bench_datasets: {args.rows:,} rows, chunks of {CHUNK}, {args.rounds} rounds per worker count; {machine}")
-    print(f"baseline predict_many in one process: {baseline(path, ROOT / 'model' / 'eclo'):,.0f} rows/s")
+    baseline_rate = baseline(path, ROOT / "model" / "eclo")
+    print(f"baseline predict_many in one process: {baseline_rate:,.0f} rows/s")
+    table = [
+        "| worker processes | job wall time (median) | rows/s | rounds (s) | peak RSS API | peak RSS worker |",
+        "|---|---|---|---|---|---|",
+        f"| baseline: `predict_many` in one process | | {baseline_rate:,.0f} | | | |",
+    ]
     try:
         port = free_port()
         api_process = group.spawn("api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
@@ -123,10 +130,8 @@ def main() -> int:
             print(f"upload and check: {upload_seconds:.2f} s for {dataset['size_bytes'] / 1e6:.1f} MB, "
                   f"{dataset['rows']:,} rows, {dataset['valid_rows']:,} valid ({dataset['rows'] / upload_seconds:,.0f}"
                   " rows/s)")  # fmt: skip
-            print(
-                "| worker processes | job wall time (median) | rows/s | rounds (s) | peak RSS API | peak RSS worker |"
-            )
-            print("|---|---|---|---|---|---|")
+            print(table[0])
+            print(table[1])
             for count in args.workers:
                 command = [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-P", "prefork", "-c",
                            str(count), "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-n",
@@ -142,8 +147,9 @@ def main() -> int:
                 memory.join()
                 wall = statistics.median(walls)
                 rounds = ", ".join(f"{w:.2f}" for w in walls)
-                print(f"| {count} | {wall:.2f} s | {dataset['valid_rows'] / wall:,.0f} | {rounds} | "
-                      f"{memory.api:.0f} MB | {memory.worker:.0f} MB |")  # fmt: skip
+                table.append(f"| {count} | {wall:.2f} s | {dataset['valid_rows'] / wall:,.0f} | {rounds} | "
+                             f"{memory.api:.0f} MB | {memory.worker:.0f} MB |")  # fmt: skip
+                print(table[-1])
                 stop(worker)
             started = time.perf_counter()
             results = api.get(f"/api/datasets/{dataset['id']}/predictions.csv")
@@ -154,6 +160,25 @@ def main() -> int:
             print(f"end to end with {args.workers[-1]} worker processes (upload and check, job, CSV): {total:.2f} s")
     finally:
         group.stop_all()
+    rows_text = "\n".join(table)
+    write_section(
+        "bench_datasets",
+        f"""A whole file scored across the workers, `make bench-datasets` (`bench/bench_datasets.py`). A generated
+Dacon-layout file of {dataset["rows"]:,} distinct rows ({dataset["valid_rows"]:,} valid) is uploaded once to a real
+uvicorn API, then scored by jobs of {CHUNK:,}-row chunks on a real prefork Celery worker with
+{" and then ".join(map(str, args.workers))} processes; each job timed from `POST .../predict` until the poll
+(httpx, every 50 ms) says success, median of {args.rounds} rounds. No cache on this path. Baseline in the same
+run: `predict_many` over the same valid rows in one process, {CHUNK:,} at a time. Memory: peak RSS of the API and
+of each worker process, sampled every 100 ms. {run_line()}
+
+{rows_text}
+
+Around the job: upload with the row-by-row check {upload_seconds:.2f} s ({dataset["size_bytes"] / 1e6:.1f} MB,
+{dataset["rows"] / upload_seconds:,.0f} rows/s); results CSV {download_seconds:.2f} s
+({len(results.content) / 1e6:.1f} MB); upload to downloaded results with {args.workers[-1]} worker processes
+{total:.2f} s.
+""",
+    )
     return 0
 
 

@@ -28,6 +28,7 @@ from backend.ml.eclo.datagen import write_dacon_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import Result, bench_env, run_wrk  # noqa: E402
+from results import run_line, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,14 +43,16 @@ def batch_seconds(api: httpx.Client, rows: list[dict]) -> float:
     return time.perf_counter() - started
 
 
-def show(label: str, results: list[Result]) -> None:
+def show(label: str, results: list[Result]) -> str:
     rate = statistics.median(r.rate for r in results)
     p50 = statistics.median(r.p50_ms for r in results)
     p99s = [r.p99_ms for r in results]
     p99 = statistics.median(p99s)
     rounds = ", ".join(f"{p:.1f}" for p in p99s)
     errors = sum(r.errors for r in results)
-    print(f"| {label} | {rate:,.0f} req/s | p50 {p50:.1f} ms | p99 {p99:.1f} ms ({rounds}) | {errors} |")
+    row = f"| {label} | {rate:,.0f} req/s | p50 {p50:.1f} ms | p99 {p99:.1f} ms ({rounds}) | {errors} |"
+    print(row)
+    return row
 
 
 def main() -> int:
@@ -73,8 +76,12 @@ def main() -> int:
         with httpx.Client(base_url=url, timeout=60) as api:
             assert wait_until(lambda: _ok(api), timeout=60), "the stack did not become healthy"
             print(f"# bench_health: {args.seconds:.0f} s per measurement, {args.rounds} rounds, wrk -t2")
-            print("| load | throughput | p50 | p99 (rounds) | errors (non-2xx, socket, 2 s timeout) |")
-            print("|---|---|---|---|---|")
+            table = [
+                "| load | throughput | p50 | p99 (rounds) | errors (non-2xx, socket, 2 s timeout) |",
+                "|---|---|---|---|---|",
+            ]
+            print(table[0])
+            print(table[1])
             for connections in (100, 200):
                 health, live, batches = [], [], []
                 for _ in range(args.rounds):
@@ -95,15 +102,30 @@ def main() -> int:
                         health.append(run_wrk(f"{url}/health", connections, args.seconds, None))
                         stop.set()
                         submitter.join()
-                show(f"`GET /health/live`, {connections} connections (baseline)", live)
+                table.append(show(f"`GET /health/live`, {connections} connections (baseline)", live))
                 beside = "then a batch of 100" if connections == 100 else "batches of 20 submitted beside it"
-                show(f"`GET /health`, {connections} connections, {beside}", health)
+                table.append(show(f"`GET /health`, {connections} connections, {beside}", health))
                 p50, worst = statistics.median(batches) * 1e3, max(batches) * 1e3
-                print(
+                table.append(
                     f"| batch submit to result ({len(batches)} batches) | | p50 {p50:.0f} ms | max {worst:.0f} ms | |"
                 )
+                print(table[-1])
     finally:
         group.stop_all()
+    rows_text = "\n".join(table)
+    write_section(
+        "bench_health",
+        f"""`/health` under a crowd, with batches beside it: `python bench/bench_health.py` (no make target). A real
+uvicorn API (default settings) and a real prefork Celery worker (2 processes), a SQLite file. Load: wrk -t2 on
+the same machine, {args.seconds:.0f} s per measurement, medians of {args.rounds} rounds (each round's p99 in
+brackets): `GET /health` at 100 connections, then a batch of 100 rows timed from submission to its result; then
+200 connections while a batch of 20 rows is submitted every 0.5 s. Baseline in the same run: the constant
+`GET /health/live` at the same concurrency. Errors are wrk's: non-2xx, socket errors and 2 s timeouts. No cache
+is involved. {run_line()}
+
+{rows_text}
+""",
+    )
     return 0
 
 

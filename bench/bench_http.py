@@ -34,6 +34,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import numpy as np
+from results import run_line, write_section
 
 from backend.dev.processes import ProcessGroup, free_port, wait_until
 from backend.ml.eclo.dacon import api_rows
@@ -299,9 +300,10 @@ def summarize(
         "rounds": [r.rate for r in results],
     }  # fmt: skip
     rounds_text = ", ".join(f"{r:,.0f}" for r in summary["rounds"])
-    print(f"| {label} | c={concurrency}, wrk -t{threads} | {rate:,.0f} req/s ({rounds_text}) | "
-          f"{summary['p50']:.2f} / {summary['p99']:.2f} ms | {summary['errors']} | "
-          f"{format(summary['hits'], '.0f') if counts_hits else ''} |", flush=True)  # fmt: skip
+    summary["row"] = (f"| {label} | c={concurrency}, wrk -t{threads} | {rate:,.0f} req/s ({rounds_text}) | "
+                      f"{summary['p50']:.2f} / {summary['p99']:.2f} ms | {summary['errors']} | "
+                      f"{format(summary['hits'], '.0f') if counts_hits else ''} |")  # fmt: skip
+    print(summary["row"], flush=True)
     return summary
 
 
@@ -374,15 +376,41 @@ def main() -> None:
                     headers,
                     hits,
                 )
+        ratios = []
         for concurrency in (1, 32):
             ratio = results["live", concurrency]["rate"] / results["bare", concurrency]["rate"]
             print(f"constant endpoint / bare FastAPI at c={concurrency}: {ratio:.2f}")
+            ratios.append(f"{ratio:.2f}× at c={concurrency}")
         assert wait_until(lambda: _ok(f"{base}/health"), timeout=30)
         timings = asyncio.run(_batches(base, rows.take(args.batches * 100), args.batches, headers))
         print(f"batch of 100, submit to result: p50 {statistics.median(timings) * 1e3:.1f} ms, "
               f"max {max(timings) * 1e3:.1f} ms over {len(timings)} batches")  # fmt: skip
     finally:
         group.stop_all()
+    table = "\n".join(summary["row"] for summary in results.values())
+    cache = (
+        "Every prediction's row is sent once before its measurement (warm cache)"
+        if args.warm
+        else "Every prediction request carries a row sent nowhere else in the run (cold cache)"
+    )
+    batches = f"p50 {statistics.median(timings) * 1e3:.1f} ms, max {max(timings) * 1e3:.1f} ms"
+    write_section(
+        "bench_http",
+        f"""HTTP, `make bench-http` (`bench/bench_http.py`). A real uvicorn process (httptools, uvloop) with the
+defaults on (API keys, records in a SQLite file, metrics, the in-process ECLO cache) and a real Celery worker
+(2 processes). Baseline in the same run: a bare FastAPI app with one constant route, in its own uvicorn process.
+Load: wrk on the same machine, {args.seconds:.0f} s per round, medians of {args.rounds} rounds. {cache}; the
+cache hits are read from `/metrics` around each measurement. Batches: 100 rows each, submitted one after
+another and polled every 5 ms. {run_line()}
+
+{TABLE_HEAD}
+{table}
+| batch of 100 rows, submit to result | {len(timings)} batches | | {batches} | | |
+
+`GET /health/live` (a constant written straight to the response) against the bare FastAPI route:
+{", ".join(ratios)}.
+""",
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,16 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from results import run_line, write_section  # noqa: E402
+
+METHOD = (
+    "The dashboard's Network page, `python bench/bench_network_page.py` against a running stack with readings loaded "
+    "(no make target). Baseline: the page's two API calls (`GET /api/traffic/sensors`, `GET /api/traffic/forecast`) "
+    "made directly. The page's script under Streamlit's AppTest: its own \"drawn in\" figure (from the API's answer "
+    "to the map element built) and the whole run. Headless Chromium (playwright): from navigation to the script done "
+    "and to every sensor's marker painted. Medians of {rounds} rounds after a first, cold one; the API's own caches "
+    "as the running stack has them."
+)
 
 
 def api_calls(api: str) -> tuple[float, int]:
@@ -94,15 +104,36 @@ def main() -> None:
     print(f"API calls of the page (sensors + network forecast), direct: {direct:.3f} s (first {calls[0][0]:.3f} s)")
     print(f"AppTest: drawn after the API answered {statistics.median(r[0] for r in rounds[1:]):.3f} s (first "
           f"{rounds[0][0]:.3f} s); whole script run {statistics.median(r[1] for r in rounds[1:]):.3f} s")  # fmt: skip
+    drawn, whole = statistics.median(r[0] for r in rounds[1:]), statistics.median(r[1] for r in rounds[1:])
+    table = [
+        f"| what ({sensors} sensors) | median |",
+        "|---|---|",
+        f"| baseline: the page's two API calls, made directly | {direct:.2f} s |",
+        f"| AppTest: map drawn after the API answered | {drawn:.2f} s |",
+        f"| AppTest: the whole script run | {whole:.2f} s |",
+    ]
     try:
         times = browser_rounds(args.url, sensors, args.rounds + 1)
     except ImportError:
         print("Chromium: not measured (pip install '.[screenshots]' for playwright)")
+        table.append("| Chromium | not measured (playwright not installed) |")
+        write_results(args.rounds, table)
         return
     done, painted = statistics.median(t[0] for t in times[1:]), statistics.median(t[1] for t in times[1:])
     print(f"Chromium: navigation to the page's script done (API answered, map sent) {done:.3f} s; to {sensors} "
           f"markers painted {painted:.3f} s; so the map draws {painted - done:.3f} s after the script "
           f"(first round {times[0][0]:.3f} / {times[0][1]:.3f} s)")  # fmt: skip
+    table += [
+        f"| Chromium: navigation to the page's script done | {done:.2f} s |",
+        f"| Chromium: navigation to every marker painted | {painted:.2f} s |",
+        f"| Chromium: markers painted after the script was done | {painted - done:.2f} s |",
+    ]
+    write_results(args.rounds, table)
+
+
+def write_results(rounds: int, table: list[str]) -> None:
+    rows = "\n".join(table)
+    write_section("bench_network_page", f"{METHOD.format(rounds=rounds)} {run_line()}\n\n{rows}\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import run_line, write_section
 
 from backend.ml.eclo.dacon import api_rows, read_text_csv
 from backend.ml.eclo.datagen import generate_dacon_frame
@@ -41,6 +42,7 @@ def main() -> None:
         f"{os.cpu_count()} cores, Python {platform.python_version()}"
     )
 
+    figures: dict[str, str] = {}
     for explain in (False, True):
         for row in rows[:200]:
             model.predict_one(row, explain=explain)
@@ -56,6 +58,7 @@ def main() -> None:
             p50s.append(np.percentile(us, 50))
             p99s.append(np.percentile(us, 99))
         label = "with explanation" if explain else "prediction only "
+        figures[label.strip()] = f"p50 {np.median(p50s):.1f} µs, p99 {np.median(p99s):.1f} µs"
         print(
             f"predict_one {label}: p50 {np.median(p50s):6.1f} µs   p99 {np.median(p99s):6.1f} µs   "
             f"(medians of {ROUNDS} rounds of {args.rounds}; round p50s {min(p50s):.0f}-{max(p50s):.0f})"
@@ -79,6 +82,7 @@ def main() -> None:
             medians[name].append(float(np.median(samples)) * 1e6)
     for name, values in medians.items():
         print(f"explanation, {name}: p50 {np.median(values):6.1f} µs (rounds {min(values):.1f}-{max(values):.1f})")
+        figures[name] = f"p50 {np.median(values):.1f} µs"
 
     for size in (100, 10_000):
         batch = rows[:size]
@@ -89,6 +93,27 @@ def main() -> None:
             timings.append(time.perf_counter() - started)
         median = float(np.median(timings))
         print(f"predict_many {size:>6} rows: {size / median:10.0f} rows/s (median of 5 rounds, {median * 1e3:.1f} ms)")
+        figures[f"predict_many {size}"] = f"{size / median:,.0f} rows/s"
+
+    source = f"the {len(rows):,} distinct rows of {args.rows.name}" if args.rows else "the synthetic Dacon set"
+    write_section(
+        "bench_predict",
+        f"""ECLO predictions in process, `make bench` (`bench/bench_predict.py`). Rows: {source} the model accepts,
+each encoded from scratch; no cache on this path. Single predictions: medians of {ROUNDS} rounds of {args.rounds:,}.
+The explanation alone: the same encoded rows, TreeSHAP tables and the baseline (LightGBM's own TreeSHAP on the
+single-row fast path) in alternating rounds. `predict_many`: median of 5 calls. Model: eclo {model.version},
+{model.metadata["num_trees"]} + {model.metadata["num_trees_severe"]} trees. {run_line()}
+
+| what | figure |
+|---|---|
+| `predict_one`, ECLO + severe outcome, no explanation | {figures["prediction only"]} |
+| `predict_one` with the explanation (TreeSHAP tables) | {figures["with explanation"]} |
+| the explanation alone: TreeSHAP tables | {figures["TreeSHAP tables"]} |
+| the explanation alone: LightGBM's TreeSHAP (baseline) | {figures["LightGBM TreeSHAP (baseline)"]} |
+| `predict_many`, 100 rows | {figures["predict_many 100"]} |
+| `predict_many`, 10,000 rows | {figures["predict_many 10000"]} |
+""",
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import orjson
 import redis
+from results import run_line, write_section
 from sqlalchemy import create_engine, text
 
 from backend.db.migrate import upgrade
@@ -157,6 +158,8 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - reported and skipped
                 print(f"PostgreSQL not measured: {exc}".splitlines()[0])
         runs = [(label, factory, clients) for label, factory in databases for clients in args.clients]
+        ingest: list[str] = []
+        rest: list[str] = []
         for number, (label, factory, clients) in enumerate(runs):
             if factory is None:
                 context = contextmanager(lambda n=number: (yield f"sqlite:///{logs / f'bench-{n}.db'}"))()
@@ -173,16 +176,39 @@ def main() -> None:
                     count = sum(len(orjson.loads(b)["readings"]) for b in again)
                     print(f"  baseline, the same calls re-sent (all duplicates): {count / seconds_again:9,.0f} "
                           f"readings/s ({totals_again})", flush=True)  # fmt: skip
+                    connections = f"{clients} connection{'s' if clients > 1 else ''}"
+                    ingest.append(f"| REST, {label}, {connections} | {len(rows) / seconds:,.0f} readings/s | "
+                                  f"{count / seconds_again:,.0f} readings/s |")  # fmt: skip
                     if number == len(runs) - 1 and not args.rest_only:
-                        stream_and_predictions(api, database_url, rows, sensors, args, load, logs)
+                        rest = stream_and_predictions(api, database_url, rows, sensors, args, load, logs)
                 finally:
                     api.stop()
+    write_section(
+        "bench_traffic",
+        f"""Readings in and congestion predictions out, `make bench-traffic` (`bench/bench_traffic.py`). A real uvicorn
+API and the real feed consumer. Ingest: {len(rows):,} distinct readings ({len(sensors)} sensors over consecutive
+5-minute steps) in calls of {PER_CALL:,} to `POST /api/traffic/readings`, bodies encoded before the clock starts;
+each run into a fresh database, over {" and then ".join(map(str, args.clients))} connection(s) (httpx, each taking
+the next body). Baseline in the same run: the first tenth of the calls re-sent, every reading a duplicate
+(validation and the statement, no new rows). Stream: the same readings published into the Redis Stream, then one
+`python -m backend.services.feed` consumer timed from its start until the database holds them all (the last
+database measured). Predictions: `POST /api/predict/congestion` with distinct inline rows of 12 readings (cold
+cache: the hits are read from `/metrics`), {args.seconds:.0f} s each, load from {args.client} on the same machine;
+baseline in the same run: `GET /health/live`. {run_line()}
+
+| readings, calls of {PER_CALL:,} | readings/s | baseline: the same calls re-sent, all duplicates |
+|---|---|---|
+{chr(10).join(ingest)}
+{chr(10).join(rest)}
+""",
+    )
 
 
 def stream_and_predictions(
     api: Api, database_url: str, rows: list[dict], sensors: list[str], args: Any, load: Any, logs: Path
-) -> None:
-    """On the last database measured: the feed (into a fresh database), then predictions over HTTP."""
+) -> list[str]:
+    """On the last database measured: the feed (into a fresh database), then predictions over HTTP; answers
+    the lines of their results for bench/RESULTS.md."""
     engine = make_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM traffic_readings"))
@@ -206,6 +232,14 @@ def stream_and_predictions(
         client.delete(stream)
     print(f"stream: published {len(rows) / published:9,.0f} readings/s; consumed and stored "
           f"{len(rows) / consumed:9,.0f} readings/s (from the consumer's start-up)")  # fmt: skip
+    lines = [
+        f"| Redis Stream: published / consumed and stored | {len(rows) / published:,.0f} / "
+        f"{len(rows) / consumed:,.0f} readings/s | |",
+        "",
+        "| load | `POST /api/predict/congestion`, inline rows of 12 readings | baseline: `GET /health/live` | ratio "
+        "| cache hits |",
+        "|---|---|---|---|---|",
+    ]
 
     end = datetime(2021, 3, 1, 8, 0, tzinfo=UTC)
     bodies = []
@@ -224,6 +258,11 @@ def stream_and_predictions(
               f"{prediction.p50_ms:.2f} ms, p99 {prediction.p99_ms:.2f} ms, errors {prediction.errors}, cache hits "
               f"{hits:.0f} | GET /health/live: {constant.rate:7,.0f} req/s, p50 {constant.p50_ms:.2f} ms | ratio "
               f"{prediction.rate / constant.rate:.2f}", flush=True)  # fmt: skip
+        lines.append(f"| c={concurrency} | {prediction.rate:,.0f} req/s, p50 "
+                     f"{prediction.p50_ms:.2f} ms, p99 {prediction.p99_ms:.2f} ms, {prediction.errors} errors | "
+                     f"{constant.rate:,.0f} req/s, p50 {constant.p50_ms:.2f} ms | "
+                     f"{prediction.rate / constant.rate:.2f} | {hits:.0f} |")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":

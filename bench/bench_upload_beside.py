@@ -24,6 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import ROOT, bench_env, cache_hits, distinct_rows, make_key, run_wrk, start_server  # noqa: E402
+from results import run_line, write_section  # noqa: E402
 
 from backend.dev.processes import ProcessGroup, free_port  # noqa: E402
 from backend.ml.eclo.datagen import write_dacon_csv  # noqa: E402
@@ -82,16 +83,35 @@ def main() -> None:
         hits = cache_hits(url, headers) - hits_before
     finally:
         group.stop_all()
-    print("| single predictions, c=1 | req/s: median (rounds) | p50 / p99 (medians) |")
-    print("|---|---|---|")
+    table = ["| single predictions, c=1 | req/s: median (rounds) | p50 / p99 (medians) |", "|---|---|---|"]
+    print(table[0])
+    print(table[1])
     for case, runs in results.items():
         rates = [r.rate for r in runs]
         p50, p99 = statistics.median(r.p50_ms for r in runs), statistics.median(r.p99_ms for r in runs)
-        print(f"| {case} | {statistics.median(rates):,.0f} ({', '.join(f'{r:,.0f}' for r in rates)}) | "
-              f"{p50:.2f} / {p99:.2f} ms |")  # fmt: skip
+        rounds = ", ".join(f"{r:,.0f}" for r in rates)
+        figures = f"{statistics.median(rates):,.0f} ({rounds}) | {p50:.2f} / {p99:.2f} ms"
+        print(f"| {case} | {figures} |")
+        table.append(f"| {case} (the baseline) | {figures} |" if case == "alone" else f"| {case} | {figures} |")
     seconds = [s for _, s in uploads]
     print(f"uploads: {[status for status, _ in uploads]}, {statistics.median(seconds):.2f} s median "
           f"({', '.join(f'{s:.2f}' for s in seconds)}); cache hits {hits:.0f}")  # fmt: skip
+    rows_text = "\n".join(table)
+    statuses = ", ".join(sorted({str(status) for status, _ in uploads}))
+    upload_rounds = ", ".join(f"{s:.1f}" for s in seconds)
+    write_section(
+        "bench_upload_beside",
+        f"""Single predictions beside an upload, `make bench-upload` (`bench/bench_upload_beside.py`). One real uvicorn
+API (default settings: API keys, records in a SQLite file, metrics, cache); wrk -t1 at c=1 on the same machine
+posts distinct ECLO rows to `POST /api/predict/eclo` for {SECONDS} s (cold cache: {hits:.0f} hits, read from
+`/metrics`), alone (the baseline) and with a {args.rows:,}-row, {path.stat().st_size / 1e6:.1f} MB Dacon file
+uploaded by httpx half a second in; the two cases alternate, medians of {args.rounds} rounds. {run_line()}
+
+{rows_text}
+
+The uploads answered {statuses} in {statistics.median(seconds):.1f} s (median; rounds {upload_rounds} s).
+""",
+    )
 
 
 if __name__ == "__main__":

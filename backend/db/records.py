@@ -38,7 +38,7 @@ RECORD_DEFAULTS: dict[str, Any] = {"eclo": None, "risk_level": None, "output": N
 class _RecordInsert:
     """The records' flush as multi-row INSERT statements written for the DBAPI, each column's value passed through
     SQLAlchemy's own bind processor for the dialect (so stored alike to an ORM write). A Core insert of the same
-    rows spent ~25 µs a row in SQLAlchemy's parameter handling, on the API's writer thread, holding the GIL the
+    rows spent most of its time in SQLAlchemy's parameter handling, on the API's writer thread, holding the GIL the
     event loop needs; an executemany would step SQLite once a row, trading the GIL each time."""
 
     def __init__(self, dialect: Dialect, max_parameters: int) -> None:

@@ -1,7 +1,7 @@
 """LightGBM's single-row fast C API (`LGBM_BoosterPredictForMatSingleRowFast`) through ctypes.
 
-`Booster.predict` builds a predictor, checks and converts its input on every call (~20 µs of Python for one
-row); the fast API prepares that once per (booster, prediction type). Uses lightgbm's private `_LIB`, so the
+`Booster.predict` builds a predictor, checks and converts its input on every call (for one row, more Python
+than prediction); the fast API prepares that once per (booster, prediction type). Uses lightgbm's private `_LIB`, so the
 lightgbm version is pinned. A prepared config holds buffers: one per thread.
 """
 

@@ -1,8 +1,8 @@
 """The row-by-row check of an uploaded file, run in a process of its own.
 
-A check is pure Python and holds the GIL for seconds (a 100,000-row file: ~4 s). Run on one of the API's threads,
-it stalled every request of the process meanwhile: single predictions beside such an upload fell from ~1,500 to
-170-770 req/s and their p99 rose from 2.3 ms to 40-200 ms. `UploadChecker` hands each check to one spawned process
+A check is pure Python and holds the GIL for as long as it runs (seconds, for a large file). Run on one of the
+API's threads, it stalled every request of the process meanwhile: single predictions beside such an upload lost
+most of their throughput and their p99 grew many times over. `UploadChecker` hands each check to one spawned process
 (started on the first upload and kept; spawned, not forked, as LightGBM requires), which reads the stored upload,
 writes the rows, report and offsets files beside it and answers a summary; the API records the dataset.
 """

@@ -40,6 +40,7 @@ from bench_http import (  # noqa: E402
     start_server,
     summarize,
 )
+from results import run_line, write_section  # noqa: E402
 
 from backend.dev.processes import ProcessGroup, free_port  # noqa: E402
 from backend.schemas.eclo import CLASSIC_EXAMPLE  # noqa: E402
@@ -135,6 +136,7 @@ def main() -> None:
         for c in (1, 32)
         for name in servers
     }
+    ratios = []
     for concurrency in (1, 32):
         for name, label in (("api", "this API"), ("floor", "the floor")):
             ratio = results[name, concurrency]["rate"] / results["mlserver", concurrency]["rate"]
@@ -142,7 +144,30 @@ def main() -> None:
                                             results["mlserver", concurrency]["rounds"], strict=True)]  # fmt: skip
             print(f"{label} / MLServer at c={concurrency}: {ratio:.2f}x (round by round: "
                   f"{', '.join(f'{r:.2f}' for r in paired)})")  # fmt: skip
+            by_round = ", ".join(f"{r:.2f}" for r in paired)
+            ratios.append(f"| {label} / MLServer | c={concurrency} | {ratio:.2f}× ({by_round}) |")
     print(f"this API's p99 at c=1: {results['api', 1]['p99']:.2f} ms")
+    table = "\n".join(summary["row"] for summary in results.values())
+    ratio_table = "\n".join(ratios)
+    write_section(
+        "peers",
+        f"""This API against MLServer, `make bench-peers` (`bench/peers/run.py`). Three servers, one process each,
+serving the same `EcloModel.predict_one` with its explanation: this API with its defaults on (API keys, records in
+a SQLite file, metrics, the in-process ECLO cache); MLServer 1.7 with `httptools`, a custom JSON route
+(`bench/peers/mlserver_runtime.py`, `parallel_workers: 0`), the baseline; and the floor, uvicorn with a bare ASGI
+callable doing nothing but `predict_one` (`bench/peers/floor_app.py`). All three are up throughout and loaded one
+at a time, their rounds alternating. Load: wrk -t1 on the same machine at 1 and 32 connections,
+{args.seconds:.0f} s per round, medians of {args.rounds} rounds; every request a distinct row, the same rows for
+each server (cold cache). {run_line()}
+
+{TABLE_HEAD}
+{table}
+
+| ratio | load | median (round by round) |
+|---|---|---|
+{ratio_table}
+""",
+    )
 
 
 if __name__ == "__main__":

@@ -220,8 +220,8 @@ def _holidays_of_year(year: int) -> frozenset[tuple[int, int]]:
 
 
 def load_holidays() -> None:
-    """Every accepted year's holidays, once: computed on a request instead, the first one of each year waited
-    ~0.4 ms, and the very first ~70 ms (the `holidays` package loads its Korean calendar)."""
+    """Every accepted year's holidays, once: computed on a request instead, the first request of each year would
+    wait for them, and the very first for the `holidays` package to load its Korean calendar."""
     for year in range(YEAR_RANGE[0], YEAR_RANGE[1] + 1):
         _holidays_of_year(year)
 
