@@ -1,10 +1,11 @@
 """One pure-ASGI middleware for every request: a request id (taken from `X-Request-ID` or made, returned in
 the same header and bound to the logs), the request body's size limit (413 before it is read whole), Prometheus
 metrics by route template, and a JSON access log line for every failed request (every request with
-ACCESS_LOG=true: a line costs ~10% of single-prediction throughput)."""
+ACCESS_LOG=true: a line costs a noticeable share of single-prediction throughput)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import State
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,11 @@ from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 HEADER = b"x-request-id"
 QUIET_PATHS = frozenset({"/health/live", "/metrics"})  # probes and scrapes: counted, not logged
 log = logging.getLogger("backend.access")
+# A refused body's rest is read and dropped (see RequestContextMiddleware.refuse) while the whole body is at most
+# this much over the limit, for at most this long.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+CLOSE = (b"connection", b"close")
 
 
 class RequestIds:
@@ -48,13 +54,18 @@ class RequestContextMiddleware:
         access_log: bool = True,
         max_body_bytes: int | None = None,
         own_limits: frozenset[str] = frozenset(),
+        drain_bytes: int = DRAIN_BYTES,
+        drain_seconds: float = DRAIN_SECONDS,
     ) -> None:
-        """`own_limits`: paths whose routes stream their body under a limit of their own (uploads)."""
+        """`own_limits`: paths whose routes stream their body under a limit of their own (uploads). `drain_bytes`,
+        `drain_seconds`: how much of a refused body is read and dropped after the 413, at most (see `refuse`)."""
         self.app = app
         self.ids = RequestIds()
         self.access_log = access_log
         self.max_body_bytes = max_body_bytes
         self.own_limits = own_limits
+        self.drain_bytes = drain_bytes
+        self.drain_seconds = drain_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +94,9 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             elif (declared := _declared_length(scope)) > limit:
                 message = f"the body is {declared:,} bytes; at most {limit:,} are accepted"
-                await _too_large(message)(scope, receive, send_with_id)
+                # nothing read yet: with `Expect: 100-continue`, reading would send "100 Continue" after the 413
+                drain = declared <= limit + self.drain_bytes and not _expects_continue(scope)
+                await self.refuse(message, limit + self.drain_bytes if drain else None, receive, send_with_id)
             else:
                 received = 0
 
@@ -95,12 +108,17 @@ class RequestContextMiddleware:
                     if message["type"] == "http.request":
                         received += len(message.get("body", b""))
                         if received > limit:
-                            await _too_large(f"the body exceeds {limit:,} bytes")(scope, receive, send_with_id)
+                            rest = limit + self.drain_bytes - received if message.get("more_body", False) else None
+                            await self.refuse(f"the body exceeds {limit:,} bytes", rest, receive, send_with_id)
                             refused = True
                             return {"type": "http.disconnect"}
                     return message
 
-                await self.app(scope, receive_limited, send_with_id)
+                try:
+                    await self.app(scope, receive_limited, send_with_id)
+                except ClientDisconnect:
+                    if not refused:  # else what the app was told: the client has its 413, nothing to log
+                        raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -118,10 +136,55 @@ class RequestContextMiddleware:
                 )
             request_id_var.reset(token)
 
+    async def refuse(self, message: str, rest: int | None, receive: Receive, send: Send) -> None:
+        """Answers 413 in the envelope with `Connection: close`, then reads and drops the rest of the body before
+        the response ends. uvicorn closes the connection once the response ends (on `Connection: close`, the
+        client's or this one); a body still unread in the socket then makes the kernel reset the connection, and a
+        client that writes its whole body before it reads (urllib, curl without `Expect`) gets the reset
+        (ConnectionResetError, BrokenPipeError), never the 413. The envelope is sent whole first (a client that
+        reads early has it at once), its end only after the drain: uvicorn's `receive` answers nothing once the
+        response has ended.
+
+        The drain is bounded: it stops when the body ends or the client leaves, or once the whole body is over the
+        limit by `drain_bytes` (64 MiB; an announced body that large is not drained at all), or after
+        `drain_seconds` (5 s, one deadline for the whole drain: a slow client's body is cut too). The connection is
+        then closed with the rest unread, and that client may see a reset instead of the 413. Every `receive` is
+        awaited (the event loop is not held) and each message is dropped as it comes (bounded memory).
+
+        `rest`: how many more bytes of the body may be drained; None when none are to be read (the body has ended,
+        is announced too large, or its client waits for "100 Continue")."""
+        response = _too_large(message)
+        headers = [*response.raw_headers, CLOSE]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        if rest is not None:
+            await _drain(receive, rest, self.drain_seconds)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _drain(receive: Receive, most: int, seconds: float) -> bool:
+    """Reads and drops request body messages until the last one, the client leaving, `most` bytes or `seconds`:
+    True when the body ended (or the client left), False when it was cut."""
+    drained = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while drained <= most:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return True
+                drained += len(message.get("body", b""))
+    except TimeoutError:
+        pass
+    return False
+
 
 def _declared_length(scope: Scope) -> int:
     value = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
     return int(value) if value.isdigit() and len(value) < 19 else (1 << 62 if value else 0)
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
 
 
 def _too_large(message: str) -> JSONResponse:
@@ -136,25 +199,27 @@ class AnsweredRoute:
     path: str
 
 
-HotAnswer = Callable[[State, str | None, bytes, str | None], Awaitable[bytes]]
+HotAnswer = Callable[[State, str, str | None, bytes, str | None], Awaitable[bytes]]
 JSON_TYPE = (b"content-type", b"application/json")
 
 
 class HotRoutes:
-    """POSTs to the single-prediction routes answered straight from ASGI: FastAPI's routing, its Request and
-    Response objects and its exception middleware cost ~0.15 ms a request on this project's VM, more than a bare
-    uvicorn callable's whole answer (~0.12 ms). `answers` maps a path to the function its FastAPI route calls
-    too. An error it raises is answered by the app's own exception handler for it; other methods go on to the
-    app. Sits inside RequestContextMiddleware (request id, body limit, metrics)."""
+    """POSTs to the single-prediction route (`<prefix><model>`) answered straight from ASGI: FastAPI's routing, its
+    Request and Response objects and its exception middleware cost more a request than a bare uvicorn callable's
+    whole answer. `answer` is the function the FastAPI route calls too, given the model's name. An error it raises
+    is answered by the app's own exception handler for it; other paths and methods go on to the app. Sits inside
+    RequestContextMiddleware (request id, body limit, metrics)."""
 
-    def __init__(self, app: ASGIApp, answers: Mapping[str, HotAnswer]) -> None:
+    def __init__(self, app: ASGIApp, prefix: str, answer: HotAnswer) -> None:
         self.app = app
-        self.answers = dict(answers)
-        self.routes = {path: AnsweredRoute(path) for path in answers}
+        self.prefix = prefix
+        self.answer = answer
+        self.route = AnsweredRoute(prefix + "{model}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = self.answers.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if answer is None:
+        path: str = scope["path"] if scope["type"] == "http" and scope["method"] == "POST" else ""
+        model = path[len(self.prefix) :] if path.startswith(self.prefix) else ""
+        if not model or "/" in model:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -165,11 +230,12 @@ class HotRoutes:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        scope["route"] = self.routes[scope["path"]]
+        scope["route"] = self.route
         app = scope["app"]
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        request_id = scope.get("state", {}).get("request_id")
         try:
-            content = await answer(app.state, authorization, b"".join(chunks), scope.get("state", {}).get("request_id"))
+            content = await self.answer(app.state, model, authorization, b"".join(chunks), request_id)
         except Exception as exc:
             response = await _handler_of(app.exception_handlers, exc)(Request(scope), exc)
             await response(scope, receive, send)

@@ -93,12 +93,12 @@ class Inner:
         await send({"type": "http.response.body", "body": b"inner"})
 
 
-async def answer(state: State, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
+async def answer(state: State, model: str, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
     if body == b"bad":
         raise KeyError("refused")  # answered by the handler of its base, LookupError
     if body == b"broken":
         raise ZeroDivisionError
-    return json.dumps({"body": body.decode(), "key": authorization, "request_id": request_id}).encode()
+    return json.dumps({"model": model, "body": body.decode(), "key": authorization, "request_id": request_id}).encode()
 
 
 def _call(
@@ -126,29 +126,31 @@ def _call(
 
 def test_hot_routes_answer_with_the_answer_function() -> None:
     inner = Inner()
-    scope, sent = _call(HotRoutes(inner, {"/hot": answer}), "POST", "/hot", [b'{"a":', b" 1}"])
+    scope, sent = _call(HotRoutes(inner, "/hot/", answer), "POST", "/hot/m1", [b'{"a":', b" 1}"])
     assert inner.bodies == []
     assert sent[0]["status"] == 200
     headers = dict(sent[0]["headers"])
     assert headers[b"content-type"] == b"application/json"
     assert int(headers[b"content-length"]) == len(sent[1]["body"])
-    assert json.loads(sent[1]["body"]) == {"body": '{"a": 1}', "key": "Bearer k", "request_id": "r-1"}
-    assert scope["route"].path == "/hot"  # the metrics' route label
+    assert json.loads(sent[1]["body"]) == {"model": "m1", "body": '{"a": 1}', "key": "Bearer k", "request_id": "r-1"}
+    assert scope["route"].path == "/hot/{model}"  # the metrics' route label
 
 
 def test_hot_routes_answer_errors_by_the_apps_handlers_and_pass_other_requests_on() -> None:
     inner = Inner()
-    hot = HotRoutes(inner, {"/hot": answer})
-    _, sent = _call(hot, "POST", "/hot", [b"ba", b"d"])
+    hot = HotRoutes(inner, "/hot/", answer)
+    _, sent = _call(hot, "POST", "/hot/m", [b"ba", b"d"])
     assert sent[0]["status"] == 422 and json.loads(sent[1]["body"]) == {"refused": "KeyError('refused')"}
     with pytest.raises(ZeroDivisionError):  # no handler: raised to Starlette's outermost layer, which answers 500
-        _call(hot, "POST", "/hot", [b"broken"])
-    _, sent = _call(hot, "POST", "/hot", [b'{"a":'], complete=False)
+        _call(hot, "POST", "/hot/m", [b"broken"])
+    _, sent = _call(hot, "POST", "/hot/m", [b'{"a":'], complete=False)
     assert sent == []  # the client left: nothing to answer
     assert inner.bodies == []
-    _, sent = _call(hot, "GET", "/hot", [b""])
+    _, sent = _call(hot, "GET", "/hot/m", [b""])
     _, sent_elsewhere = _call(hot, "POST", "/cold", [b"{}"])
-    assert inner.bodies == [b"", b"{}"]
+    _call(hot, "POST", "/hot/m/batch", [b"[]"])  # a path below a model's: not the single route
+    _call(hot, "POST", "/hot/", [b"0"])  # no model named
+    assert inner.bodies == [b"", b"{}", b"[]", b"0"]
     assert sent[0]["status"] == sent_elsewhere[0]["status"] == 418
 
 
