@@ -116,12 +116,12 @@ json.dump({"items": rows[:100]}, open(f"{work}/batch100.json", "w"), ensure_asci
 json.dump({"items": rows}, open(f"{work}/batch101.json", "w"), ensure_ascii=False)
 EOF
 
-metric_value() {  # sum of http_requests_total samples for POST /api/predict/eclo with status 200
+metric_value() {  # sum of http_requests_total samples for POST /api/predict/{model} with status 200
   curl -s --max-time 10 "${KEY_HEADER[@]}" "$BASE_URL/metrics" 2>/dev/null | python3 -c '
 import sys
 total = 0.0
 for line in sys.stdin:
-    if line.startswith("http_requests_total{") and "route=\"/api/predict/eclo\"" in line \
+    if line.startswith("http_requests_total{") and "route=\"/api/predict/{model}\"" in line \
             and "status=\"200\"" in line and "method=\"POST\"" in line:
         total += float(line.rsplit(" ", 1)[1])
 print(int(total))'
@@ -312,9 +312,9 @@ fi
 
 METRIC_AFTER=$(metric_value)
 if [ -n "$METRIC_AFTER" ] && [ -n "$METRIC_BEFORE" ] && [ "$METRIC_AFTER" -ge $((METRIC_BEFORE + 1)) ]; then
-  pass metrics "POST /api/predict/eclo 200s: $METRIC_BEFORE before, $METRIC_AFTER after"
+  pass metrics "POST /api/predict/{model} 200s: $METRIC_BEFORE before, $METRIC_AFTER after"
 else
-  fail metrics "POST /api/predict/eclo 200s: '${METRIC_BEFORE}' before, '${METRIC_AFTER}' after"
+  fail metrics "POST /api/predict/{model} 200s: '${METRIC_BEFORE}' before, '${METRIC_AFTER}' after"
 fi
 
 if [ -n "$FLOWER" ]; then

@@ -15,18 +15,19 @@ from prometheus_client import REGISTRY
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import HotRoutes, RequestContextMiddleware
 from backend.api.routers import ROUTERS
-from backend.api.routes.predict import HOT_ANSWERS
+from backend.api.routes.predict import HOT_PREFIX, answer_prediction
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import async_redis, sync_redis
 from backend.db.recorder import Recorder
-from backend.services.congestion import CongestionService, prepare_batch
+from backend.predictions.caches import LocalPredictionCache, PredictionCache
+from backend.predictions.entry import Predictions
+from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
 from backend.services.feed import feed_lag_seconds, stream_key
 from backend.services.health import HealthMonitor, health_of
 from backend.services.keys import KeyDirectory
-from backend.services.predictions import EcloPredictionService, LocalPredictionCache, PredictionCache
 from backend.services.readings import SensorDirectory
 from backend.services.upload_check import UploadChecker
 from backend.tasks.celery_app import celery_app, configure_celery
@@ -51,11 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.recorder = Recorder(resources.sessions, resources.spill)
         state.recorder.start()
         local_cache = LocalPredictionCache(settings.cache_local_entries if settings.cache_enabled else 0)
-        state.eclo_service = EcloPredictionService(resources.registry, local_cache, state.recorder)
-        state.congestion_service = CongestionService(
-            resources.registry, resources.sessions, cache, settings.congestion_min_readings, state.recorder
+        servings = resources.predictions.servings
+        state.predictions = Predictions(
+            resources.registry, servings, {"local": local_cache, "shared": cache}, state.recorder
         )
-        state.batch_preparers = {state.congestion_service.model_name: partial(prepare_batch, state.congestion_service)}
+        state.congestion_service = CongestionService(resources.registry, resources.sessions, servings["congestion"])
         state.sensors = SensorDirectory(resources.sessions)
         state.dataset_service = DatasetService(resources, UploadChecker(settings))
         state.api_keys = (
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI's own OpenTelemetry hooks, unused here (metrics are Prometheus'), asked on every request
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.add_middleware(HotRoutes, answers=HOT_ANSWERS)
+    app.add_middleware(HotRoutes, prefix=HOT_PREFIX, answer=answer_prediction)
     if settings.cors_origins:  # each middleware is an ASGI hop on every request: none that is not needed
         app.add_middleware(
             CORSMiddleware,

@@ -1,6 +1,6 @@
-"""What the API and the workers are built from, by the same functions: settings -> the model registry, Redis,
-the batch and dataset-job record stores, file storage and the database. The API opens them in its lifespan,
-each worker child after the fork."""
+"""What the API and the workers are built from, by the same functions: settings -> the model registry, the
+one prediction entry, Redis, the batch and dataset-job record stores, file storage and the database. The API
+opens them in its lifespan, each worker child after the fork."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
 from backend.ml.registry import ModelRegistry, get_registry, import_loader
+from backend.predictions.entry import Predictions
+from backend.predictions.kinds import servings
 from backend.stores.batches import BatchStore
 from backend.stores.dataset_files import DatasetFiles
 from backend.stores.dataset_jobs import DatasetJobStore
@@ -44,6 +46,7 @@ class Resources:
     dataset_jobs: DatasetJobStore
     dataset_files: DatasetFiles
     spill: SpillFile
+    predictions: Predictions
 
     def close(self) -> None:
         self.engine.dispose()
@@ -53,14 +56,18 @@ class Resources:
 def open_resources(settings: Settings) -> Resources:
     client = sync_redis(settings.redis_url, settings)
     engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    registry = open_registry(settings)
     return Resources(
         settings=settings,
-        registry=open_registry(settings),
+        registry=registry,
         redis=client,
         batches=BatchStore.from_settings(client, settings),
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         dataset_jobs=DatasetJobStore(client, settings.key_prefix, settings.batch_result_ttl_seconds),
         dataset_files=DatasetFiles(LocalStorage(settings.data_dir)),
         spill=SpillFile(settings.data_dir / "spill" / "records.jsonl", settings.spill_max_bytes),
+        # The workers' entry: no cache, no prediction records (a batch and a dataset job are their own records).
+        predictions=Predictions(registry, servings(sessions, settings.congestion_min_readings)),
     )

@@ -7,6 +7,7 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 
 from backend.core.config import Settings
@@ -17,6 +18,8 @@ from backend.services.feed import ReadingsConsumer, feed_lag_seconds, publish, s
 from tests.fixtures.scratch_db import stored_readings
 from tests.fixtures.stack import Stack
 from tests.fixtures.traffic import flat
+
+pytestmark = pytest.mark.stack
 
 
 def _register(database_url: str, *sensors: str) -> None:

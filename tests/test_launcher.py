@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from backend.dev.launcher import RestartBudget
 from backend.dev.processes import PROJECT_ROOT, free_port, redis_answers, wait_until
 from tests.fixtures.batches import submit, wait_for_batch
+
+pytestmark = pytest.mark.stack
 
 
 def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path: Path, csv_rows: list[dict]) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.fixtures.stack import PROJECT_ROOT, stack_of_its_own
 
+pytestmark = pytest.mark.stack
+
 SCRIPT = str(PROJECT_ROOT / "test_mvp.sh")
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from backend.dev.processes import free_port, start_redis, stop
+
+pytestmark = pytest.mark.stack
 
 
 def _restarted_keeps(tmp_path: Path, persist: bool) -> bool:

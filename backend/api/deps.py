@@ -17,7 +17,7 @@ from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.db.recorder import Recorder
 from backend.ml.registry import ModelRegistry
-from backend.services.batches import RowPreparer
+from backend.predictions.entry import Predictions
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
 from backend.services.readings import SensorDirectory
@@ -53,9 +53,9 @@ async def get_dataset_service(request: Request) -> DatasetService:
     return request.app.state.dataset_service
 
 
-async def get_batch_preparers(request: Request) -> dict[str, RowPreparer]:
-    """Model name -> its preparation of batch items at submission (congestion: stored readings)."""
-    return request.app.state.batch_preparers
+async def get_predictions(request: Request) -> Predictions:
+    """The one prediction entry, with the API's caches and recorder."""
+    return request.app.state.predictions
 
 
 async def get_sensor_directory(request: Request) -> SensorDirectory:
@@ -86,7 +86,7 @@ BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
 DatasetServiceDep = Annotated[DatasetService, Depends(get_dataset_service)]
-BatchPreparersDep = Annotated[dict[str, RowPreparer], Depends(get_batch_preparers)]
+PredictionsDep = Annotated[Predictions, Depends(get_predictions)]
 SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

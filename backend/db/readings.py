@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -17,6 +17,13 @@ from backend.db.models import Sensor, TrafficReading
 # (sensor_id, UTC timestamp, speed_mph, volume, occupancy, utc_offset_minutes)
 ReadingRow = tuple[str, datetime, float, float | None, float | None, int]
 NULL = "\\N"
+
+
+def local_time(reading: TrafficReading) -> datetime:
+    """A stored reading's time in the zone it was sent in."""
+    return reading.timestamp.astimezone(timezone(timedelta(minutes=reading.utc_offset_minutes)))
+
+
 COLUMNS = ("sensor_id", "timestamp", "speed_mph", "volume", "occupancy", "utc_offset_minutes")
 
 _PG_STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS readings_in (

@@ -1,6 +1,6 @@
-"""Single ECLO predictions, answered in-process, and the two prediction caches: an in-process LRU for models
-cheaper than a Redis round trip (ECLO: ~0.3 ms with its explanation against ~0.5 ms to ask Redis), and a shared,
-best-effort Redis cache for those that cost more (congestion from stored readings: database reads)."""
+"""The two prediction caches: an in-process LRU for models cheaper to run than a Redis round trip is to make
+(ECLO), and a shared, best-effort Redis cache for those that cost more (congestion from stored readings: database
+reads). Which one a kind uses is its serving's `cache` (backend.predictions.kinds)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend.core.errors import InvalidRequest
-from backend.core.metrics import CACHE_LOOKUPS, PREDICTIONS, series
-from backend.db.recorder import Recorder
-from backend.ml.eclo.model import EcloModel
-from backend.ml.protocol import PredictiveModel
-from backend.ml.registry import ModelRegistry
+from backend.core.metrics import CACHE_LOOKUPS, series
 
 log = logging.getLogger(__name__)
 
@@ -142,110 +134,3 @@ class LocalPredictionCache:
         self._entries[key] = value
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be one JSON object; its fields are validated by the model runtime."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}", details=[{"field": "body"}]) from exc
-    if not isinstance(value, dict):
-        raise InvalidRequest("the body must be a JSON object", details=[{"field": "body"}])
-    return value
-
-
-class EcloPredictionService:
-    """Single ECLO predictions: the registry's model behind the cache (one dependency for the hot route)."""
-
-    def __init__(
-        self, registry: ModelRegistry, cache: Cache, recorder: Recorder | None, model_name: str = "eclo"
-    ) -> None:
-        self.registry = registry
-        self.cache = cache
-        self.recorder = recorder
-        self.model_name = model_name
-
-    def model(self) -> EcloModel:
-        """The loaded ECLO model; ModelNotFound (404) when none is."""
-        model = self.registry.get(self.model_name)
-        assert isinstance(model, EcloModel), f"model {self.model_name!r} is not of the ECLO kind"
-        return model
-
-    async def predict(self, row: Mapping[str, Any], request_id: str | None = None, key_id: str | None = None) -> bytes:
-        """Validate and encode the row (InvalidRow names every bad field), then answer from the cache or the
-        booster. Returns the JSON body of an `EcloPredictionResponse`, built with orjson: this is the hot path.
-        The record of the prediction is written later, by the recorder's thread."""
-        started = time.perf_counter()
-        model = self.model()
-        encoded = model.encode(row)
-        key = self.cache.key(model.version, encoded.features.tobytes() + "\n".join(encoded.notes).encode())
-        hit = await self.cache.get(key)
-        if hit is not None:
-            answer = orjson.loads(hit)
-            record_prediction(self.recorder, model, row, started, True, request_id, key_id,
-                              eclo=answer["eclo"], risk_level=answer["risk_level"])  # fmt: skip
-            return _with_cached_flag(hit, True)
-        prediction = model.predict_encoded(encoded, explain=True)
-        body = orjson.dumps(prediction.to_dict())
-        self.cache.set(key, body)
-        record_prediction(self.recorder, model, row, started, False, request_id, key_id,
-                          eclo=prediction.eclo, risk_level=prediction.risk_level)  # fmt: skip
-        return _with_cached_flag(body, False)
-
-
-def record_prediction(
-    recorder: Recorder | None,
-    model: PredictiveModel,
-    inputs: Mapping[str, Any],
-    started: float,
-    cached: bool,
-    request_id: str | None,
-    key_id: str | None,
-    **answer: Any,
-) -> None:
-    """Count a single prediction of any kind and hand its record to the recorder. `answer` holds the columns
-    of its kind: `eclo` and `risk_level` for ECLO, `output` (the answer whole) for the others. On an event loop
-    this is done on the loop's next turn, after the answer is sent: the client is reading it meanwhile."""
-    latency_ms = (time.perf_counter() - started) * 1e3
-    created_at = datetime.now(UTC)
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        _record(recorder, model, inputs, created_at, latency_ms, cached, request_id, key_id, answer)
-    else:
-        loop.call_soon(_record, recorder, model, inputs, created_at, latency_ms, cached, request_id, key_id, answer)
-
-
-def _record(
-    recorder: Recorder | None,
-    model: PredictiveModel,
-    inputs: Mapping[str, Any],
-    created_at: datetime,
-    latency_ms: float,
-    cached: bool,
-    request_id: str | None,
-    key_id: str | None,
-    answer: dict[str, Any],
-) -> None:
-    series(PREDICTIONS, model.name, model.version, "true" if cached else "false").inc()
-    if recorder is None:
-        return
-    recorder.record_prediction(
-        {
-            "created_at": created_at,
-            "model_name": model.name,
-            "model_version": model.version,
-            "inputs": dict(inputs),
-            "latency_ms": latency_ms,
-            "cached": cached,
-            "request_id": request_id,
-            "key_id": key_id,
-            **answer,
-        }
-    )
-
-
-def _with_cached_flag(body: bytes, cached: bool) -> bytes:
-    """Append `cached` to a JSON object's bytes without parsing them again."""
-    return body[:-1] + (b',"cached":true}' if cached else b',"cached":false}')

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +20,7 @@ from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound,
 from backend.core.metrics import BATCHES_SUBMITTED
 from backend.db.recorder import Recorder
 from backend.db.records import get_batch_job, list_batch_jobs
-from backend.ml.errors import InvalidRow
-from backend.ml.registry import ModelRegistry
+from backend.predictions.entry import Predictions, outcome_of
 from backend.schemas.batches import (
     FINAL_STATUSES,
     PENDING,
@@ -36,14 +34,12 @@ from backend.schemas.batches import (
 from backend.schemas.pages import Page
 from backend.services.keys import ANYONE, Principal
 from backend.stores.batches import BatchRecord, BatchStore
-from backend.tasks.batches import row_outcome, score_batch
+from backend.tasks.batches import score_batch
 
 log = logging.getLogger(__name__)
 
 # Rough service times for `estimated_seconds`: queueing plus per-row scoring on one worker.
 SECONDS_PER_BATCH = 0.02
-# A model's preparation of batch items: (the model's rows, the items it refused by index).
-RowPreparer = Callable[[list[Any]], tuple[list[Any], dict[int, InvalidRow]]]
 SECONDS_PER_ROW = 0.0005
 _BATCH_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -51,23 +47,20 @@ _BATCH_ID = re.compile(r"[0-9a-f]{32}")
 def submit_batch(
     *,
     store: BatchStore,
-    registry: ModelRegistry,
+    predictions: Predictions,
     recorder: Recorder | None,
     items: list[Any],
     model: str,
     request_id: str,
     settings: Settings,
-    prepare: RowPreparer | None = None,
     owner: str | None = None,
 ) -> BatchAccepted:
-    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. `prepare` (a
-    model's own step, e.g. congestion rows read from stored readings) turns the items into the model's rows at
-    submission; the rows it refuses are stored as their errors before the task runs."""
-    registry.get(model)  # an unknown model: ModelNotFound (404) before anything is recorded
+    """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. The entry's
+    `prepare_batch` turns the items into the model's rows at submission (congestion: read from the stored
+    readings now); the rows it refuses are stored as their errors before the task runs."""
+    predictions.model(model)  # an unknown model: ModelNotFound (404) before anything is recorded
     _check_size(items, settings)
-    refused: dict[int, InvalidRow] = {}
-    if prepare is not None:
-        items, refused = prepare(items)
+    items, refused = predictions.prepare_batch(model, items)
     batch_id = uuid.uuid4().hex
     try:
         active = store.create(batch_id, items, model, request_id, settings.max_pending_batches, owner)
@@ -82,7 +75,7 @@ def submit_batch(
         )
     try:
         if refused:
-            store.save_outcomes(batch_id, {i: row_outcome(problem) for i, problem in refused.items()})
+            store.save_outcomes(batch_id, {i: outcome_of(problem) for i, problem in refused.items()})
         score_batch.apply_async(args=[batch_id], task_id=batch_id, headers={"request_id": request_id})
     except (OperationalError, redis.RedisError, OSError) as exc:
         try:

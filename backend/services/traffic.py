@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, TooLarge
 from backend.db import readings as stored
 from backend.db.models import Sensor, TrafficReading
+from backend.db.readings import local_time
 from backend.ml.congestion.model import CongestionModel, congestion_level
 from backend.schemas.pages import Page
 from backend.schemas.traffic import (
@@ -32,10 +33,6 @@ from backend.schemas.traffic import (
 )
 
 PROFILE_MINUTES = 15
-
-
-def local_time(reading: TrafficReading) -> datetime:
-    return reading.timestamp.astimezone(timezone(timedelta(minutes=reading.utc_offset_minutes)))
 
 
 def _latest(reading: TrafficReading | None, free_flow: float | None, now: datetime) -> LatestReading | None:

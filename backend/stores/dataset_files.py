@@ -21,6 +21,7 @@ from backend.core.storage import FileStorage
 
 _OFFSET = struct.Struct("<q")
 
+
 class DatasetFiles:
     """The file layout of datasets in a storage (see the module docstring)."""
 

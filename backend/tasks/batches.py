@@ -2,8 +2,9 @@
 
 The API (backend.services.batches) records a batch in backend.stores.batches, then sends `score_batch` by
 reference; a worker takes the batch id, asks the registry for the batch's model by name and calls its
-`predict_many`, a chunk at a time.
+`predict`, a chunk at a time (backend.predictions.entry: a row's outcome is the model's single answer).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from backend.core.logging import request_id_var
 from backend.db.recorder import record_or_spill
-from backend.ml.errors import InvalidRow
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
 from backend.stores.batches import BatchRecord
 from backend.tasks.celery_app import celery_app
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from backend.wiring import Resources
 
 log = logging.getLogger(__name__)
+
 
 class BatchTask(Task):
     """The batch task's dependencies, opened in each worker child after the fork (backend.tasks.worker)."""
@@ -72,14 +73,14 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
         request_id=record.request_id,
     )
     try:
-        model = resources.registry.get(record.model)
+        resources.predictions.model(record.model)
         items = store.items(batch_id) or []
         done = store.done_indices(batch_id)
         todo = [i for i in range(len(items)) if i not in done]
         for start in range(0, len(todo), settings.batch_chunk_rows):
             chunk = todo[start : start + settings.batch_chunk_rows]
-            outcomes = model.predict_many([items[i] for i in chunk])
-            store.save_outcomes(batch_id, {i: row_outcome(o) for i, o in zip(chunk, outcomes, strict=True)})
+            outcomes = resources.predictions.predict(record.model, [items[i] for i in chunk])
+            store.save_outcomes(batch_id, dict(zip(chunk, outcomes, strict=True)))
             if report is not None:
                 report(len(done) + start + len(chunk), len(items))
             if settings.batch_throttle_seconds:
@@ -101,12 +102,6 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
     log.info("batch %s %s: %d rows, %d invalid, delivery %d", batch_id, status, len(outcomes), failed, delivery,
              extra={"batch_id": batch_id})  # fmt: skip
     return {"batch_id": batch_id, "status": status, "done": len(outcomes), "total": record.total}
-
-
-def row_outcome(outcome: Any) -> dict[str, Any]:
-    if isinstance(outcome, InvalidRow):
-        return {"error": outcome.summary(), "details": [e.to_dict() for e in outcome.errors]}
-    return outcome.to_dict()
 
 
 def finish_batch(resources: Resources, record: BatchRecord, status: str, error: str | None = None) -> None:

@@ -1,6 +1,7 @@
 """Scoring a whole dataset: one job, its valid rows cut into chunks, each chunk a `datasets.score_chunk` task that
 any worker may take. The rows and results are files (backend.stores.dataset_files); the job's progress is a Redis
 record (backend.stores.dataset_jobs), mirrored into the database when the job starts and ends."""
+
 from __future__ import annotations
 
 import logging
@@ -17,13 +18,14 @@ from backend.db.recorder import record_or_spill
 from backend.ml.eclo.measures import rmse
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
 from backend.stores.dataset_jobs import JobRecord
-from backend.tasks.batches import BatchTask, row_outcome
+from backend.tasks.batches import BatchTask
 from backend.tasks.celery_app import celery_app
 
 if TYPE_CHECKING:
     from backend.wiring import Resources
 
 log = logging.getLogger(__name__)
+
 
 @celery_app.task(name="datasets.score_chunk", bind=True, base=BatchTask)
 def score_chunk(self: BatchTask, job_id: str, chunk: int) -> dict[str, Any]:
@@ -50,8 +52,8 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
     try:
         if not files.storage.exists(key):
             rows = files.read_rows(record.dataset_id, start, stop)
-            outcomes = resources.registry.get(record.model).predict_many([row for _, row, _ in rows])
-            lines = (orjson.dumps([index, row_outcome(o)]) for (index, _, _), o in zip(rows, outcomes, strict=True))
+            outcomes = resources.predictions.predict(record.model, [row for _, row, _ in rows])
+            lines = (orjson.dumps([index, o]) for (index, _, _), o in zip(rows, outcomes, strict=True))
             files.storage.put_if_absent(key, b"\n".join(lines) + b"\n")
         done = jobs.chunk_done(job_id, chunk, stop - start)
     except (SoftTimeLimitExceeded, redis.RedisError):

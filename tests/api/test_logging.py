@@ -41,7 +41,7 @@ def test_failed_requests_are_logged_with_their_id(api: httpx.Client, stack: Stac
         lines = _json_lines(next(stack.logs.glob("api-*.log")).read_text(errors="replace"))
         return any(
             line.get("request_id") == "trace-bad-0007" and line.get("status") == 422
-            and line.get("route") == "/api/predict/eclo" and line.get("duration_ms", -1) >= 0
+            and line.get("route") == "/api/predict/{model}" and line.get("duration_ms", -1) >= 0
             for line in lines
         )  # fmt: skip
 

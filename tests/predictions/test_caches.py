@@ -8,7 +8,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from backend.dev.processes import free_port
-from backend.services.predictions import LocalPredictionCache, PredictionCache
+from backend.predictions.caches import LocalPredictionCache, PredictionCache
 
 
 def _cache(url: str) -> tuple[PredictionCache, list[int]]:

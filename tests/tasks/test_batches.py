@@ -77,7 +77,7 @@ def test_a_redelivered_batch_keeps_the_rows_already_answered(app_resources: Reso
     assert run_batch(app_resources, "again") == {"batch_id": "again", "status": "success", "done": 2, "total": 2}
     assert store.outcomes("again") == {
         0: {"doubled": -1, "model_version": "earlier"},
-        1: {"doubled": 4, "model_version": "echo-1"},
+        1: {"doubled": 4, "model_version": "echo-1", "cached": False},
     }
 
 
@@ -115,7 +115,7 @@ def test_a_second_kind_runs_through_the_real_worker(redis_url: str, two_kinds_mo
             stack.start_worker()
             mixed = wait_for_batch(api, submit(api, [{"x": 21}, {"y": 1}], model="echo")["batch_id"])
             assert mixed["status"] == "partial" and mixed["model"] == "echo"
-            assert mixed["results"] == [{"index": 0, "doubled": 42, "model_version": "echo-1"}]
+            assert mixed["results"] == [{"index": 0, "doubled": 42, "model_version": "echo-1", "cached": False}]
             assert [e["index"] for e in mixed["errors"]] == [1]
             failed = wait_for_batch(api, submit(api, [{"x": "boom"}], model="echo")["batch_id"])
             assert failed["status"] == "failure" and "failed on purpose" in failed["error"]
@@ -150,7 +150,8 @@ def test_a_congestion_batch_runs_through_the_same_task(
         resources.batches.create("c1", [good, {"sensor_id": "nope", "readings": []}], "congestion", "r", 10)
         assert run_batch(resources, "c1")["status"] == "partial"
         outcomes = resources.batches.outcomes("c1")
-        assert outcomes[0] == model.predict_one(good).to_dict() and "speed_mph_60" in outcomes[0]
+        assert outcomes[0] == {**model.predict_one(good).to_dict(), "cached": False}
+        assert [f["horizon_minutes"] for f in outcomes[0]["forecasts"]] == [15, 30, 60]
         assert {d["field"] for d in outcomes[1]["details"]} == {"sensor_id", "readings"}
     finally:
         resources.close()

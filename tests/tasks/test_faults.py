@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 import redis
 
 from backend.dev.processes import free_port, start_redis, stop, wait_until
 from backend.ml.eclo.model import EcloModel
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack
+
+pytestmark = pytest.mark.drill
 
 SLOW = {"BATCH_THROTTLE_SECONDS": "0.15", "BATCH_CHUNK_ROWS": "10"}  # 100 rows take about 1.5 s
 

@@ -4,10 +4,9 @@ from fastapi import APIRouter, Query
 
 from backend.api.auth import AUTH_ERRORS, READ, AnyKey, PredictKey
 from backend.api.deps import (
-    BatchPreparersDep,
     BatchStoreDep,
+    PredictionsDep,
     RecorderDep,
-    RegistryDep,
     RequestIdDep,
     SessionDep,
     SessionsDep,
@@ -43,25 +42,24 @@ def submit_batch(
     model_name: str,
     body: BatchSubmitRequest,
     store: BatchStoreDep,
-    registry: RegistryDep,
+    predictions: PredictionsDep,
     recorder: RecorderDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    preparers: BatchPreparersDep,
     principal: PredictKey,
 ) -> BatchAccepted:
     """Queue 1 to 100 rows for the workers, scored by the model named in the path; poll `poll_url`.
     Congestion items `{sensor_id, recent?}` without `recent` are read from the stored readings now, at
-    submission, and an item refused then is listed among the batch's errors."""
+    submission, and an item refused then is listed among the batch's errors. A result row is the model's single
+    answer plus its `index`."""
     return batches.submit_batch(
         store=store,
-        registry=registry,
+        predictions=predictions,
         recorder=recorder,
         items=body.items,
         model=model_name,
         request_id=request_id,
         settings=settings,
-        prepare=preparers.get(model_name),
         owner=principal.key_id,
     )
 

@@ -56,19 +56,41 @@ def congestion_level(speed: float, free_flow: float) -> str:
 
 
 class CongestionForecast(NamedTuple):
+    """A sensor's forecast; `to_dict()` is the kind's one answer shape (a single answer, a batch row, a record)."""
+
     sensor_id: str
-    as_of: str
+    as_of: datetime  # the newest reading's time, in the zone the readings came in (naive when they had none)
     speeds: tuple[float, ...]  # at 15, 30, 60 minutes
     levels: tuple[str, ...]
     model_version: str
+    readings_used: int
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sensor_id": self.sensor_id, "as_of": self.as_of}
-        for horizon, speed, level in zip(HORIZONS, self.speeds, self.levels, strict=True):
-            out[f"speed_mph_{horizon * 5}"] = speed
-            out[f"level_{horizon * 5}"] = level
-        out["model_version"] = self.model_version
-        return out
+        return {
+            "sensor_id": self.sensor_id,
+            "model_version": self.model_version,
+            "as_of": self.as_of.isoformat(),
+            "readings_used": self.readings_used,
+            "forecasts": [
+                {"horizon_minutes": horizon * 5, "at": (self.as_of + timedelta(minutes=horizon * 5)).isoformat(),
+                 "speed_mph": speed, "level": level}
+                for horizon, speed, level in zip(HORIZONS, self.speeds, self.levels, strict=True)
+            ],
+        }  # fmt: skip
+
+
+def _zone_of_newest(readings: Any) -> Any:
+    """The time zone of the newest reading sent, so that forecast times read in the zone they came in."""
+    newest: datetime | None = None
+    for reading in readings if isinstance(readings, list) else []:
+        stamp = reading.get("timestamp") if isinstance(reading, Mapping) else None
+        try:
+            moment = datetime.fromisoformat(stamp) if isinstance(stamp, str) and len(stamp) <= 40 else None
+        except ValueError:
+            moment = None
+        if moment is not None and (newest is None or moment.replace(tzinfo=None) > newest.replace(tzinfo=None)):
+            newest = moment
+    return newest.tzinfo if newest is not None else None
 
 
 EPOCH = datetime(1970, 1, 1)
@@ -263,13 +285,12 @@ class CongestionModel:
         rows, base, s, end = self.features(row)
         raw = self._single.raw_each(rows)
         speeds = tuple(round(min(120.0, max(0.0, base + delta)), 2) for delta in raw)
-        return self._forecast(s, end, speeds)
-
-    def _forecast(self, s: int, end: float, speeds: tuple[float, ...]) -> CongestionForecast:
         free_flow = self._free_flow[s]
         levels = tuple(congestion_level(v, free_flow) for v in speeds)
-        as_of = (EPOCH + timedelta(seconds=end)).isoformat()
-        return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version)
+        readings = row.get("readings")
+        as_of = (EPOCH + timedelta(seconds=end)).replace(tzinfo=_zone_of_newest(readings))
+        used = len(readings) if isinstance(readings, list) else 0
+        return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version, used)
 
     def predict_many(self, rows: Sequence[Any]) -> list[CongestionForecast | InvalidRow]:
         """Equal to `predict_one` row by row; a bad row is its InvalidRow (index set)."""

@@ -5,10 +5,11 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from backend.api.deps import get_registry
+from backend.api.deps import get_predictions, get_registry
 from backend.ml.eclo.model import EcloModel
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.registry import ModelRegistry
+from backend.predictions.entry import Predictions
 from backend.tasks.batches import run_batch
 from backend.wiring import Resources
 from tests.fixtures.batches import submit, wait_for_batch
@@ -95,8 +96,8 @@ def test_a_batch_of_the_second_kind_in_process(app_client: TestClient, app_resou
     assert run_batch(app_resources, batch_id)["status"] == "partial"
     body = app_client.get(f"/api/predict/batch/{batch_id}/results").json()
     assert body["results"] == [
-        {"index": 0, "doubled": 2, "model_version": "echo-1"},
-        {"index": 2, "doubled": 5.0, "model_version": "echo-1"},
+        {"index": 0, "doubled": 2, "model_version": "echo-1", "cached": False},
+        {"index": 2, "doubled": 5.0, "model_version": "echo-1", "cached": False},
     ]
     assert body["errors"] == [{"index": 1, "message": "invalid input in 1 field(s): x",
                                "details": [{"field": "x", "message": "must be a number"}]}]  # fmt: skip
@@ -110,7 +111,9 @@ def test_a_batch_for_an_unknown_model_is_404(app_client: TestClient) -> None:
 
 def test_the_registry_is_injected(app_client: TestClient, tmp_path: Path) -> None:
     empty = ModelRegistry(tmp_path / "no-models", MODEL_KINDS)
-    app_client.app.dependency_overrides[get_registry] = lambda: empty  # type: ignore[attr-defined]
+    overrides = app_client.app.dependency_overrides  # type: ignore[attr-defined]
+    overrides[get_registry] = lambda: empty
+    overrides[get_predictions] = lambda: Predictions(empty, {})
     assert app_client.get("/api/models").json() == {"models": []}
     refused = app_client.post("/api/predict/eclo/batch", json={"items": [{"x": 1}]})
     assert refused.status_code == 404 and refused.json()["error"]["details"] == [{"available": []}]

@@ -44,7 +44,7 @@ def test_metrics_count_requests_predictions_and_batches(api: httpx.Client, class
     wait_for_batch(api, submit(api, csv_rows[:5])["batch_id"])
     after = api.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    route = {"method": "POST", "route": "/api/predict/eclo"}
+    route = {"method": "POST", "route": "/api/predict/{model}"}
 
     def delta(name: str, **labels: str) -> float:
         return _sample(after.text, name, **labels) - _sample(before, name, **labels)

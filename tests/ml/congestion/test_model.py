@@ -48,9 +48,10 @@ def test_predict_many_equals_predict_one(model: CongestionModel, speeds: pd.Data
     many = model.predict_many(rows)
     assert [m.to_dict() for m in many] == [model.predict_one(r).to_dict() for r in rows]
     answer = many[0].to_dict()
-    assert set(answer) == {"sensor_id", "as_of", "speed_mph_15", "level_15", "speed_mph_30", "level_30",
-                           "speed_mph_60", "level_60", "model_version"}  # fmt: skip
-    assert answer["model_version"] == model.version and answer["level_15"] in {b["level"] for b in LEVELS}
+    assert set(answer) == {"sensor_id", "model_version", "as_of", "readings_used", "forecasts"}
+    assert [f["horizon_minutes"] for f in answer["forecasts"]] == [15, 30, 60]
+    assert answer["model_version"] == model.version and answer["forecasts"][0]["level"] in {b["level"] for b in LEVELS}
+    assert answer["readings_used"] == len(rows[0]["readings"])
 
 
 def test_it_answers_without_neighbours(model: CongestionModel, speeds: pd.DataFrame) -> None:

@@ -1,0 +1,1 @@
+"""The one prediction entry (`entry.Predictions`), each model kind's serving (`kinds`) and the caches."""
