@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from frontend.client import ApiError
-from frontend.common import OPEN_API, SIGNED_IN_KEY, new_client, show_error, signed_in_key
+from frontend.connection import OPEN_API, SIGNED_IN_KEY, new_client, show_error, signed_in_key
 from frontend.settings import get_settings
 
 IDENTITY = "api_key_identity"  # st.session_state: what GET /api/keys/me said of the signed-in key

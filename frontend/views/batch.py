@@ -5,7 +5,8 @@ import io
 import pandas as pd
 import streamlit as st
 
-from frontend.common import api_call, client, input_fields, model_or_stop
+from frontend.connection import api_call, client
+from frontend.model_inputs import input_fields, model_or_stop
 from frontend.settings import get_settings
 
 MAX_ROWS = 100

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from frontend.common import api_call, client, public_api_url
+from frontend.connection import api_call, client, public_api_url
 from frontend.settings import get_settings
 
 FINAL = ("success", "partial", "failure", "cancelled")

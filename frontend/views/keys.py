@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from frontend.common import api_call, caller_key, client
+from frontend.connection import api_call, caller_key, client
 
 SCOPES = {"predict": "single predictions and batches", "read": "every listing and record",
           "admin": "writes of stored data, and keys"}  # fmt: skip

@@ -10,7 +10,7 @@ import folium
 import streamlit as st
 from streamlit_folium import st_folium
 
-from frontend.common import api_call, client
+from frontend.connection import api_call, client
 from frontend.maps import LEVEL_COLORS, NO_DATA_COLOR, base_map
 from frontend.settings import get_settings
 

@@ -6,7 +6,9 @@ from datetime import date
 import plotly.graph_objects as go
 import streamlit as st
 
-from frontend.common import api_call, client, label, model_or_stop, risk_badge, row_for
+from frontend.connection import api_call, client
+from frontend.labels import label, risk_badge
+from frontend.model_inputs import model_or_stop, row_for
 
 st.title("Predict accident severity")
 st.caption(

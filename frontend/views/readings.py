@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from frontend.common import api_call, client
+from frontend.connection import api_call, client
 from frontend.readings_csv import readings_of
 from frontend.settings import get_settings
 

@@ -7,8 +7,10 @@ import plotly.express as px
 import streamlit as st
 from streamlit_folium import st_folium
 
-from frontend.common import ENGLISH, RISK_COLORS, api_call, caller_key, client, label, model_or_stop, row_for
+from frontend.connection import api_call, caller_key, client
+from frontend.labels import ENGLISH, RISK_COLORS, label
 from frontend.maps import base_map
+from frontend.model_inputs import model_or_stop, row_for
 
 DAEGU = (35.8714, 128.6014)
 # Daegu's 구/군 at their district offices.

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from frontend.client import ApiError
-from frontend.common import api_call, client, show_error
+from frontend.connection import api_call, client, show_error
 from frontend.maps import LEVEL_COLORS
 
 DAY = timedelta(hours=24)

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from frontend.client import record_filters
-from frontend.common import api_call, client, public_api_url
+from frontend.connection import api_call, client, public_api_url
 from frontend.settings import get_settings
 
 # Streamlit's bundled icon font: drawn without internet or an emoji font.
