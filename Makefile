@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-upload smoke screenshots clean
+.PHONY: run test test-fast fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-upload smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,20 @@ model: model/eclo/metadata.json model/congestion/metadata.json
 run: setup model
 	$(PY) -m backend.dev.launcher
 
+# Tests run on TEST_WORKERS pytest-xdist workers, each with its own Redis database, PostgreSQL databases and stacks;
+# one OpenMP thread each, so that the workers' LightGBM trainings do not crowd each other's cores.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS)
+
+# Every tier: unit, app (the app in-process), stack (real processes) and drill (outages, kills, fuzzing).
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PYTEST)
+
+# The fast loop: unit and app tests only (no server or worker process started).
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PYTEST) -m "unit or app"
 
 # The schemathesis run alone (it is part of `make test` too).
 fuzz: setup

@@ -233,7 +233,8 @@ def test_holdout_from_year_never_trains_on_a_held_out_year(monkeypatch: pytest.M
         return real(rows, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "training_matrix", spy)
-    result = train_eclo(data, folds=3, seed=3, holdout_from_year=2021, log=lambda _: None)
+    fast = {"learning_rate": 0.3}  # what is checked is which rows each fit sees, not accuracy
+    result = train_eclo(data, folds=3, seed=3, holdout_from_year=2021, params=fast, log=lambda _: None)
     temporal_calls = 3 + 1  # CV folds inside 2019-2020, then the fit on 2019-2020
     assert all(high < 2021 for _, high in seen[:temporal_calls])
     assert all(high == 2021 for _, high in seen[temporal_calls:])  # K-fold over all years, then the final fit
@@ -245,7 +246,7 @@ def test_holdout_from_year_never_trains_on_a_held_out_year(monkeypatch: pytest.M
     later = data.years >= 2021
     relabelled.eclo[later] = relabelled.eclo[later][::-1]
     relabelled.severe[later] = 1.0 - relabelled.severe[later]
-    again = train_eclo(relabelled, folds=3, seed=3, holdout_from_year=2021, log=lambda _: None)
+    again = train_eclo(relabelled, folds=3, seed=3, holdout_from_year=2021, params=fast, log=lambda _: None)
     assert again.metadata["temporal"]["cv_on_training_years"] == temporal["cv_on_training_years"]
     assert again.metadata["temporal"]["constants"] == temporal["constants"]
 
@@ -264,7 +265,9 @@ def test_p_severe_is_calibrated_on_a_well_separated_set() -> None:
     severe = rng.random(len(frame)) < 1 / (1 + np.exp(-logit))
     frame["사망자수"], frame["중상자수"] = 0, severe.astype(int)
     frame["ECLO"] = eclo_from_injuries(frame["사망자수"], frame["중상자수"], frame["경상자수"], frame["부상자수"])
-    result = train_eclo(parse_dacon_frame(frame.astype(str)), folds=3, holdout_from_year=2021, log=lambda _: None)
+    fast = {"learning_rate": 0.15}
+    result = train_eclo(parse_dacon_frame(frame.astype(str)), folds=3, holdout_from_year=2021, params=fast,
+                        log=lambda _: None)  # fmt: skip
     table = result.metadata["temporal"]["severe"]["calibration"]
     predicted, observed = [r["predicted"] for r in table], [r["observed"] for r in table]
     assert 0 <= predicted[0] and predicted[-1] <= 1

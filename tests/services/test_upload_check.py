@@ -17,6 +17,8 @@ from backend.ml.eclo.model import EcloModel
 from backend.services.upload_check import UploadChecker, check_upload
 from backend.stores.dataset_files import DatasetFiles
 
+pytestmark = pytest.mark.stack  # the checking process is a real child process
+
 
 @pytest.fixture
 def checker(app_settings: Settings) -> Iterator[UploadChecker]:

@@ -106,6 +106,7 @@ def test_an_unknown_batch_is_dropped(app_resources: Resources) -> None:
 # Through a real Celery worker process: the second kind is loaded by the worker from MODEL_PLUGINS.
 
 
+@pytest.mark.stack
 def test_a_second_kind_runs_through_the_real_worker(redis_url: str, two_kinds_model_root: Path, tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path / 'kinds.db'}"
     upgrade(database_url)
