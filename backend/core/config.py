@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     feed_batch: int = Field(default=1000, ge=1, le=10_000)
     # Messages another consumer left unacknowledged this long are claimed (that consumer is presumed dead).
     feed_claim_idle_seconds: float = Field(default=60.0, gt=0)
-    # Readings a sensor needs in the hour up to its newest one for a prediction from stored readings.
+    # Readings with a speed a sensor needs for a prediction: stored ones in the hour up to its newest, or those sent
+    # in `recent`.
     congestion_min_readings: int = Field(default=3, ge=1, le=12)
 
     # Uploaded datasets: files under `<data_dir>/datasets`, scored in chunks spread over every worker

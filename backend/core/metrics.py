@@ -27,7 +27,7 @@ Metric = TypeVar("Metric", Counter, Histogram)
 
 @lru_cache(maxsize=4096)
 def series(metric: Metric, *values: str) -> Metric:
-    """`metric.labels(*values)`, remembered: prometheus-client's own lookup costs a few µs and a single
+    """`metric.labels(*values)`, remembered: prometheus-client looks the series up on every call, and a single
     prediction makes four."""
     return metric.labels(*values)
 
