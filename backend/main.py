@@ -25,6 +25,7 @@ from backend.predictions.caches import LocalPredictionCache, PredictionCache
 from backend.predictions.entry import Predictions
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
+from backend.services.explore import ExploreService
 from backend.services.feed import feed_lag_seconds, stream_key
 from backend.services.health import HealthMonitor, health_of
 from backend.services.keys import KeyDirectory
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.congestion_service = CongestionService(resources.registry, resources.sessions, servings["congestion"])
         state.sensors = SensorDirectory(resources.sessions)
         state.dataset_service = DatasetService(resources, UploadChecker(settings))
+        state.explore_service = ExploreService(resources)
         state.api_keys = (
             KeyDirectory(resources.sessions, settings.auth_cache_seconds) if settings.auth_enabled else None
         )

@@ -20,6 +20,7 @@ from backend.ml.registry import ModelRegistry
 from backend.predictions.entry import Predictions
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
+from backend.services.explore import ExploreService
 from backend.services.readings import SensorDirectory
 from backend.stores.batches import BatchStore
 from backend.wiring import Resources
@@ -51,6 +52,10 @@ async def get_congestion_service(request: Request) -> CongestionService:
 
 async def get_dataset_service(request: Request) -> DatasetService:
     return request.app.state.dataset_service
+
+
+async def get_explore_service(request: Request) -> ExploreService:
+    return request.app.state.explore_service
 
 
 async def get_predictions(request: Request) -> Predictions:
@@ -86,6 +91,7 @@ BatchStoreDep = Annotated[BatchStore, Depends(get_batch_store)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 CongestionServiceDep = Annotated[CongestionService, Depends(get_congestion_service)]
 DatasetServiceDep = Annotated[DatasetService, Depends(get_dataset_service)]
+ExploreServiceDep = Annotated[ExploreService, Depends(get_explore_service)]
 PredictionsDep = Annotated[Predictions, Depends(get_predictions)]
 SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]

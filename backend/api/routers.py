@@ -4,7 +4,7 @@ per request)."""
 
 from fastapi import APIRouter
 
-from backend.api.routes import batches, datasets, health, history, keys, metrics, models, predict, traffic
+from backend.api.routes import batches, datasets, explore, health, history, keys, metrics, models, predict, traffic
 
 ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
@@ -12,6 +12,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     batches.router,
     traffic.router,
     datasets.router,
+    explore.router,
     models.router,
     history.router,
     keys.router,

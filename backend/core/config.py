@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     dataset_max_cell_chars: int = Field(default=500, ge=1)
     dataset_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
     dataset_share_days: float = Field(default=7.0, gt=0, le=365)
+    # Explore: the most rows a query answers, how long it may run, the most points a map gets, the widest radius.
+    explore_max_rows: int = Field(default=1000, ge=1, le=100_000)
+    explore_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    explore_points_cap: int = Field(default=5000, ge=1, le=100_000)
+    explore_max_radius_m: float = Field(default=50_000.0, gt=0)
 
     # Records the database refused wait in DATA_DIR/spill/records.jsonl until it takes them; past this size
     # they are dropped (and counted in /metrics).

@@ -32,6 +32,10 @@ class FileStorage(Protocol):
 
     def delete_prefix(self, prefix: str) -> None: ...
 
+    def local_path(self, key: str) -> Path:
+        """Where `key` can be read as a local file (an embedded engine reads files by path)."""
+        ...
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:

@@ -168,15 +168,17 @@ class TrafficReading(Base):
 
 
 class Dataset(Base):
-    """An uploaded accident file: its description here, the file itself and its results in file storage."""
+    """An uploaded file: its description here, the file itself, its columnar copy, profile and results in file
+    storage. `kind` is "table" for any table, else the model its rows were checked against (`model_name`)."""
 
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     filename: Mapped[str] = mapped_column(String(300))
-    model_name: Mapped[str] = mapped_column(String(64))
-    layout: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(64), server_default="eclo")
+    model_name: Mapped[str | None] = mapped_column(String(64))
+    layout: Mapped[str | None] = mapped_column(String(16))
     encoding: Mapped[str] = mapped_column(String(16))
     columns: Mapped[list[str]] = mapped_column(JSON)
     rows: Mapped[int] = mapped_column(Integer)

@@ -26,8 +26,11 @@ class DatasetOut(BaseModel):
     id: str
     name: str
     filename: str
-    model_name: str = Field(description="the model the rows were validated against and are scored by")
-    layout: Literal["dacon", "api"] = Field(description="Dacon train/test columns, or the API's field names")
+    kind: str = Field(description='"table" (any table, to explore), or the model the rows were checked against')
+    model_name: str | None = Field(description="the model the rows were validated against and are scored by")
+    layout: Literal["dacon", "api"] | None = Field(
+        description="Dacon train/test columns, or the API's field names; none for a table"
+    )
     encoding: str = Field(description="UTF-8, UTF-8 with BOM, or CP949")
     columns: list[str]
     rows: int

@@ -37,7 +37,7 @@ from backend.schemas.datasets import (
 )
 from backend.schemas.pages import Page
 from backend.services.batches import from_epoch
-from backend.services.upload_check import UploadChecker
+from backend.services.upload_check import AUTO, TABLE, UploadChecker
 from backend.stores.dataset_jobs import CANCELLED, JobRecord
 from backend.tasks.datasets import score_chunk
 from backend.wiring import Resources
@@ -83,12 +83,13 @@ class DatasetService:
         checksum: str,
         name: str | None = None,
         encoding: str | None = None,
-        model_name: str = DEFAULT_MODEL,
+        kind: str = AUTO,
     ) -> DatasetOut:
-        """Check the stored upload row by row and describe it; nothing is kept when the file is unusable (a
-        4xx naming why) or cannot be recorded."""
+        """Check the stored upload and describe it; nothing is kept when the file is unusable (a 4xx naming why)
+        or cannot be recorded. `kind`: "auto" (an accident file is checked against the default model, any other
+        table kept as a table), "table", or a model's name (the file must be in its layout)."""
         try:
-            return self._ingest(dataset_id, filename, size, checksum, name, encoding, model_name)
+            return self._ingest(dataset_id, filename, size, checksum, name, encoding, kind)
         except BaseException:
             self.discard(dataset_id)
             raise
@@ -101,10 +102,17 @@ class DatasetService:
         checksum: str,
         name: str | None,
         encoding: str | None,
-        model_name: str,
+        kind: str,
     ) -> DatasetOut:
-        self.resources.registry.get(model_name)  # ModelNotFound (404) before the file is read
-        checked = self.checker.check(dataset_id, encoding, model_name)
+        registry = self.resources.registry
+        models = [name for name in registry.names() if registry.get(name).kind == "eclo"]  # accident files
+        if kind not in (AUTO, TABLE, *models):
+            allowed = ", ".join([AUTO, TABLE, *models])
+            raise InvalidRequest(f"kind must be one of {allowed}; got {kind[:40]!r}", details=[{"field": "kind"}])
+        model_name = None if kind == TABLE else (DEFAULT_MODEL if kind == AUTO else kind)
+        if model_name is not None and model_name not in models:
+            model_name = None  # no default model served: every upload is a table
+        checked = self.checker.check(dataset_id, encoding, model_name, kind)
         if checked.refusal is not None:
             raise InvalidRequest(checked.refusal, details=[{"field": "file"}])
         rows, valid = checked.rows, checked.valid
@@ -119,7 +127,8 @@ class DatasetService:
             "id": dataset_id,
             "name": (name or filename or dataset_id)[:200],
             "filename": (filename or "upload.csv")[:300],
-            "model_name": model_name,
+            "kind": checked.kind,
+            "model_name": None if checked.kind == TABLE else checked.kind,
             "layout": checked.layout,
             "encoding": checked.encoding,
             "columns": checked.columns,
@@ -188,6 +197,9 @@ class DatasetService:
         with self._session() as session:
             dataset = self._dataset(session, dataset_id)
             model_name, total = dataset.model_name, dataset.valid_rows
+        if model_name is None:
+            raise Conflict(f"dataset {dataset_id} is a table, not a model's input: it is explored, not scored "
+                           "(upload an accident file to score it)")  # fmt: skip
         chunk_rows = chunk_rows or self.settings.dataset_chunk_rows
         job_id = uuid.uuid4().hex
         try:

@@ -9,6 +9,7 @@ writes the rows, report and offsets files beside it and answers a summary; the A
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import struct
 import threading
@@ -22,6 +23,7 @@ import orjson
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
 from backend.core.storage import LocalStorage
+from backend.explore.tables import profile_table, read_csv_table, write_parquet
 from backend.ml.eclo.uploads import check_rows, file_format
 from backend.ml.errors import DataFileError
 from backend.ml.protocol import PredictiveModel
@@ -30,6 +32,9 @@ from backend.stores.dataset_files import DatasetFiles
 from backend.wiring import open_registry
 
 FIRST_PROBLEMS = 5  # how many problems a refusal of the whole file lists
+TABLE = "table"
+AUTO = "auto"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class CheckedUpload:
     """What the check found: the file's format and counts, or why the file cannot be used at all (`refusal`)."""
 
     refusal: str | None = None
-    layout: str = ""
+    kind: str = TABLE  # "table", or the model's name the rows were checked against
+    layout: str | None = None
     encoding: str = ""
     columns: list[str] = field(default_factory=list)
     has_outcomes: bool = False
@@ -45,13 +51,65 @@ class CheckedUpload:
     valid: int = 0
     problems: int = 0
     first_problems: list[dict[str, Any]] = field(default_factory=list)
+    layout_unknown: bool = False  # refused before any row was read: not the model's layout (or no usable file)
 
 
 def check_upload(
+    files: DatasetFiles,
+    model: PredictiveModel | None,
+    dataset_id: str,
+    encoding: str | None,
+    settings: Settings,
+    kind: str = AUTO,
+) -> CheckedUpload:
+    """Check the stored upload of `dataset_id`: against `model`'s layout unless `kind` is "table"; with `kind`
+    "auto", a file not in the model's layout is kept as a table. Every usable file gets its columnar table and
+    profile."""
+    layout_refusal: str | None = None
+    if model is not None and kind != TABLE:
+        checked = check_rows_of(files, model, dataset_id, encoding, settings)
+        if checked.refusal is None:
+            try:
+                _describe_table(files, dataset_id, checked.encoding, settings)
+            except DataFileError as exc:  # the rows are usable: the dataset is kept, without its explore table
+                log.warning("dataset %s: no columnar table: %s", dataset_id, exc)
+            return checked
+        if kind != AUTO or not checked.layout_unknown:
+            return checked
+        layout_refusal = checked.refusal
+    try:
+        table = _describe_table(files, dataset_id, encoding, settings)
+    except DataFileError as exc:  # not a table either: the layout's reason first (binary, empty, wrong encoding)
+        return CheckedUpload(refusal=layout_refusal or f"the file cannot be used: {exc}")
+    return CheckedUpload(kind=TABLE, encoding=table.encoding, columns=table.columns, rows=table.rows,
+                         valid=table.rows)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DescribedTable:
+    encoding: str
+    columns: list[str]
+    rows: int
+
+
+def _describe_table(files: DatasetFiles, dataset_id: str, encoding: str | None, settings: Settings) -> DescribedTable:
+    """The upload as a typed columnar table, and its profile, beside it."""
+    storage = files.storage
+    source = storage.local_path(files.source(dataset_id))
+    limits = {"max_columns": settings.dataset_max_columns, "max_cell_chars": settings.dataset_max_cell_chars}
+    table = read_csv_table(source, encoding, **limits)
+    write_parquet(table, storage.local_path(files.table(dataset_id)))
+    profile = profile_table(storage.local_path(files.table(dataset_id)))
+    with storage.open_write(files.profile(dataset_id)) as out:
+        out.write(profile.model_dump_json().encode())
+    return DescribedTable(table.encoding, list(table.columns), len(table.frame))
+
+
+def check_rows_of(
     files: DatasetFiles, model: PredictiveModel, dataset_id: str, encoding: str | None, settings: Settings
 ) -> CheckedUpload:
-    """Check the stored upload of `dataset_id` row by row against `model` and write its rows (the valid ones, as
-    the model's input), its problems and the rows' offsets beside it."""
+    """Check the stored upload row by row against `model` and write its rows (the valid ones, as the model's
+    input), its problems and the rows' offsets beside it."""
     storage = files.storage
     rows = valid = problems = 0
     first: list[dict[str, Any]] = []
@@ -60,7 +118,7 @@ def check_upload(
         try:
             fmt = file_format(handle, encoding, settings.dataset_max_columns)
         except DataFileError as exc:
-            return CheckedUpload(refusal=f"the file cannot be used: {exc}")
+            return CheckedUpload(refusal=f"the file cannot be used: {exc}", layout_unknown=True)
         position = 0
         with (
             storage.open_write(files.rows(dataset_id)) as rows_out,
@@ -86,8 +144,9 @@ def check_upload(
         offsets.append(position)
     with storage.open_write(files.offsets(dataset_id)) as out:
         out.write(struct.pack(f"<{len(offsets)}q", *offsets))
-    return CheckedUpload(layout=fmt.layout, encoding=fmt.encoding, columns=fmt.columns, has_outcomes=fmt.has_outcomes,
-                         rows=rows, valid=valid, problems=problems, first_problems=first)  # fmt: skip
+    return CheckedUpload(kind=model.name, layout=fmt.layout, encoding=fmt.encoding, columns=fmt.columns,
+                         has_outcomes=fmt.has_outcomes, rows=rows, valid=valid, problems=problems,
+                         first_problems=first)  # fmt: skip
 
 
 # The checking process's own state, made once by `_start` (its initializer).
@@ -101,9 +160,10 @@ def _start(settings: Settings) -> None:
     _settings, _files, _registry = settings, DatasetFiles(LocalStorage(settings.data_dir)), open_registry(settings)
 
 
-def _check(dataset_id: str, encoding: str | None, model_name: str) -> CheckedUpload:
+def _check(dataset_id: str, encoding: str | None, model_name: str | None, kind: str) -> CheckedUpload:
     assert _settings is not None and _files is not None and _registry is not None, "the checking process is not set up"
-    return check_upload(_files, _registry.get(model_name), dataset_id, encoding, _settings)
+    model = _registry.get(model_name) if model_name is not None else None
+    return check_upload(_files, model, dataset_id, encoding, _settings, kind)
 
 
 class UploadChecker:
@@ -123,11 +183,11 @@ class UploadChecker:
                 )  # fmt: skip
             return self._pool
 
-    def check(self, dataset_id: str, encoding: str | None, model_name: str) -> CheckedUpload:
+    def check(self, dataset_id: str, encoding: str | None, model_name: str | None, kind: str = AUTO) -> CheckedUpload:
         """Blocks until the check is done: call it from a worker thread."""
         pool = self._executor()
         try:
-            return pool.submit(_check, dataset_id, encoding, model_name).result()
+            return pool.submit(_check, dataset_id, encoding, model_name, kind).result()
         except BrokenProcessPool as exc:  # the process died (killed, out of memory): the next upload starts another
             with self._lock:
                 if self._pool is pool:

@@ -5,6 +5,8 @@ Files of a dataset (`datasets/<id>/`):
 - `rows.jsonl`     one line per valid row: [row index in the file, the model's input, observed ECLO or null]
 - `offsets.bin`    little-endian int64 byte offsets of each line of rows.jsonl, and its end: a chunk is one read
 - `report.jsonl`   one validation problem per line: {row, column, problem, value}
+- `table.parquet`  the file as a typed columnar table (every dataset; the explore queries read it)
+- `profile.json`   the table's profile, computed at upload
 - `jobs/<job>/chunk-<k>.jsonl`  [row index, outcome] per row of chunk k, written once (the first writer wins)
 
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,6 +46,16 @@ class DatasetFiles:
 
     def report(self, dataset_id: str) -> str:
         return f"{self.folder(dataset_id)}/report.jsonl"
+
+    def table(self, dataset_id: str) -> str:
+        return f"{self.folder(dataset_id)}/table.parquet"
+
+    def profile(self, dataset_id: str) -> str:
+        return f"{self.folder(dataset_id)}/profile.json"
+
+    def table_path(self, dataset_id: str) -> Path:
+        """The columnar table as a local file, for the query engine."""
+        return self.storage.local_path(self.table(dataset_id))
 
     def chunk(self, dataset_id: str, job_id: str, chunk: int) -> str:
         return f"{self.folder(dataset_id)}/jobs/{job_id}/chunk-{chunk:06d}.jsonl"

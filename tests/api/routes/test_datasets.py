@@ -127,8 +127,10 @@ def test_a_file_without_outcomes_has_no_evaluation(
     [
         (b"\x00\x01\x02\x03junk\xff" * 100, {}, "a binary file"),
         (b"", {}, "the file is empty"),
-        ("ID,시간,날씨\n1,2,3\n".encode(), {}, "no header naming the columns"),
-        ("A1,2021-03-02 14,화요일,맑음,중구,교차로,건조,차대차\n".encode(), {}, "no header naming the columns"),
+        ("ID,시간,날씨\n1,2,3\n".encode(), {"kind": "eclo"}, "no header naming the columns"),
+        ("A1,2021-03-02 14,화요일,맑음,중구,교차로,건조,차대차\n".encode(), {"kind": "eclo"},
+         "no header naming the columns"),
+        ("ID,시간,날씨\n1,2,3\n".encode(), {"kind": "nope"}, "kind must be one of auto, table, eclo"),
         ("ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형\n".encode("cp949"), {}, "no data rows"),
         ("ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형\nA,어제,월요일,맑음,중구,교차로,건조,차대차\n".encode(),
          {}, "none of the 1 rows is valid"),

@@ -1,0 +1,113 @@
+"""Exploring any dataset through its columnar copy: the profile made at upload, structured queries, a column's
+distribution, its points on a map, and what lies near what (backend.explore does the work, bounded by the
+EXPLORE_* settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.core.config import Settings
+from backend.core.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
+from backend.db import datasets as records
+from backend.db.models import Dataset
+from backend.explore.errors import QueryError
+from backend.explore.query import column_detail, points, run_query
+from backend.explore.spatial import near, per_dong
+from backend.schemas.explore import ColumnDetail, NearResult, PointsResult, QueryResult, TableProfile, TableQuery
+from backend.stores.dataset_files import DatasetFiles
+from backend.wiring import Resources
+
+ADDRESS_COLUMN = "소재지지번주소"  # the Daegu side tables' lot-number address: it names the 구 and the 동
+
+
+def _refused(exc: QueryError) -> InvalidRequest:
+    return InvalidRequest(exc.message, details=[{"field": exc.field}])
+
+
+class ExploreService:
+    def __init__(self, resources: Resources) -> None:
+        self.sessions = resources.sessions
+        self.files: DatasetFiles = resources.dataset_files
+        self.settings: Settings = resources.settings
+
+    def _dataset(self, dataset_id: str) -> Dataset:
+        try:
+            with self.sessions() as session:
+                dataset = records.get_dataset(session, dataset_id=dataset_id) if len(dataset_id) == 32 else None
+        except SQLAlchemyError as exc:
+            raise DependencyUnavailable("database", "cannot read the datasets") from exc
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id[:40]!r}")
+        return dataset
+
+    def _table(self, dataset_id: str) -> Path:
+        self._dataset(dataset_id)
+        path = self.files.table_path(dataset_id)
+        if not path.exists():
+            raise Conflict(f"dataset {dataset_id} has no columnar copy to explore (uploaded before explore existed, "
+                           "or its file could not be read as a table): upload it again")  # fmt: skip
+        return path
+
+    def profile(self, dataset_id: str) -> TableProfile:
+        self._table(dataset_id)
+        with self.files.storage.open_read(self.files.profile(dataset_id)) as handle:
+            return TableProfile.model_validate(orjson.loads(handle.read()))
+
+    def query(self, dataset_id: str, query: TableQuery) -> QueryResult:
+        path = self._table(dataset_id)
+        try:
+            return run_query(path, query, max_rows=self.settings.explore_max_rows,
+                             timeout_seconds=self.settings.explore_timeout_seconds)  # fmt: skip
+        except QueryError as exc:
+            raise _refused(exc) from exc
+
+    def column(self, dataset_id: str, name: str, bins: int) -> ColumnDetail:
+        path = self._table(dataset_id)
+        try:
+            return column_detail(path, name, bins=bins)
+        except QueryError as exc:
+            raise _refused(exc) from exc
+
+    def _coordinates(self, dataset_id: str, field: str) -> tuple[str, str]:
+        found = self.profile(dataset_id).coordinates
+        if found is None:
+            message = f"dataset {dataset_id} has no latitude and longitude columns"
+            raise InvalidRequest(message, details=[{"field": field}])
+        return found.latitude, found.longitude
+
+    def points(self, dataset_id: str, columns: list[str], cap: int | None) -> PointsResult:
+        path = self._table(dataset_id)
+        latitude, longitude = self._coordinates(dataset_id, "dataset_id")
+        try:
+            return points(path, latitude, longitude, columns, cap=min(cap or self.settings.explore_points_cap,
+                                                                      self.settings.explore_points_cap))  # fmt: skip
+        except QueryError as exc:
+            raise _refused(exc) from exc
+
+    def near(self, dataset_id: str, other_id: str, radius_m: float, limit: int, columns: list[str]) -> NearResult:
+        """With coordinates on both sides: for each row of this dataset, the rows of `other` within `radius_m`. An
+        accident file (no coordinates) against a table with Daegu addresses: each 동's accidents beside the table's
+        rows in that 동."""
+        if radius_m > self.settings.explore_max_radius_m:
+            raise InvalidRequest(f"radius_m is at most {self.settings.explore_max_radius_m:g}; got {radius_m:g}",
+                                 details=[{"field": "radius_m"}])  # fmt: skip
+        path, other_path = self._table(dataset_id), self._table(other_id)
+        mine, theirs = self.profile(dataset_id), self.profile(other_id)
+        try:
+            if mine.coordinates is not None and theirs.coordinates is not None:
+                return near(path, (mine.coordinates.latitude, mine.coordinates.longitude), other_path,
+                            (theirs.coordinates.latitude, theirs.coordinates.longitude), radius_m, limit=limit,
+                            columns=columns)  # fmt: skip
+            if self._dataset(dataset_id).kind == "eclo" and ADDRESS_COLUMN in {c.name for c in theirs.columns}:
+                name = self._dataset(other_id).name
+                return per_dong(path, {name: other_path}, address_column=ADDRESS_COLUMN)
+        except QueryError as exc:
+            raise _refused(exc) from exc
+        raise InvalidRequest(
+            "near needs latitude and longitude columns in both datasets, or an accident file and a table with "
+            f"Daegu addresses ({ADDRESS_COLUMN})",
+            details=[{"field": "other"}],
+        )
