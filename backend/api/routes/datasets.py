@@ -18,6 +18,7 @@ from backend.schemas.datasets import (
 )
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
+from backend.services.upload_check import AUTO
 
 # Reads need the `read` scope, writes `admin`; a share link's routes need only its token.
 router = APIRouter(tags=["datasets"])
@@ -52,6 +53,11 @@ NOT_READY: dict[int | str, dict] = {**NOT_FOUND, 409: {"model": ErrorResponse, "
                             "file": {"type": "string", "format": "binary"},
                             "name": {"type": "string", "maxLength": 200},
                             "encoding": {"type": "string", "enum": ["auto", "utf-8", "cp949", "euc-kr"]},
+                            "kind": {
+                                "type": "string",
+                                "description": "`auto` (default: a model's layout is checked against the model, "
+                                "any other table is kept as a table), `table`, or a model's name (`eclo`)",
+                            },
                         },
                     }
                 }
@@ -60,9 +66,10 @@ NOT_READY: dict[int | str, dict] = {**NOT_FOUND, 409: {"model": ErrorResponse, "
     },
 )
 async def upload_dataset(request: Request, service: DatasetServiceDep, settings: SettingsDep) -> DatasetOut:
-    """Upload a CSV of accidents (multipart field `file`; optional `name` and `encoding`): the Dacon
-    train/test layout or the API's field names, UTF-8 (with or without BOM) or CP949. Every row is checked
-    against the model; the file is kept even when some rows are bad (see the report), not when none is good."""
+    """Upload a CSV (multipart field `file`; optional `name`, `encoding` and `kind`), UTF-8 (with or without BOM)
+    or CP949. An accident file (the Dacon train/test layout or the API's field names) is checked row by row
+    against the model, and kept even when some rows are bad (see the report), not when none is good; any other
+    table is kept as `kind: "table"` to explore. Every dataset gets a columnar copy and a profile."""
     dataset_id = service.new_id()
     try:
         with service.files.storage.open_write(service.source_key(dataset_id)) as out:
@@ -81,6 +88,7 @@ async def upload_dataset(request: Request, service: DatasetServiceDep, settings:
         checksum=received.sha256,
         name=received.fields.get("name"),
         encoding=received.fields.get("encoding") or received.charset,
+        kind=received.fields.get("kind") or AUTO,
     )
 
 
