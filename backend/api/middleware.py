@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from backend.core.logging import request_id_var
 from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 
 HEADER = b"x-request-id"
+# A request id sent by the client is kept when it is of this alphabet and length; any other is replaced (the
+# replacement is what the answer's X-Request-ID carries): ids land in logs, records and their CSV export.
+SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 QUIET_PATHS = frozenset({"/health/live", "/metrics"})  # probes and scrapes: counted, not logged
 log = logging.getLogger("backend.access")
 # A refused body's rest is read and dropped (see RequestContextMiddleware.refuse) while the whole body is at most
@@ -73,7 +77,7 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         given = next((v for k, v in scope["headers"] if k == HEADER), b"")
-        request_id = given.decode("latin-1")[:64] if given else self.ids.next()
+        request_id = given.decode("ascii") if SAFE_REQUEST_ID.fullmatch(given) else self.ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         status = 500

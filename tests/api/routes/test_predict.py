@@ -1,6 +1,9 @@
 """Single predictions through a real uvicorn server."""
 
+import re
+
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from backend.core.config import Settings
@@ -62,6 +65,16 @@ def test_body_must_be_an_object(api: httpx.Client) -> None:
 def test_request_id_is_echoed(api: httpx.Client, classic_row: dict) -> None:
     response = api.post("/api/predict/eclo", json=classic_row, headers={"X-Request-ID": "trace-me-1"})
     assert response.headers["x-request-id"] == "trace-me-1"
+
+
+@pytest.mark.parametrize("given", ["<script>alert(1)</script>", "=HYPERLINK(1)", "a" * 65, "id with space", "x;y"])
+def test_a_request_id_outside_the_safe_alphabet_is_replaced(api: httpx.Client, classic_row: dict, given: str) -> None:
+    response = api.post(
+        "/api/predict/eclo", json=classic_row, headers={"X-Request-ID": given.encode().decode("latin-1")}
+    )
+    assert response.status_code == 200
+    replaced = response.headers["x-request-id"]
+    assert replaced != given and re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", replaced)
 
 
 def test_unknown_route_uses_the_envelope(api: httpx.Client) -> None:
