@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from backend.core.errors import InvalidRequest, NotFound
+from backend.core.errors import InvalidRequest, NotFound, TooLarge
 from backend.core.metrics import PREDICTIONS, series
 from backend.db.recorder import Recorder
 from backend.ml.errors import FieldError, InvalidRow
@@ -114,7 +114,8 @@ class Predictions:
 
     def prepare_batch(self, name: str, items: list[Any]) -> tuple[list[Any], dict[int, InvalidRow]]:
         """Each item as its model's row (the serving's `batch_row`), and the items refused on the way, by index (a
-        refused item stays as it came). The rows are validated by `predict`, each on its own."""
+        refused item stays as it came). The rows are validated by `predict`, each on its own; an item too large
+        to be validated refuses the whole batch (TooLarge)."""
         model, serving = self.model(name)
         rows: list[Any] = []
         refused: dict[int, InvalidRow] = {}
@@ -127,6 +128,10 @@ class Predictions:
             except NotFound as exc:
                 refused[index] = InvalidRow([FieldError("sensor_id", exc.message)])
                 rows.append(item)
+            except TooLarge as exc:
+                exc.message = f"items[{index}].{exc.message}"
+                exc.details = [{**d, "field": f"items[{index}].{d['field']}"} for d in exc.details]
+                raise
         return rows, refused
 
     def predict(self, name: str, rows: Sequence[Any], caller: Caller = Caller()) -> list[dict[str, Any]]:

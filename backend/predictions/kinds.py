@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.core.errors import DependencyUnavailable, NotFound
+from backend.core.errors import DependencyUnavailable, NotFound, TooLarge
 from backend.db import readings as stored
 from backend.db.models import TrafficReading
 from backend.db.readings import local_time
@@ -131,6 +131,38 @@ class EcloServing:
         return {"eclo": answer["eclo"], "risk_level": answer["risk_level"]}
 
 
+MAX_READINGS = 288  # a day of 5-minute readings, per sensor
+MAX_NEIGHBOURS = 64
+MAX_READING_FIELDS = 16
+
+
+def check_sizes(body: Any, where: str = "") -> None:
+    """Counts of a congestion body's collections, checked before any of their items is validated: an oversized
+    body is refused whole (413) in the time it takes to count, never validated item by item."""
+
+    def refuse(field: str, count: int, most: int, what: str) -> None:
+        raise TooLarge(f"{where}{field} holds {count:,} {what}; at most {most} are accepted",
+                       details=[{"field": f"{where}{field}", "max": most, "got": count}])  # fmt: skip
+
+    def readings(field: str, value: Any) -> None:
+        if isinstance(value, list):
+            if len(value) > MAX_READINGS:
+                refuse(field, len(value), MAX_READINGS, "readings")
+            for index, reading in enumerate(value):
+                if isinstance(reading, Mapping) and len(reading) > MAX_READING_FIELDS:
+                    refuse(f"{field}[{index}]", len(reading), MAX_READING_FIELDS, "fields")
+
+    if not isinstance(body, Mapping):
+        return
+    readings("recent", body.get("recent"))
+    neighbours = body.get("neighbour_readings")
+    if isinstance(neighbours, Mapping):
+        if len(neighbours) > MAX_NEIGHBOURS:
+            refuse("neighbour_readings", len(neighbours), MAX_NEIGHBOURS, "sensors")
+        for sensor, value in neighbours.items():
+            readings(f"neighbour_readings.{str(sensor)[:64]}", value)
+
+
 def count_with_speed(readings: Any) -> int:
     """Readings that carry a speed above 0 (0 is a missing reading, as in METR-LA), flat or nested."""
     count = 0
@@ -162,6 +194,7 @@ class CongestionServing:
 
     def prepare(self, model: PredictiveModel, body: Any) -> Prepared:
         assert isinstance(model, CongestionModel)
+        check_sizes(body)
         try:
             request = CongestionPredictRequest.model_validate(body)
         except ValidationError as exc:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Queue
 
 from backend.core.config import Settings, get_settings
+
+
+def bulk_queue(settings: Settings) -> str:
+    """The queue of dataset chunks."""
+    return f"{settings.celery_queue}-bulk"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -20,6 +26,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "backend.tasks.worker",
         ],
         "task_default_queue": settings.celery_queue,
+        # Whole files on a queue of their own: a worker takes from both queues in turn, so an interactive batch
+        # waits for the chunks already running, never behind every chunk of a file.
+        "task_queues": [Queue(settings.celery_queue), Queue(bulk_queue(settings))],
+        "task_routes": {"datasets.score_chunk": {"queue": bulk_queue(settings)}},
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -3,11 +3,13 @@ and a dataset result row (a row is the single answer plus its `index`); inline r
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -112,3 +114,25 @@ def test_every_model_has_the_one_route_and_unknown_ones_are_404(app_client: Test
     paths = app_client.get("/openapi.json").json()["paths"]
     assert "/api/predict/{model}" in paths
     assert "/api/predict/eclo" not in paths and "/api/predict/congestion" not in paths
+
+
+def test_an_oversized_collection_is_refused_before_its_items_are_validated(
+    app_client: TestClient, app_resources: Resources
+) -> None:
+    model = app_resources.registry.get("congestion")
+    assert isinstance(model, CongestionModel)
+    keys = {f"s{i:06d}": [] for i in range(600_000)}
+    body = orjson.dumps({"sensor_id": model.sensor_ids[0], "recent": _readings(12), "neighbour_readings": keys})
+    assert len(body) < app_resources.settings.request_max_bytes
+    headers = {"content-type": "application/json"}
+    started = time.perf_counter()
+    single = app_client.post("/api/predict/congestion", content=body, headers=headers)
+    elapsed = time.perf_counter() - started
+    assert single.status_code == 413 and single.json()["error"]["details"][0]["field"] == "neighbour_readings"
+    assert elapsed < 0.5, f"{elapsed:.3f} s"  # the speed target itself is measured in bench/, this guards the order
+    items = b'{"items": [{"sensor_id": "x"}, ' + body + b"]}"
+    batch = app_client.post("/api/predict/congestion/batch", content=items, headers=headers)
+    assert batch.status_code == 413 and batch.json()["error"]["details"][0]["field"] == "items[1].neighbour_readings"
+    wide = {"sensor_id": model.sensor_ids[0], "recent": [{f"k{i}": 1 for i in range(100)}] * 3}
+    refused = app_client.post("/api/predict/congestion", json=wide)
+    assert refused.status_code == 413 and refused.json()["error"]["details"][0]["field"] == "recent[0]"

@@ -16,6 +16,7 @@ import redis
 from backend.dev.processes import wait_until
 from backend.ml.eclo.dacon import api_rows
 from backend.ml.eclo.model import EcloModel
+from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.datasets import read_results, upload, wait_for_job
 from tests.fixtures.stack import Stack
 
@@ -87,6 +88,23 @@ def test_cancellation_stops_the_remaining_chunks(own_stack: Stack, dacon_cp949: 
         time.sleep(1.5)
         after = api.get(f"/api/datasets/{dataset['id']}/predictions").json()
     assert after["status"] == "cancelled" and after["progress"]["done"] == settled < dataset["valid_rows"] - 1000
+
+
+def test_a_batch_does_not_wait_behind_a_whole_file(own_stack: Stack, dacon_cp949: bytes, csv_rows: list[dict]) -> None:
+    """Dataset chunks have a queue of their own: a 100-row batch sent while a file's 100 chunks wait is taken by
+    the next free worker process, not after every chunk (one queue: ~5 s here)."""
+    with httpx.Client(base_url=own_stack.start_api(), timeout=30) as api:
+        own_stack.start_worker("worker", BATCH_THROTTLE_SECONDS="0.1")
+        dataset = upload(api, dacon_cp949).json()
+        api.post(f"/api/datasets/{dataset['id']}/predict", params={"chunk_rows": 50})
+        wait_for_job(api, dataset["id"], done=200)
+        started = time.perf_counter()
+        result = wait_for_batch(api, submit(api, csv_rows[:100])["batch_id"], timeout=30)
+        elapsed = time.perf_counter() - started
+        job = api.get(f"/api/datasets/{dataset['id']}/predictions").json()
+    assert result["status"] == "success" and len(result["results"]) == 100
+    assert elapsed < 2.0, f"the batch took {elapsed:.1f} s behind the file's chunks"
+    assert job["status"] == "processing", "the file was scored before the batch: nothing was measured"
 
 
 def test_an_upload_cut_off_mid_stream_leaves_nothing(stack: Stack, api: httpx.Client) -> None:
