@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
@@ -21,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
-from backend.core.errors import TooLarge
+from backend.core.errors import InvalidRequest, TooLarge
 from backend.core.logging import request_id_var
 from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 
@@ -29,6 +30,8 @@ HEADER = b"x-request-id"
 # A request id sent by the client is kept when it is of this alphabet and length; any other is replaced (the
 # replacement is what the answer's X-Request-ID carries): ids land in logs, records and their CSV export.
 SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+# Control characters (NUL among them) have no place in a path or a query parameter: refused by name before routing.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 QUIET_PATHS = frozenset({"/health/live", "/metrics"})  # probes and scrapes: counted, not logged
 log = logging.getLogger("backend.access")
 # A refused body's rest is read and dropped (see RequestContextMiddleware.refuse) while the whole body is at most
@@ -94,7 +97,9 @@ class RequestContextMiddleware:
 
         try:
             limit = self.max_body_bytes
-            if limit is None or scope["path"] in self.own_limits:
+            if (where := _control_character(scope)) is not None:
+                await _refused_input(where)(scope, receive, send_with_id)
+            elif limit is None or scope["path"] in self.own_limits:
                 await self.app(scope, receive, send_with_id)
             elif (declared := _declared_length(scope)) > limit:
                 message = f"the body is {declared:,} bytes; at most {limit:,} are accepted"
@@ -180,6 +185,23 @@ async def _drain(receive: Receive, most: int, seconds: float) -> bool:
     except TimeoutError:
         pass
     return False
+
+
+def _control_character(scope: Scope) -> str | None:
+    """The path, or the name of the query parameter, holding a control character; None when there is none."""
+    if CONTROL.search(scope["path"]):
+        return "path"
+    query = scope.get("query_string", b"")
+    if query and b"%" in query or CONTROL.search(query.decode("latin-1")):
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if CONTROL.search(name) or CONTROL.search(value):
+                return name if not CONTROL.search(name) else "query"
+    return None
+
+
+def _refused_input(where: str) -> JSONResponse:
+    error = InvalidRequest(f"{where} holds a control character (such as NUL); none is accepted", [{"field": where}])
+    return error_response(error.status_code, error.code, error.message, error.details)
 
 
 def _declared_length(scope: Scope) -> int:

@@ -175,3 +175,23 @@ def test_the_api_bounds_how_long_a_thread_holds_the_gil(app_settings: Settings) 
     with TestClient(create_app(app_settings.model_copy(update={"gil_switch_interval_ms": 0.25}))):
         assert sys.getswitchinterval() == pytest.approx(0.00025)
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/predictions?model=%00", "model"),
+        ("/api/traffic/sensors/a%00b", "path"),
+        ("/api/traffic/sensors/a%00b/readings", "path"),
+        ("/api/traffic/historical/2012-03-01?sensor_id=a%00", "sensor_id"),
+        ("/api/traffic/historical/2012-03-01?sensor_id=a%0d%0aX-Injected:%201", "sensor_id"),
+        ("/api/traffic/historical/9999-12-31", "day"),
+        ("/api/traffic/historical/0001-01-01?utc_offset_minutes=720", "day"),
+    ],
+)
+def test_control_characters_and_far_dates_are_422_naming_the_field(
+    app_client: TestClient, url: str, field: str
+) -> None:
+    response = app_client.get(url)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]

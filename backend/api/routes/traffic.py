@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as FastApiPath
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.auth import ADMIN, AUTH_ERRORS, READ
@@ -112,7 +113,7 @@ def current(session: SessionDep) -> list[SensorOut]:
     "/historical/{day}", dependencies=[READ], responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 )
 def historical(
-    day: date,
+    day: Annotated[date, FastApiPath(ge=date(1970, 1, 2), le=date(2100, 12, 30), description="YYYY-MM-DD")],
     session: SessionDep,
     sensor_id: Annotated[str | None, Query(max_length=64)] = None,
     utc_offset_minutes: Annotated[int, Query(ge=-720, le=840, description="the day's zone; UTC by default")] = 0,
