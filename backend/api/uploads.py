@@ -4,12 +4,15 @@ size limit as it arrives, so a body over the limit is refused (413) without bein
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from backend.api.middleware import CONTROL
 from backend.core.errors import InvalidRequest, TooLarge
 
 MAX_TEXT_FIELD = 1000
@@ -59,7 +62,8 @@ async def receive_file(
         header[1] += data[start:end]
 
     def on_header_end() -> None:
-        part[header[0].decode("latin-1").lower()] = header[1].decode("utf-8", "replace")
+        # latin-1 keeps the bytes as they came: a UTF-8 file name is decoded once, from the parsed option
+        part[header[0].decode("latin-1").lower()] = header[1].decode("latin-1")
         header[0], header[1] = b"", b""
 
     def on_headers_finished() -> None:
@@ -68,7 +72,7 @@ async def receive_file(
         part["name"] = options.get(b"name", b"").decode("utf-8", "replace")
         if part["name"] == name:
             found = True
-            received.filename = options.get(b"filename", b"").decode("utf-8", "replace")[:300]
+            received.filename = _filename(options, part.get("content-disposition", ""))
             charset = parse_options_header(part.get("content-type", ""))[1].get(b"charset")
             received.charset = charset.decode("latin-1")[:40] if charset else None
 
@@ -90,7 +94,13 @@ async def receive_file(
 
     def on_part_end() -> None:
         if part.get("name") and part["name"] != name:
-            received.fields[part["name"]] = b"".join(value).decode("utf-8", "replace")
+            text = b"".join(value).decode("utf-8", "replace")
+            if FIELD_CONTROL.search(text):
+                raise InvalidRequest(
+                    f"form field {part['name'][:40]!r} holds a control character (such as NUL); none is accepted",
+                    details=[{"field": part["name"][:40]}],
+                )
+            received.fields[part["name"]] = text
 
     parser = MultipartParser(
         params[b"boundary"],
@@ -119,6 +129,28 @@ async def receive_file(
         raise InvalidRequest(f"the form has no part named {name!r} holding the file", details=[{"field": name}])
     received.sha256 = digest.hexdigest()
     return received
+
+
+# A form field's text may hold line breaks and tabs, no other control character.
+FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+EXTENDED_FILENAME = re.compile(r"""filename\*\s*=\s*([A-Za-z0-9_-]*)'[^']*'([^;\s]+)""", re.IGNORECASE)
+
+
+def _filename(options: dict[bytes, bytes], disposition: str) -> str:
+    """The part's file name: RFC 5987's `filename*=UTF-8''...` when given (python-multipart keeps only the plain
+    one), else `filename` as UTF-8 (what browsers and curl send); a control character in it is refused."""
+    extended = EXTENDED_FILENAME.search(disposition)
+    if extended:
+        try:
+            name = unquote(extended.group(2), encoding=extended.group(1) or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            name = unquote(extended.group(2), errors="replace")
+    else:
+        name = options.get(b"filename", b"").decode("utf-8", "replace")
+    if CONTROL.search(name):
+        raise InvalidRequest("the file name holds a control character (such as NUL); none is accepted",
+                             details=[{"field": "filename"}])  # fmt: skip
+    return name[:300]
 
 
 def _too_large(max_bytes: int, name: str) -> TooLarge:

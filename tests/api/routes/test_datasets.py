@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -271,3 +272,25 @@ def test_the_file_parts_declared_charset_is_honoured(app_client: TestClient) -> 
     raw = "ID,사고일시,요일,기상상태,시군구,도로형태,노면상태,사고유형\n".encode("cp949")
     response = app_client.post("/api/datasets", files={"file": ("a.csv", raw, "text/csv; charset=utf-8")})
     assert response.status_code == 422 and "declared utf-8 but is not UTF-8" in response.json()["error"]["message"]
+
+
+def test_korean_file_names_are_kept_and_control_characters_refused(app_client: TestClient, tmp_path: Path) -> None:
+    raw = dacon_file(tmp_path, 30)
+    korean = upload(app_client, raw, filename="사고 데이터.csv")
+    assert korean.status_code == 201, korean.text
+    assert korean.json()["filename"] == "사고 데이터.csv" and korean.json()["name"] == "사고 데이터.csv"
+    boundary = "rfc5987"
+
+    def posted(disposition: bytes) -> httpx.Response:
+        body = (f"--{boundary}\r\n".encode() + b"Content-Disposition: form-data; name=\"file\"; " + disposition
+                + b"\r\nContent-Type: text/csv\r\n\r\n" + raw + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+        return app_client.post("/api/datasets", content=body,
+                               headers={"content-type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+
+    extended = posted(b"filename=\"x.csv\"; filename*=UTF-8''%EC%82%AC%EA%B3%A0.csv")
+    assert extended.status_code == 201, extended.text
+    assert extended.json()["filename"] == "사고.csv"
+    nul_name = posted(b'filename="a\x00b.csv"')
+    assert nul_name.status_code == 422 and nul_name.json()["error"]["details"] == [{"field": "filename"}]
+    nul_field = upload(app_client, raw, name="x\x00y")
+    assert nul_field.status_code == 422 and nul_field.json()["error"]["details"] == [{"field": "name"}]
