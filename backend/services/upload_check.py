@@ -71,8 +71,8 @@ def check_upload(
         if checked.refusal is None:
             try:
                 _describe_table(files, dataset_id, checked.encoding, settings)
-            except DataFileError as exc:  # the rows are usable: the dataset is kept, without its explore table
-                log.warning("dataset %s: no columnar table: %s", dataset_id, exc)
+            except Exception as exc:  # the rows are usable: the dataset is kept, without its explore table
+                log.warning("dataset %s: no columnar table: %s: %s", dataset_id, type(exc).__name__, exc)
             return checked
         if kind != AUTO or not checked.layout_unknown:
             return checked
@@ -81,6 +81,9 @@ def check_upload(
         table = _describe_table(files, dataset_id, encoding, settings)
     except DataFileError as exc:  # not a table either: the layout's reason first (binary, empty, wrong encoding)
         return CheckedUpload(refusal=layout_refusal or f"the file cannot be used: {exc}")
+    except Exception as exc:  # the reader's own failure on an odd file: a refusal, never a 500
+        log.warning("dataset %s: not readable as a table: %s: %s", dataset_id, type(exc).__name__, exc)
+        return CheckedUpload(refusal=layout_refusal or "the file cannot be used: it could not be read as a table")
     return CheckedUpload(kind=TABLE, encoding=table.encoding, columns=table.columns, rows=table.rows,
                          valid=table.rows)  # fmt: skip
 
