@@ -46,7 +46,7 @@ class ExploreService:
     def _table(self, dataset_id: str) -> Path:
         self._dataset(dataset_id)
         path = self.files.table_path(dataset_id)
-        if not path.exists():
+        if not path.exists() or not self.files.storage.exists(self.files.profile(dataset_id)):
             raise Conflict(f"dataset {dataset_id} has no columnar copy to explore (uploaded before explore existed, "
                            "or its file could not be read as a table): upload it again")  # fmt: skip
         return path
