@@ -21,7 +21,10 @@ pages = {
         st.Page(HERE / "views" / "predict.py", title="Predict", icon=":material/target:", default=True),
         st.Page(HERE / "views" / "batch.py", title="Batch", icon=":material/inventory_2:", url_path="batch"),
         st.Page(HERE / "views" / "risk_map.py", title="Risk map & charts", icon=":material/map:", url_path="risk-map"),
+    ],
+    "Data": [
         st.Page(HERE / "views" / "datasets.py", title="Datasets", icon=":material/dataset:", url_path="datasets"),
+        st.Page(HERE / "views" / "explore.py", title="Explore", icon=":material/query_stats:", url_path="explore"),
     ],
     "Congestion": [
         st.Page(HERE / "views" / "network.py", title="Network", icon=":material/traffic:", url_path="network"),

@@ -7,6 +7,7 @@ carrying the message of the API's error envelope.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -186,9 +187,14 @@ class ApiClient:
         return self.request("POST", "/api/traffic/readings", json={"readings": readings})
 
     # Datasets: whole files, scored by the workers in chunks.
-    def upload_dataset(self, filename: str, data: bytes, name: str = "", encoding: str = "auto") -> dict[str, Any]:
+    def upload_dataset(
+        self, filename: str, data: bytes, name: str = "", encoding: str = "auto", kind: str = "auto"
+    ) -> dict[str, Any]:
+        """`kind`: "auto" (an accident file is checked against the model, any other table kept as a table),
+        "table", or a model's name ("eclo")."""
         files = {"file": (filename, data, "text/csv")}
-        return self.request("POST", "/api/datasets", files=files, data={"name": name, "encoding": encoding})
+        fields = {"name": name, "encoding": encoding, "kind": kind}
+        return self.request("POST", "/api/datasets", files=files, data=fields)
 
     def datasets(self, page: int = 1, size: int = 50) -> dict[str, Any]:
         return self.request("GET", "/api/datasets", params={"page": page, "size": size})
@@ -223,6 +229,34 @@ class ApiClient:
 
     def shared_dataset(self, token: str, page: int = 1, size: int = 50) -> dict[str, Any]:
         return self.request("GET", f"/api/shared/{quote(token, safe='')}", params={"page": page, "size": size})
+
+    # Explore: any dataset through its columnar copy, never the whole file.
+    def dataset_profile(self, dataset_id: str) -> dict[str, Any]:
+        """Rows, each column's type, missing share, distinct count, summary and top values; the coordinates."""
+        return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/profile")
+
+    def query_dataset(self, dataset_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        """A structured query (filters, group_by, aggregates, order_by, limit, time, crosstab): columns, rows."""
+        return self.request("POST", f"/api/datasets/{quote(dataset_id, safe='')}/query", json=query)
+
+    def dataset_column(self, dataset_id: str, name: str, bins: int = 20) -> dict[str, Any]:
+        """A column's distribution: histogram bins for numbers and dates, value counts for the rest."""
+        path = f"/api/datasets/{quote(dataset_id, safe='')}/columns/{quote(name, safe='')}"
+        return self.request("GET", path, params={"bins": bins})
+
+    def dataset_points(self, dataset_id: str, columns: Sequence[str] = (), cap: int | None = None) -> dict[str, Any]:
+        """The rows with coordinates as points (`lat`, `lon`, `row`, the columns asked), sampled down to `cap`."""
+        params: dict[str, Any] = {"columns": list(columns)}
+        if cap is not None:
+            params["cap"] = cap
+        return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/points", params=params)
+
+    def dataset_near(
+        self, dataset_id: str, other: str, radius_m: float = 500.0, limit: int = 1000, columns: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Per row, the rows of `other` within `radius_m`; for an accident file and a table with addresses, per 동."""
+        params = {"other": other, "radius_m": radius_m, "limit": limit, "columns": list(columns)}
+        return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/near", params=params)
 
 
 def record_filters(model: str | None, since: datetime | None, until: datetime | None) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--api http://127.0.0.1:8000] [--out screenshots]
        [--api-key KEY]   (default: $API_KEY, the key `make run` prints; none needed with AUTH_ENABLED=false)
+       [--daegu ../shared/data/daegu]   (the real Daegu files the Explore page is shown with, when they are there)
 Needs a running stack (`make run`). Each page is opened, the form or batch on it is exercised where that is what
 the page is for, and the page is captured once Streamlit has finished running it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import os
 import re
@@ -17,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import APIRequestContext, Page, sync_playwright
 
 from backend.ml.eclo.datagen import write_dacon_csv
 
@@ -36,6 +38,20 @@ def settle(page: Page, timeout_ms: int = 60_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms, polling=250
     )
     page.wait_for_timeout(1500)
+
+
+def capture(page: Page, path: Path) -> None:
+    """The whole page, however long: Streamlit scrolls inside its main section, which a full-page screenshot of
+    the window does not reach, so the window is made as tall as that section for the shot."""
+    size = page.viewport_size or {"width": 1440, "height": 1000}
+    height = page.evaluate(
+        "() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
+        " return main ? main.scrollHeight : document.body.scrollHeight; }"
+    )
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
+    page.wait_for_timeout(2000)  # the charts and maps redraw at the new size
+    page.screenshot(path=path, full_page=True)
+    page.set_viewport_size(size)
 
 
 def sample_csv(rows: int = 100) -> bytes:
@@ -74,12 +90,71 @@ def wide_csv(page: Page, api: str, key: str | None, steps: int = 24) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+# The real Daegu files (outside the project, never copied into it): side tables with coordinates and addresses, and
+# the accident file (127,826 accidents; its first ACCIDENT_ROWS are uploaded).
+SIDE_TABLES = {"daegu_cctv.csv": "Daegu speed cameras", "daegu_child_protection_zone.csv": "Daegu child zones"}
+ACCIDENTS = ("accidents_2007_2015.csv.gz", "Daegu accidents 2007-2015 (first 40,000)")
+ACCIDENT_ROWS = 40_000
+
+
+def uploaded(api: APIRequestContext, name: str, filename: str, content: bytes, kind: str) -> str:
+    """The id of the dataset called `name`: the one already there, else a new upload of `content`."""
+    listed = api.get("/api/datasets", params={"size": 100})
+    assert listed.ok, listed.text()
+    for dataset in listed.json()["items"]:
+        if dataset["name"] == name:
+            return dataset["id"]
+    answer = api.post(
+        "/api/datasets",
+        multipart={"file": {"name": filename, "mimeType": "text/csv", "buffer": content}, "name": name, "kind": kind},
+        timeout=300_000,
+    )
+    assert answer.ok, answer.text()
+    return answer.json()["id"]
+
+
+def first_rows(path: Path, rows: int) -> bytes:
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        return "".join(line for _, line in zip(range(rows + 1), handle, strict=False)).encode("utf-8")
+
+
+def explore(page: Page, base: str, api: APIRequestContext, daegu: Path, out: Path) -> None:
+    """The Explore page over the real side tables (map, charts, the cameras near the child zones) and the accident
+    file (each 동's accidents beside the speed cameras)."""
+    if not all((daegu / name).exists() for name in [*SIDE_TABLES, ACCIDENTS[0]]):
+        print(f"skipped the Explore page: the Daegu files are not in {daegu}")
+        return
+    sides = {uploaded(api, name, filename, (daegu / filename).read_bytes(), "table"): name
+             for filename, name in SIDE_TABLES.items()}  # fmt: skip
+    cameras = next(i for i, name in sides.items() if name == "Daegu speed cameras")
+    accidents = uploaded(api, ACCIDENTS[1], "accidents.csv", first_rows(daegu / ACCIDENTS[0], ACCIDENT_ROWS), "eclo")
+
+    page.goto(f"{base}/explore?dataset={cameras}")
+    settle(page)
+    page.wait_for_timeout(4000)  # the maps' frames draw after the script run
+    capture(page, out / "10-explore-table.png")
+    page.get_by_text("box", exact=True).click()  # the chosen column's box, from its quantile summary
+    settle(page)
+    page.get_by_text("Charts", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=out / "11-explore-box.png")
+
+    page.get_by_role("link", name="Datasets", exact=True).click()  # the same session: the Datasets page shows the table
+    settle(page)
+    capture(page, out / "13-datasets-table.png")
+
+    page.goto(f"{base}/explore?dataset={accidents}")
+    settle(page)
+    page.wait_for_timeout(4000)
+    capture(page, out / "12-explore-accidents.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8501")
     parser.add_argument("--api", default="http://127.0.0.1:8000", help="to pick sensors for the readings upload")
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="for --api (default: $API_KEY)")
+    parser.add_argument("--daegu", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/daegu")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -161,6 +236,11 @@ def main() -> None:
         page.goto(f"{base}/keys")
         settle(page)
         page.screenshot(path=args.out / "9-keys.png", full_page=True)
+
+        headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+        api = playwright.request.new_context(base_url=args.api.rstrip("/"), extra_http_headers=headers)
+        explore(page, base, api, args.daegu, args.out)
+        api.dispose()
         browser.close()
     for path in sorted(args.out.glob("*.png")):
         print(path)

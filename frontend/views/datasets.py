@@ -1,6 +1,7 @@
-"""Whole accident files: upload one (Dacon layout or the API's columns, UTF-8 or CP949), read its validation
-report, score it on the workers with live progress, download the results, share a read-only link, delete.
-Opened with `?share=<token>`, the page shows that shared dataset read-only and nothing else."""
+"""Whole files: upload one (UTF-8 or CP949): an accident file (Dacon layout or the API's columns) is checked row by
+row, scored on the workers with live progress and its results downloaded; any other table is kept to explore (the
+Explore page). Read a file's validation report, share a read-only link, delete. Opened with `?share=<token>`, the
+page shows that shared dataset read-only and nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from frontend.settings import get_settings
 
 FINAL = ("success", "partial", "failure", "cancelled")
 RUNNING = ("pending", "processing")
+EXPLORE_PAGE = "views/explore.py"
+TABLE = "table"  # a dataset's kind when it is no model's input: explored, never scored (the API answers 409)
+UPLOAD_KINDS = {
+    "auto": "auto: an accident file is checked against the model, any other table is kept as a table",
+    "table": "table: keep it as a table to explore, whatever its columns",
+    "eclo": "eclo: an accident file, refused unless it has the model's columns",
+}
 
 
 def _evaluation(job: dict[str, Any]) -> None:
@@ -56,6 +64,14 @@ def _fetched_downloads(dataset_id: str) -> None:
 
 
 def _counts(dataset: dict[str, Any]) -> None:
+    if dataset.get("kind") == TABLE:
+        cols = st.columns(3)
+        cols[0].metric("Rows", f"{dataset['rows']:,}")
+        cols[1].metric("Columns", f"{len(dataset['columns']):,}")
+        cols[2].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
+        st.caption(f"{dataset['filename']} · a table (explored, not scored) · {dataset['encoding']} · SHA-256 "
+                   f"{dataset['checksum'][:16]}…")  # fmt: skip
+        return
     cols = st.columns(4)
     cols[0].metric("Rows", f"{dataset['rows']:,}")
     cols[1].metric("Valid", f"{dataset['valid_rows']:,}")
@@ -87,6 +103,8 @@ if token:
         st.success(f"Scored {job['progress']['done']:,} rows with model {job['model']}")
         _evaluation(job)
         _downloads(shared["predictions_url"])
+    elif dataset.get("kind") == TABLE:
+        st.info("A table: it is explored, not scored.")
     else:
         st.info("Not scored yet.")
     st.subheader(f"Validation report ({dataset['problems']:,})")
@@ -96,23 +114,31 @@ if token:
 
 st.title("Datasets")
 st.markdown(
-    "Upload a CSV of accidents: the Dacon `train.csv`/`test.csv` columns or the API's field names "
-    "(`weather, road_surface, …`), UTF-8 or CP949. Every row is checked against the model; bad rows are listed "
-    "and left out of scoring. Scoring spreads the file over every worker."
+    "Upload a CSV, UTF-8 or CP949. An accident file (the Dacon `train.csv`/`test.csv` columns or the API's field "
+    "names `weather, road_surface, …`) is checked row by row against the model; bad rows are listed and left out of "
+    "scoring, which spreads the file over every worker. Any other table (speed cameras, child protection zones, "
+    "parking lots…) is kept as a table: explore it on the Explore page."
 )
 
 with api_call():
     listing = client().datasets(size=100)
 
 with st.expander("Upload a file", expanded=not listing["items"]), st.form("upload", border=False):
-    upload = st.file_uploader("Accidents CSV", type=["csv"])
+    upload = st.file_uploader("CSV file", type=["csv"])
     name = st.text_input("Name", max_chars=200, placeholder="e.g. Daegu 2022, Suseong-gu")
-    encoding = st.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
+    left, right = st.columns(2)
+    encoding = left.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
+    kind = right.selectbox("Kind", list(UPLOAD_KINDS), format_func=UPLOAD_KINDS.__getitem__,
+                           help="what the file is: auto tells an accident file from any other table")  # fmt: skip
     if st.form_submit_button("Upload and check", type="primary") and upload is not None:
-        with st.spinner(f"Checking {upload.name} row by row…"), api_call():
-            stored = client().upload_dataset(upload.name, upload.getvalue(), name or upload.name, encoding)
+        with st.spinner(f"Checking {upload.name}…"), api_call():
+            stored = client().upload_dataset(upload.name, upload.getvalue(), name or upload.name, encoding, kind)
         st.session_state["dataset"] = stored["id"]
-        st.success(f"{stored['name']}: {stored['valid_rows']:,} of {stored['rows']:,} rows are valid")
+        if stored.get("kind") == TABLE:
+            st.success(f"{stored['name']}: a table of {stored['rows']:,} rows and {len(stored['columns'])} columns, "
+                       "to explore")  # fmt: skip
+        else:
+            st.success(f"{stored['name']}: {stored['valid_rows']:,} of {stored['rows']:,} rows are valid")
         with api_call():
             listing = client().datasets(size=100)
 if not listing["items"]:
@@ -122,16 +148,19 @@ if not listing["items"]:
 st.subheader(f"{listing['total']} datasets")
 table = pd.DataFrame(listing["items"])
 table["invalid_rows"] = table["rows"] - table["valid_rows"]
-shown = ["name", "rows", "valid_rows", "invalid_rows", "layout", "encoding", "has_outcomes", "uploaded_at", "id"]
+table["layout"] = table["layout"].fillna("–")  # a table has none
+shown = ["name", "kind", "rows", "valid_rows", "invalid_rows", "layout", "encoding", "has_outcomes", "uploaded_at",
+         "id"]  # fmt: skip
 st.dataframe(table[shown], hide_index=True, height=min(38 * (len(table) + 1), 260))
 ids = table["id"].tolist()
 names = dict(zip(table["id"], table["name"], strict=True))
+kinds = dict(zip(table["id"], table["kind"], strict=True))
 current = st.session_state.get("dataset")
 chosen = st.selectbox(
     "Dataset",
     ids,
     index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: f"{names[i]} ({i[:8]})",
+    format_func=lambda i: f"{names[i]} · {kinds[i]} ({i[:8]})",
 )
 st.session_state["dataset"] = chosen
 
@@ -185,9 +214,20 @@ with api_call():
     job = client().dataset_job(chosen)
 _counts(dataset)
 
-scoring, report_tab, sharing = st.tabs(["Scoring", f"Validation report ({dataset['problems']:,})", "Share / delete"])
-with scoring:
-    _job_panel(dataset, job)
+if dataset.get("kind") == TABLE:
+    exploring, report_tab, sharing = st.tabs(["Explore", f"Validation report ({dataset['problems']:,})",
+                                              "Share / delete"])  # fmt: skip
+    with exploring:
+        st.info("A table is explored, not scored: its columns, charts, a map of its points and what lies near another "
+                "dataset's points are on the Explore page.")  # fmt: skip
+        st.page_link(EXPLORE_PAGE, label=f"Explore {dataset['name']}", icon=":material/query_stats:")
+else:
+    scoring, report_tab, sharing = st.tabs(
+        ["Scoring", f"Validation report ({dataset['problems']:,})", "Share / delete"]
+    )
+    with scoring:
+        _job_panel(dataset, job)
+        st.page_link(EXPLORE_PAGE, label=f"Explore {dataset['name']}", icon=":material/query_stats:")
 with report_tab:
     report = dataset["report"]
     if report["pages"] > 1:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.fixtures.dashboard import APP
 from tests.fixtures.datasets import dacon_file, upload, wait_for_job
+from tests.fixtures.explore import side_csv
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,21 @@ def test_a_share_link_opens_the_dataset_read_only(live_api: str, scored: dict) -
     revoked.query_params["share"] = token
     revoked.switch_page("views/datasets.py").run()
     assert "no such share link" in revoked.error[0].value
+
+
+def test_a_table_shows_its_kind_and_offers_explore_instead_of_scoring(live_api: str, api: httpx.Client) -> None:
+    table = upload(api, side_csv("parking", 120, seed=5), filename="parking.csv", name="parking page test").json()
+    assert table["kind"] == "table"
+    app = _open(table["id"])
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Rows"] == "120" and metrics["Columns"] == "7" and "Valid" not in metrics
+    listed = app.dataframe[0].value.set_index("id")
+    assert listed.loc[table["id"], "kind"] == "table" and listed.loc[table["id"], "layout"] == "–"
+    assert not [b for b in app.button if b.label.startswith("Score")]  # a table cannot be scored (the API: 409)
+    links = [(e.proto.label, e.proto.page) for e in app.get("page_link")]
+    assert ("Explore parking page test", "explore") in links, links  # the Explore page's url_path
+    (kind,) = [s for s in app.selectbox if s.label == "Kind"]
+    assert kind.options[:2] == [
+        "auto: an accident file is checked against the model, any other table is kept as a table",
+        "table: keep it as a table to explore, whatever its columns",
+    ]
