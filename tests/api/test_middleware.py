@@ -62,6 +62,7 @@ def test_a_streamed_body_is_cut_at_the_limit(
     assert response.status_code == 413 and f"exceeds {LIMIT:,} bytes" in response.json()["error"]["message"]
 
 
+@pytest.mark.stack  # an upload is checked in a spawned process of its own
 def test_bodies_under_the_limit_and_uploads_pass(
     small_limit_client: TestClient, classic_row: dict, tmp_path: Path
 ) -> None:

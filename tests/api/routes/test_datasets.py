@@ -22,6 +22,8 @@ from backend.tasks.datasets import run_chunk
 from backend.wiring import Resources
 from tests.fixtures.datasets import dacon_file, read_results, upload
 
+pytestmark = pytest.mark.stack  # uploads are checked in a spawned process of their own (the app runs in-process)
+
 
 def _score(client: TestClient, resources: Resources, dataset_id: str, chunk_rows: int = 400) -> dict:
     job = client.post(f"/api/datasets/{dataset_id}/predict", params={"chunk_rows": chunk_rows})

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from tests.fixtures.datasets import dacon_file, upload
 from tests.fixtures.explore import side_table
 
-pytestmark = pytest.mark.app
+pytestmark = pytest.mark.stack  # uploads are checked in a spawned process of their own
 
 
 def _table(client: TestClient, frame: pd.DataFrame, name: str, encoding: str = "cp949") -> dict:
