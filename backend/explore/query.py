@@ -450,21 +450,11 @@ def column_detail(
         s = stats[target.name]
         coordinates = detect_coordinates(stats) if target.kind == "number" else None
         is_coordinate = coordinates is not None and target.name in (coordinates.latitude, coordinates.longitude)
-        q1, median, q3 = s.quartiles
         detail = ColumnDetail(
             name=target.name,
             type=classify(s, is_coordinate),  # type: ignore[arg-type]
             rows=rows,
-            missing=s.missing,
-            missing_share=s.missing_share,
-            distinct=s.distinct,
-            min=s.low,
-            q1=q1,
-            median=median,
-            q3=q3,
-            max=s.high,
-            mean=s.mean,
-            std=s.std,
+            **s.summary(),
         )
         if target.kind == "number" and s.present:
             detail.bins = _number_bins(cursor, target, s.low, s.high, bins, deadline)  # type: ignore[arg-type]

@@ -383,6 +383,13 @@ class ColumnStats:
     def missing_share(self) -> float:
         return self.missing / self.rows if self.rows else 0.0
 
+    def summary(self) -> dict[str, Any]:
+        """The counts and numbers a column's profile and its detail both show."""
+        q1, median, q3 = self.quartiles
+        return {"missing": self.missing, "missing_share": self.missing_share, "distinct": self.distinct,
+                "min": self.low, "q1": q1, "median": median, "q3": q3, "max": self.high, "mean": self.mean,
+                "std": self.std}  # fmt: skip
+
 
 def column_stats(cursor: Any, columns: list[Column], rows: int, deadline: Deadline) -> dict[str, ColumnStats]:
     """Counts, distinct values, and for numbers the five numbers, mean and std of each column, in one scan."""
@@ -505,22 +512,12 @@ def profile_table(parquet: Path, *, top: int = TOP_VALUES, timeout_seconds: floa
             s = stats[name]
             # all-distinct columns (identifiers, measurements) have no telling top values
             tops = top_values(cursor, column, top, deadline) if 0 < s.distinct < s.present else []
-            q1, median, q3 = s.quartiles
             profiles.append(
                 ColumnProfile(
                     name=name,
                     type=classify(s, name in marked),  # type: ignore[arg-type]
                     storage=column.storage,
-                    missing=s.missing,
-                    missing_share=s.missing_share,
-                    distinct=s.distinct,
-                    min=s.low,
-                    q1=q1,
-                    median=median,
-                    q3=q3,
-                    max=s.high,
-                    mean=s.mean,
-                    std=s.std,
+                    **s.summary(),
                     top=[ValueCount(value=v, count=n) for v, n in tops],
                 )
             )
