@@ -131,10 +131,11 @@ class ValueCount(BaseModel):
     count: int
 
 
-class ColumnProfile(BaseModel):
+class ColumnSummary(BaseModel):
+    """A column's counts and, for numbers (and dates: min and max), its summary numbers."""
+
     name: str
     type: ColumnType
-    storage: str = Field(description="the Parquet/Arrow type the column is stored as")
     missing: int
     missing_share: float
     distinct: int
@@ -145,6 +146,10 @@ class ColumnProfile(BaseModel):
     max: float | str | None = None
     mean: float | None = None
     std: float | None = None
+
+
+class ColumnProfile(ColumnSummary):
+    storage: str = Field(description="the Parquet/Arrow type the column is stored as")
     top: list[ValueCount] = Field(default_factory=list, description="the most frequent values, up to 10")
 
 
@@ -165,20 +170,8 @@ class HistogramBin(BaseModel):
     count: int
 
 
-class ColumnDetail(BaseModel):
-    name: str
-    type: ColumnType
+class ColumnDetail(ColumnSummary):
     rows: int
-    missing: int
-    missing_share: float
-    distinct: int
-    min: float | str | None = None
-    q1: float | None = None
-    median: float | None = None
-    q3: float | None = None
-    max: float | str | None = None
-    mean: float | None = None
-    std: float | None = None
     bins: list[HistogramBin] | None = Field(default=None, description="numbers and dates: equal-width bins")
     values: list[ValueCount] | None = Field(default=None, description="other columns: the most frequent values")
     other: int = Field(default=0, description="non-missing rows whose value is not among `values`")
