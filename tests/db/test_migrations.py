@@ -110,3 +110,32 @@ def test_records_of_other_kinds_come_with_0008_and_go_with_its_downgrade(empty_d
         assert "output" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
     finally:
         engine.dispose()
+
+
+def test_datasets_keep_their_jobs_and_share_links_across_0009(empty_database_url: str) -> None:
+    """0009 rebuilds `datasets` on SQLite: the rows pointing at it must survive (foreign keys off while migrating)."""
+    upgrade(empty_database_url, "0008")
+    engine = make_engine(empty_database_url)
+    counts = ("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_jobs), "
+              "(SELECT count(*) FROM share_tokens)")  # fmt: skip
+    try:
+        with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO datasets (id, name, filename, model_name, layout, encoding, columns, rows, "
+                "valid_rows, problems, has_outcomes, size_bytes, checksum, uploaded_at) VALUES ('d1', 'n', "
+                "'f.csv', 'eclo', 'dacon', 'utf-8', '[]', 1, 1, 0, false, 1, 'c', CURRENT_TIMESTAMP)",
+                "INSERT INTO dataset_jobs (id, dataset_id, model_name, status, total, done, chunk_rows, "
+                "created_at) VALUES ('j1', 'd1', 'eclo', 'success', 1, 1, 1, CURRENT_TIMESTAMP)",
+                "INSERT INTO share_tokens (token_hash, dataset_id, created_at, expires_at) "
+                "VALUES ('h', 'd1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            ):
+                connection.execute(text(statement))
+        upgrade(empty_database_url)
+        with engine.connect() as connection:
+            assert connection.execute(text(counts)).one() == (1, 1, 1)
+            assert connection.execute(text("SELECT kind FROM datasets")).scalar_one() == "eclo"
+        downgrade(empty_database_url, "0008")
+        with engine.connect() as connection:
+            assert connection.execute(text(counts)).one() == (1, 1, 1)
+    finally:
+        engine.dispose()
