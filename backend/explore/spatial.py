@@ -215,7 +215,7 @@ def per_dong(
         schema = list(_schema(Path(accidents), "accidents"))
         raise QueryError("accidents", f"the accident table has no {district_column!r} column", allowed=schema)
     for name in side:
-        if name in _DONG_KEYS:
+        if name in (*_DONG_KEYS, "key"):
             raise QueryError(f"side.{name}", f"{name!r} is a key of every row already; name the table differently")
 
     places = frame[district_column].astype(object)

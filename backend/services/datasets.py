@@ -127,8 +127,8 @@ class DatasetService:
             "id": dataset_id,
             "name": (name or filename or dataset_id)[:200],
             "filename": (filename or "upload.csv")[:300],
-            "kind": checked.kind,
-            "model_name": None if checked.kind == TABLE else checked.kind,
+            "kind": TABLE if checked.kind == TABLE else model_name,  # the registry's name, as it will score it
+            "model_name": None if checked.kind == TABLE else model_name,
             "layout": checked.layout,
             "encoding": checked.encoding,
             "columns": checked.columns,

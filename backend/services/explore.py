@@ -101,9 +101,9 @@ class ExploreService:
                 return near(path, (mine.coordinates.latitude, mine.coordinates.longitude), other_path,
                             (theirs.coordinates.latitude, theirs.coordinates.longitude), radius_m, limit=limit,
                             columns=columns)  # fmt: skip
-            if self._dataset(dataset_id).kind == "eclo" and ADDRESS_COLUMN in {c.name for c in theirs.columns}:
+            if self._dataset(dataset_id).model_name is not None and ADDRESS_COLUMN in {c.name for c in theirs.columns}:
                 name = self._dataset(other_id).name
-                return per_dong(path, {name: other_path}, address_column=ADDRESS_COLUMN)
+                return per_dong(path, {name: other_path}, address_column=ADDRESS_COLUMN, limit=limit)
         except QueryError as exc:
             raise _refused(exc) from exc
         raise InvalidRequest(

@@ -99,7 +99,8 @@ def _describe_table(files: DatasetFiles, dataset_id: str, encoding: str | None, 
     """The upload as a typed columnar table, and its profile, beside it."""
     storage = files.storage
     source = storage.local_path(files.source(dataset_id))
-    limits = {"max_columns": settings.dataset_max_columns, "max_cell_chars": settings.dataset_max_cell_chars}
+    limits = {"max_columns": settings.dataset_max_columns, "max_cell_chars": settings.dataset_max_cell_chars,
+              "max_bytes": settings.dataset_max_bytes}  # fmt: skip
     table = read_csv_table(source, encoding, **limits)
     write_parquet(table, storage.local_path(files.table(dataset_id)))
     profile = profile_table(storage.local_path(files.table(dataset_id)))

@@ -133,3 +133,16 @@ def test_an_oversized_collection_is_refused_before_its_items_are_validated(
     wide = {"sensor_id": model.sensor_ids[0], "recent": [{f"k{i}": 1 for i in range(100)}] * 3}
     refused = app_client.post("/api/predict/congestion", json=wide)
     assert refused.status_code == 413 and refused.json()["error"]["details"][0]["field"] == "recent[0]"
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:50:00", 1e15, -1e12, "0001-01-01T00:00:00"])
+def test_a_reading_time_out_of_range_is_a_422_not_a_500(
+    app_client: TestClient, app_resources: Resources, stamp: object
+) -> None:
+    model = app_resources.registry.get("congestion")
+    assert isinstance(model, CongestionModel)
+    recent = _readings(4)
+    recent[-1]["timestamp"] = stamp
+    answer = app_client.post("/api/predict/congestion", json={"sensor_id": model.sensor_ids[0], "recent": recent})
+    assert answer.status_code == 422, answer.text
+    assert "readings[3].timestamp" in {d["field"] for d in answer.json()["error"]["details"]}  # the model's name

@@ -96,17 +96,23 @@ def _zone_of_newest(readings: Any) -> Any:
 EPOCH = datetime(1970, 1, 1)
 
 
+# Readings from 1970 to 2999: forecast times (an hour later) and dates stay representable.
+LATEST_SECONDS = (datetime(3000, 1, 1) - EPOCH).total_seconds()
+
+
 def _timestamp(value: Any) -> float | None:
-    """Wall-clock seconds since 1970: a reading's slot of the day is its local time, as in the training data."""
+    """Wall-clock seconds since 1970: a reading's slot of the day is its local time, as in the training data;
+    None for a time that is not one, or outside 1970-2999."""
+    seconds: float | None = None
     if type(value) is str and len(value) <= 40:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
             return None
-        return ((moment.replace(tzinfo=None) if moment.tzinfo else moment) - EPOCH).total_seconds()
-    if type(value) in (int, float) and math.isfinite(value):
-        return float(value)
-    return None
+        seconds = ((moment.replace(tzinfo=None) if moment.tzinfo else moment) - EPOCH).total_seconds()
+    elif type(value) in (int, float) and math.isfinite(value):
+        seconds = float(value)
+    return seconds if seconds is not None and 0 <= seconds < LATEST_SECONDS else None
 
 
 def _nested_speed(reading: Mapping[str, Any]) -> Any:
@@ -180,7 +186,8 @@ def _align_checked(
         if moment is None:
             moment = _timestamp(stamp)
             if moment is None:
-                errors.append(FieldError(f"{field}[{i}].timestamp", "must be an ISO-8601 time or epoch seconds"))
+                message = "must be an ISO-8601 time or epoch seconds, 1970-2999"
+                errors.append(FieldError(f"{field}[{i}].timestamp", message))
                 return window, 0.0
             if type(stamp) is str:
                 moments[stamp] = moment
