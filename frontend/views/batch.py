@@ -8,6 +8,7 @@ import streamlit as st
 from frontend.connection import api_call, client
 from frontend.model_inputs import input_fields, model_or_stop
 from frontend.settings import get_settings
+from frontend.spreadsheet import csv_bytes
 
 MAX_ROWS = 100
 FINAL = ("success", "partial", "failure")
@@ -32,9 +33,7 @@ fields = input_fields(model)
 names = [f["name"] for f in fields]
 integers = [f["name"] for f in fields if f.get("kind") == "integer"]
 template = pd.DataFrame({name: EXAMPLES.get(name, ["", "", ""]) for name in names})
-st.download_button(
-    "Download the CSV template", template.to_csv(index=False).encode("utf-8"), "eclo_batch_template.csv", "text/csv"
-)
+st.download_button("Download the CSV template", csv_bytes(template), "eclo_batch_template.csv", "text/csv")
 
 
 def row_issues(row: dict) -> str:
@@ -140,6 +139,4 @@ elif "batch" in st.session_state:
         table.loc[error["index"], "error"] = error["message"]
     st.success(f"Batch {status['status']}: {len(status['results'])} results, {len(status['errors'])} errors.")
     st.dataframe(table, hide_index=True)
-    st.download_button(
-        "Download the results (CSV)", table.to_csv(index=False).encode("utf-8"), "eclo_batch_results.csv", "text/csv"
-    )
+    st.download_button("Download the results (CSV)", csv_bytes(table), "eclo_batch_results.csv", "text/csv")

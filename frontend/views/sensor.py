@@ -13,6 +13,7 @@ import streamlit as st
 from frontend.client import ApiError
 from frontend.connection import api_call, client, show_error
 from frontend.maps import LEVEL_COLORS
+from frontend.spreadsheet import csv_bytes
 
 DAY = timedelta(hours=24)
 
@@ -134,5 +135,5 @@ st.caption(f"last 24 hours up to {until.isoformat()} (times on the clock of UTC{
 st.subheader("Recent readings")
 table = history.sort_values("timestamp", ascending=False)
 st.dataframe(table, hide_index=True, height=300)
-st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"),
+st.download_button("Download CSV", csv_bytes(table),
                    file_name=f"sensor-{sensor_id}-readings.csv", mime="text/csv")  # fmt: skip
