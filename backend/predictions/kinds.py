@@ -23,11 +23,11 @@ from backend.core.errors import DependencyUnavailable, NotFound, TooLarge
 from backend.db import readings as stored
 from backend.db.models import TrafficReading
 from backend.db.readings import local_time
-from backend.ml.congestion.model import CongestionModel
+from backend.ml.congestion.model import MAX_READINGS, CongestionModel
 from backend.ml.eclo.model import EcloModel
 from backend.ml.errors import FieldError, InvalidRow
 from backend.ml.protocol import Prediction, PredictiveModel
-from backend.schemas.traffic import CongestionPredictRequest
+from backend.schemas.traffic import MAX_NEIGHBOURS, CongestionPredictRequest
 
 WINDOW = timedelta(hours=1)
 CacheKind = Literal["local", "shared", "none"]
@@ -78,7 +78,8 @@ def _plain_json(body: Any, field: str) -> bytes:
 
 
 class DirectServing:
-    """The body is the model's row; answers are not cached; the record keeps the answer whole."""
+    """The body is the model's row; answers are not cached; the record keeps the answer whole. The kinds' own
+    servings change what they need of it."""
 
     cache: CacheKind = "none"
 
@@ -102,14 +103,11 @@ class DirectServing:
         return {"output": dict(answer)}
 
 
-class EcloServing:
+class EcloServing(DirectServing):
     """Encoded once: the encoding is the cache key and the booster's input. Cheaper to run than a Redis round trip,
     so each process keeps its own answers."""
 
     cache: CacheKind = "local"
-
-    def reads_database(self, body: Any) -> bool:
-        return False
 
     def prepare(self, model: PredictiveModel, body: Any) -> Prepared:
         assert isinstance(model, EcloModel)
@@ -124,15 +122,10 @@ class EcloServing:
         assert isinstance(model, EcloModel)
         return model.predict_many(rows, explain=True)  # type: ignore[return-value]
 
-    def batch_row(self, model: PredictiveModel, item: Any) -> Any:
-        return item
-
     def record_columns(self, answer: Mapping[str, Any]) -> dict[str, Any]:
         return {"eclo": answer["eclo"], "risk_level": answer["risk_level"]}
 
 
-MAX_READINGS = 288  # a day of 5-minute readings, per sensor
-MAX_NEIGHBOURS = 64
 MAX_READING_FIELDS = 16
 
 
@@ -178,7 +171,7 @@ def count_with_speed(readings: Any) -> int:
     return count
 
 
-class CongestionServing:
+class CongestionServing(DirectServing):
     """A request `{sensor_id, recent?, neighbour_readings?}` becomes the model's row: from the readings sent in
     `recent`, else from the stored readings of the sensor and its neighbours in the hour up to its newest. Either
     way the sensor needs `min_readings` readings with a speed. Answers depend on the database: shared cache."""
@@ -249,18 +242,9 @@ class CongestionServing:
         key = f"stored:{sensor_id}:{newest.timestamp():.0f}:{latest.timestamp():.0f}:{len(readings)}"
         return Prepared(row, key.encode())
 
-    def predict(self, model: PredictiveModel, prepared: Prepared) -> Prediction:
-        return model.predict_one(prepared.row)
-
-    def predict_rows(self, model: PredictiveModel, rows: Sequence[Any]) -> list[Prediction | InvalidRow]:
-        return model.predict_many(rows)
-
     def batch_row(self, model: PredictiveModel, item: Any) -> Any:
         """The readings are read now, at submission: a batch answers for the moment it was sent."""
         return self.prepare(model, item).row
-
-    def record_columns(self, answer: Mapping[str, Any]) -> dict[str, Any]:
-        return {"output": dict(answer)}
 
 
 def servings(sessions: sessionmaker[Session] | None, min_readings: int) -> dict[str, Serving]:

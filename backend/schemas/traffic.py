@@ -7,7 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from backend.ml.congestion.model import MAX_READINGS
+
 MAX_READINGS_PER_CALL = 10_000
+MAX_NEIGHBOURS = 64  # sensors in a congestion request's `neighbour_readings`
 MAX_SENSORS_PER_CALL = 10_000
 
 FLAT_READING_EXAMPLE = {
@@ -106,12 +109,14 @@ class CongestionPredictRequest(BaseModel):
     recent: list[dict[str, Any]] | None = Field(
         default=None,
         min_length=1,
-        max_length=288,
+        max_length=MAX_READINGS,
         description="the sensor's recent readings (flat or nested, `sensor_id` optional); without them the "
         "stored readings of the sensor and its neighbours are used",
     )
     neighbour_readings: dict[str, list[dict[str, Any]]] | None = Field(
-        default=None, max_length=64, description="with `recent`: neighbours' readings by sensor id (optional)"
+        default=None,
+        max_length=MAX_NEIGHBOURS,
+        description="with `recent`: neighbours' readings by sensor id (optional)",
     )
 
 
