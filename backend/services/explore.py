@@ -4,6 +4,8 @@ EXPLORE_* settings)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -23,8 +25,13 @@ from backend.wiring import Resources
 ADDRESS_COLUMN = "소재지지번주소"  # the Daegu side tables' lot-number address: it names the 구 and the 동
 
 
-def _refused(exc: QueryError) -> InvalidRequest:
-    return InvalidRequest(exc.message, details=[{"field": exc.field}])
+@contextmanager
+def _refused_as_422() -> Iterator[None]:
+    """A query the engine refuses is a 422 naming its field."""
+    try:
+        yield
+    except QueryError as exc:
+        raise InvalidRequest(exc.message, details=[{"field": exc.field}]) from exc
 
 
 class ExploreService:
@@ -43,49 +50,43 @@ class ExploreService:
             raise NotFound(f"no dataset {dataset_id[:40]!r}")
         return dataset
 
-    def _table(self, dataset_id: str) -> Path:
-        self._dataset(dataset_id)
+    def _opened(self, dataset_id: str) -> tuple[Dataset, Path]:
+        """The dataset's record and its columnar copy (409 when it has none, or no profile)."""
+        dataset = self._dataset(dataset_id)
         path = self.files.table_path(dataset_id)
         if not path.exists() or not self.files.storage.exists(self.files.profile(dataset_id)):
             raise Conflict(f"dataset {dataset_id} has no columnar copy to explore (uploaded before explore existed, "
                            "or its file could not be read as a table): upload it again")  # fmt: skip
-        return path
+        return dataset, path
 
-    def profile(self, dataset_id: str) -> TableProfile:
-        self._table(dataset_id)
+    def _read_profile(self, dataset_id: str) -> TableProfile:
         with self.files.storage.open_read(self.files.profile(dataset_id)) as handle:
             return TableProfile.model_validate(orjson.loads(handle.read()))
 
+    def profile(self, dataset_id: str) -> TableProfile:
+        self._opened(dataset_id)
+        return self._read_profile(dataset_id)
+
     def query(self, dataset_id: str, query: TableQuery) -> QueryResult:
-        path = self._table(dataset_id)
-        try:
+        _, path = self._opened(dataset_id)
+        with _refused_as_422():
             return run_query(path, query, max_rows=self.settings.explore_max_rows,
                              timeout_seconds=self.settings.explore_timeout_seconds)  # fmt: skip
-        except QueryError as exc:
-            raise _refused(exc) from exc
 
     def column(self, dataset_id: str, name: str, bins: int) -> ColumnDetail:
-        path = self._table(dataset_id)
-        try:
+        _, path = self._opened(dataset_id)
+        with _refused_as_422():
             return column_detail(path, name, bins=bins)
-        except QueryError as exc:
-            raise _refused(exc) from exc
-
-    def _coordinates(self, dataset_id: str, field: str) -> tuple[str, str]:
-        found = self.profile(dataset_id).coordinates
-        if found is None:
-            message = f"dataset {dataset_id} has no latitude and longitude columns"
-            raise InvalidRequest(message, details=[{"field": field}])
-        return found.latitude, found.longitude
 
     def points(self, dataset_id: str, columns: list[str], cap: int | None) -> PointsResult:
-        path = self._table(dataset_id)
-        latitude, longitude = self._coordinates(dataset_id, "dataset_id")
-        try:
-            return points(path, latitude, longitude, columns, cap=min(cap or self.settings.explore_points_cap,
-                                                                      self.settings.explore_points_cap))  # fmt: skip
-        except QueryError as exc:
-            raise _refused(exc) from exc
+        _, path = self._opened(dataset_id)
+        found = self._read_profile(dataset_id).coordinates
+        if found is None:
+            message = f"dataset {dataset_id} has no latitude and longitude columns"
+            raise InvalidRequest(message, details=[{"field": "dataset_id"}])
+        most = self.settings.explore_points_cap
+        with _refused_as_422():
+            return points(path, found.latitude, found.longitude, columns, cap=min(cap or most, most))
 
     def near(self, dataset_id: str, other_id: str, radius_m: float, limit: int, columns: list[str]) -> NearResult:
         """With coordinates on both sides: for each row of this dataset, the rows of `other` within `radius_m`. An
@@ -94,18 +95,15 @@ class ExploreService:
         if radius_m > self.settings.explore_max_radius_m:
             raise InvalidRequest(f"radius_m is at most {self.settings.explore_max_radius_m:g}; got {radius_m:g}",
                                  details=[{"field": "radius_m"}])  # fmt: skip
-        path, other_path = self._table(dataset_id), self._table(other_id)
-        mine, theirs = self.profile(dataset_id), self.profile(other_id)
-        try:
+        (dataset, path), (other, other_path) = self._opened(dataset_id), self._opened(other_id)
+        mine, theirs = self._read_profile(dataset_id), self._read_profile(other_id)
+        with _refused_as_422():
             if mine.coordinates is not None and theirs.coordinates is not None:
                 return near(path, (mine.coordinates.latitude, mine.coordinates.longitude), other_path,
                             (theirs.coordinates.latitude, theirs.coordinates.longitude), radius_m, limit=limit,
                             columns=columns)  # fmt: skip
-            if self._dataset(dataset_id).model_name is not None and ADDRESS_COLUMN in {c.name for c in theirs.columns}:
-                name = self._dataset(other_id).name
-                return per_dong(path, {name: other_path}, address_column=ADDRESS_COLUMN, limit=limit)
-        except QueryError as exc:
-            raise _refused(exc) from exc
+            if dataset.model_name is not None and ADDRESS_COLUMN in {c.name for c in theirs.columns}:
+                return per_dong(path, {other.name: other_path}, address_column=ADDRESS_COLUMN, limit=limit)
         raise InvalidRequest(
             "near needs latitude and longitude columns in both datasets, or an accident file and a table with "
             f"Daegu addresses ({ADDRESS_COLUMN})",
