@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
-from backend.core.errors import InvalidRequest, TooLarge
+from backend.core.errors import InvalidRequest, ServiceError, TooLarge
 from backend.core.logging import request_id_var
 from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 
@@ -191,17 +191,17 @@ def _control_character(scope: Scope) -> str | None:
     """The path, or the name of the query parameter, holding a control character; None when there is none."""
     if CONTROL.search(scope["path"]):
         return "path"
-    query = scope.get("query_string", b"")
-    if query and b"%" in query or CONTROL.search(query.decode("latin-1")):
-        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if CONTROL.search(name) or CONTROL.search(value):
-                return name if not CONTROL.search(name) else "query"
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if CONTROL.search(name):
+            return "query"
+        if CONTROL.search(value):
+            return name
     return None
 
 
 def _refused_input(where: str) -> JSONResponse:
-    error = InvalidRequest(f"{where} holds a control character (such as NUL); none is accepted", [{"field": where}])
-    return error_response(error.status_code, error.code, error.message, error.details)
+    return _answer(InvalidRequest(f"{where} holds a control character (such as NUL); none is accepted",
+                                  [{"field": where}]))  # fmt: skip
 
 
 def _declared_length(scope: Scope) -> int:
@@ -214,7 +214,11 @@ def _expects_continue(scope: Scope) -> bool:
 
 
 def _too_large(message: str) -> JSONResponse:
-    error = TooLarge(message, [{"field": "body"}])
+    return _answer(TooLarge(message, [{"field": "body"}]))
+
+
+def _answer(error: ServiceError) -> JSONResponse:
+    """The envelope of an error answered here, before the app (its handlers are not reached)."""
     return error_response(error.status_code, error.code, error.message, error.details)
 
 

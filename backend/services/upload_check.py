@@ -102,8 +102,8 @@ def _describe_table(files: DatasetFiles, dataset_id: str, encoding: str | None, 
     limits = {"max_columns": settings.dataset_max_columns, "max_cell_chars": settings.dataset_max_cell_chars,
               "max_bytes": settings.dataset_max_bytes}  # fmt: skip
     table = read_csv_table(source, encoding, **limits)
-    write_parquet(table, storage.local_path(files.table(dataset_id)))
-    profile = profile_table(storage.local_path(files.table(dataset_id)))
+    write_parquet(table, files.table_path(dataset_id))
+    profile = profile_table(files.table_path(dataset_id))
     with storage.open_write(files.profile(dataset_id)) as out:
         out.write(profile.model_dump_json().encode())
     return DescribedTable(table.encoding, list(table.columns), len(table.frame))
