@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import requests
 
 from backend.api.middleware import DRAIN_SECONDS
-from backend.dev.processes import free_port, wait_until
+from backend.dev.processes import wait_until
 from tests.fixtures.auth import cli
 from tests.fixtures.stack import stack_of_its_own
 
@@ -55,21 +53,8 @@ def api(
     with stack_of_its_own(folder, redis_url, small_model_root, AUTH_ENABLED="true") as stack:
         made = cli(stack.env, "create", "body-limit", "--scopes", "predict,admin")
         assert made.returncode == 0, made.stderr
-        port = free_port()
-        command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-                   "--http", request.param]  # fmt: skip
-        process = stack.spawn("api", command)
-        url = f"http://127.0.0.1:{port}"
-
-        def live() -> bool:
-            assert process.poll() is None, f"API exited; see {stack.log_file('api')}"
-            try:
-                return httpx.get(f"{url}/health/live", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_until(live, timeout=30), "API did not start"
-        yield Api(url + PATH, made.stdout.strip(), stack.log_file("api"))
+        url = stack.start_api("--http", request.param)
+        yield Api(url + PATH, made.stdout.strip(), stack.log_file(f"api-{urlsplit(url).port}"))
 
 
 @pytest.fixture(params=["anonymous", "key"])

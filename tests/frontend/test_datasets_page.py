@@ -8,7 +8,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.fixtures.dashboard import APP
+from tests.fixtures.dashboard import APP, open_with_dataset
 from tests.fixtures.datasets import dacon_file, upload, wait_for_job
 from tests.fixtures.explore import side_csv
 
@@ -22,12 +22,7 @@ def scored(api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _open(dataset_id: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.session_state["dataset"] = dataset_id
-    app.switch_page("views/datasets.py").run()
-    assert not app.exception, [e.message for e in app.exception]
-    return app
+    return open_with_dataset("views/datasets.py", dataset_id)
 
 
 def test_a_scored_dataset_shows_its_counts_report_evaluation_and_downloads(live_api: str, scored: dict) -> None:

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from frontend.client import ApiClient
-from tests.fixtures.dashboard import APP
+from tests.fixtures.dashboard import APP, open_with_dataset
 from tests.fixtures.datasets import dacon_file, upload
 from tests.fixtures.explore import side_table
 
@@ -44,12 +44,7 @@ def uploaded(api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _open(dataset_id: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.session_state["dataset"] = dataset_id
-    app.switch_page("views/explore.py").run()
-    assert not app.exception, [e.message for e in app.exception]
-    return app
+    return open_with_dataset("views/explore.py", dataset_id)
 
 
 def _maps(app: AppTest) -> list[dict[str, Any]]:
