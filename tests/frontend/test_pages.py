@@ -117,7 +117,9 @@ def test_system_page_lists_the_latest_predictions_of_each_kind(
     latest = _open("views/system.py").dataframe[-1].value
     answers = dict(zip(latest["model"], latest["answer"], strict=True))  # the newest of each model
     assert re.fullmatch(r"ECLO \d+\.\d\d · (low|moderate|high|severe) risk", answers["eclo"]), answers["eclo"]
-    assert re.fullmatch(rf"sensor {sensor} at \+15/30/60 min: \d+/\d+/\d+ mph, \w+/\w+/\w+", answers["congestion"])
+    # an earlier test's batch may record a congestion row after ours, so the newest is any registered sensor's
+    shown = re.fullmatch(r"sensor (\d+) at \+15/30/60 min: \d+/\d+/\d+ mph, \w+/\w+/\w+", answers["congestion"])
+    assert shown and shown[1] in registered_sensors, answers["congestion"]
 
 
 def test_the_system_page_exports_the_records_of_the_chosen_model_and_days(
