@@ -19,18 +19,10 @@ from backend.api.routes.predict import HOT_PREFIX, answer_prediction
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
-from backend.core.redis import async_redis, sync_redis
-from backend.db.recorder import Recorder
-from backend.predictions.caches import LocalPredictionCache, PredictionCache
-from backend.predictions.entry import Predictions
-from backend.services.congestion import CongestionService
-from backend.services.datasets import DatasetService
-from backend.services.explore import ExploreService
+from backend.core.redis import sync_redis
+from backend.services.bundle import open_services
 from backend.services.feed import feed_lag_seconds, stream_key
 from backend.services.health import HealthMonitor, health_of
-from backend.services.keys import KeyDirectory
-from backend.services.readings import SensorDirectory
-from backend.services.upload_check import UploadChecker
 from backend.tasks.celery_app import celery_app, configure_celery
 from backend.wiring import open_resources
 
@@ -48,26 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.broker_redis = (
             resources.redis if settings.broker_url == settings.redis_url else sync_redis(settings.broker_url, settings)
         )
-        cache_client = async_redis(settings.cache_redis_url, settings) if settings.cache_enabled else None
-        cache = PredictionCache(cache_client, settings.key_prefix, settings.cache_ttl_seconds)
-        state.recorder = Recorder(resources.sessions, resources.spill)
-        state.recorder.start()
-        local_cache = LocalPredictionCache(settings.cache_local_entries if settings.cache_enabled else 0)
-        servings = resources.predictions.servings
-        state.predictions = Predictions(
-            resources.registry, servings, {"local": local_cache, "shared": cache}, state.recorder
-        )
-        state.congestion_service = CongestionService(resources.registry, resources.sessions, servings["congestion"])
-        state.sensors = SensorDirectory(resources.sessions)
-        state.dataset_service = DatasetService(resources, UploadChecker(settings))
-        state.explore_service = ExploreService(resources)
-        state.api_keys = (
-            KeyDirectory(resources.sessions, settings.auth_cache_seconds) if settings.auth_enabled else None
-        )
-        state.health = HealthMonitor(partial(health_of, resources, state.broker_redis, state.recorder))
+        services = state.services = open_services(resources)
+        state.health = HealthMonitor(partial(health_of, resources, state.broker_redis, services.recorder))
         collector = ServiceCollector(
             resources.batches.batch_stats,
-            state.recorder.stats,
+            services.recorder.stats,
             lambda: feed_lag_seconds(resources.redis, stream_key(settings), settings.feed_group),
         )
         REGISTRY.register(collector)
@@ -81,10 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             sys.setswitchinterval(switch_interval)
             REGISTRY.unregister(collector)
-            state.recorder.stop()
-            state.dataset_service.checker.close()
-            if cache_client is not None:
-                await cache_client.aclose()
+            await services.aclose()
             if state.broker_redis is not resources.redis:
                 state.broker_redis.close()
             resources.close()

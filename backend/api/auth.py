@@ -41,7 +41,7 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     """A dependency answering the request's principal: any valid key when `scope` is None."""
 
     async def principal(request: Request, credentials: Credentials) -> Principal:
-        return await check_key(request.app.state.api_keys, credentials and credentials.credentials, scope)
+        return await check_key(request.app.state.services.api_keys, credentials and credentials.credentials, scope)
 
     return principal
 

@@ -47,28 +47,28 @@ async def get_sessions(request: Request) -> sessionmaker[Session]:
 
 
 async def get_congestion_service(request: Request) -> CongestionService:
-    return request.app.state.congestion_service
+    return request.app.state.services.congestion
 
 
 async def get_dataset_service(request: Request) -> DatasetService:
-    return request.app.state.dataset_service
+    return request.app.state.services.datasets
 
 
 async def get_explore_service(request: Request) -> ExploreService:
-    return request.app.state.explore_service
+    return request.app.state.services.explore
 
 
 async def get_predictions(request: Request) -> Predictions:
     """The one prediction entry, with the API's caches and recorder."""
-    return request.app.state.predictions
+    return request.app.state.services.predictions
 
 
 async def get_sensor_directory(request: Request) -> SensorDirectory:
-    return request.app.state.sensors
+    return request.app.state.services.sensors
 
 
 async def get_recorder(request: Request) -> Recorder:
-    return request.app.state.recorder
+    return request.app.state.services.recorder
 
 
 async def get_request_id(request: Request) -> str:

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/keys", tags=["keys"], responses=AUTH_ERRORS)
 def managed_keys(request: Request) -> KeyDirectory:
     """The API's keys, when it asks for them: with AUTH_ENABLED=false nobody may make one over HTTP, or anyone
     reaching the port could mint a key that would hold once keys are on."""
-    directory: KeyDirectory | None = request.app.state.api_keys
+    directory: KeyDirectory | None = request.app.state.services.api_keys
     if directory is None:
         raise Forbidden("keys are managed over HTTP only while AUTH_ENABLED=true; use `python -m backend.cli.keys`")
     return directory

@@ -47,8 +47,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 async def answer_prediction(
     state: State, model: str, authorization: str | None, body: bytes, request_id: str | None
 ) -> bytes:
-    principal = await authorize(state.api_keys, authorization, "predict")
-    predictions: Predictions = state.predictions
+    principal = await authorize(state.services.api_keys, authorization, "predict")
+    predictions: Predictions = state.services.predictions
     return await predictions.predict_one(model, parse_json_object(body), Caller(request_id, principal.key_id))
 
 

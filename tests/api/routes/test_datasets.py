@@ -208,7 +208,7 @@ def test_share_links_expire_are_revocable_and_stored_hashed(
 ) -> None:
     dataset_id = upload(app_client, dacon_1000).json()["id"]
     _score(app_client, app_resources, dataset_id)
-    service = app_client.app.state.dataset_service  # type: ignore[attr-defined]
+    service = app_client.app.state.services.datasets  # type: ignore[attr-defined]
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     service.clock = lambda: now
     share = app_client.post(f"/api/datasets/{dataset_id}/share").json()
