@@ -241,3 +241,45 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """One of the assistant's conversations, owned by the API key that began it (None with AUTH_ENABLED=false).
+    `dataset_id` names the dataset it is about, without a foreign key: a dataset may be deleted and the
+    conversation kept (its messages name the dataset anyway). `model` is the LLM model last used."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(200))
+    dataset_id: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_conversations_key_id_updated_at", "key_id", "updated_at"),)
+
+
+class ConversationMessage(Base):
+    """One message of a conversation, at `position` (0-based): `content` is the text shown to users; `blocks` the
+    provider-neutral messages the turn added (user text, assistant tool_use, tool_result...), replayed to the
+    LLM; `steps` the tool calls ({order, name, input, output, is_error, elapsed_ms}); `usage` the token counts."""
+
+    __tablename__ = "conversation_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model: Mapped[str | None] = mapped_column(String(100))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_conversation_messages_conversation_id_position", "conversation_id", "position", unique=True),
+    )

@@ -12,7 +12,7 @@ from backend.db.session import make_engine
 
 TABLES = {
     "predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "dataset_jobs",
-    "share_tokens", "api_keys",
+    "share_tokens", "api_keys", "conversations", "conversation_messages",
 }  # fmt: skip
 
 
