@@ -11,15 +11,19 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import HotRoutes, RequestContextMiddleware
 from backend.api.routers import ROUTERS
 from backend.api.routes.predict import HOT_PREFIX, answer_prediction
+from backend.assistant.chat import Assistant
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging
 from backend.core.metrics import ServiceCollector
 from backend.core.redis import sync_redis
+from backend.mcp.server import build_server, http_app
 from backend.services.bundle import open_services
 from backend.services.feed import feed_lag_seconds, stream_key
 from backend.services.health import HealthMonitor, health_of
@@ -41,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             resources.redis if settings.broker_url == settings.redis_url else sync_redis(settings.broker_url, settings)
         )
         services = state.services = open_services(resources)
+        state.mcp = build_server(services, settings)
+        state.mcp_http = http_app(state.mcp, settings)
+        state.assistant = Assistant(services, state.mcp, settings)
         state.health = HealthMonitor(partial(health_of, resources, state.broker_redis, services.recorder))
         collector = ServiceCollector(
             resources.batches.batch_stats,
@@ -54,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         try:
-            yield
+            async with state.mcp.session_manager.run():
+                yield
         finally:
             sys.setswitchinterval(switch_interval)
             REGISTRY.unregister(collector)
@@ -90,7 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes.append(Route("/mcp", endpoint=MCPEndpoint(), methods=["GET", "POST", "DELETE"]))
     return app
+
+
+class MCPEndpoint:
+    """The MCP server's streamable HTTP, built in the lifespan over the services (an ASGI app, not a handler)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["app"].state.mcp_http(scope, receive, send)
 
 
 app = create_app()

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.dashboard",
     "tests.fixtures.datasets",
     "tests.fixtures.auth",
+    "tests.fixtures.fake_llm",
 ]
 
 # Test tiers (markers registered in pyproject.toml). A module may set its own with `pytestmark`; otherwise a test's

@@ -4,7 +4,19 @@ per request)."""
 
 from fastapi import APIRouter
 
-from backend.api.routes import batches, datasets, explore, health, history, keys, metrics, models, predict, traffic
+from backend.api.routes import (
+    assistant,
+    batches,
+    datasets,
+    explore,
+    health,
+    history,
+    keys,
+    metrics,
+    models,
+    predict,
+    traffic,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
@@ -16,5 +28,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     models.router,
     history.router,
     keys.router,
+    assistant.router,
     metrics.router,
 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,29 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     # How long the API trusts what it read of the keys table (a revoked key stops working within this).
     auth_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+
+    # The MCP server (streamable HTTP at /mcp, stdio via `python -m backend.mcp`): the most rows a tool answers
+    # (it says how many it left out), and the Host headers it accepts (DNS-rebinding protection; empty: any).
+    mcp_max_rows: int = Field(default=50, ge=1, le=1000)
+    mcp_allowed_hosts: list[str] = ["127.0.0.1:*", "localhost:*", "[::1]:*", "api:*"]
+
+    # The assistant (/api/assistant): the LLM behind it. Each request may bring the user's own key in
+    # X-Anthropic-API-Key (never stored); else this one. LLM_PROVIDER "openai" talks to an OpenAI-compatible
+    # endpoint at LLM_BASE_URL (a model server on a closed network) with LLM_API_KEY.
+    anthropic_api_key: SecretStr | None = None
+    llm_provider: Literal["anthropic", "openai"] = "anthropic"
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = Field(default="claude-sonnet-4-5", min_length=1, max_length=100)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_max_tokens: int = Field(default=2048, ge=64, le=32_000)
+    # Steps of one answer (LLM turns with tool calls) and the characters of one tool output the model is shown.
+    assistant_max_steps: int = Field(default=8, ge=1, le=50)
+    assistant_tool_output_chars: int = Field(default=20_000, ge=500, le=500_000)
+    # A repeated first question (same model versions, same dataset) is answered from Redis for this long.
+    assistant_cache_enabled: bool = True
+    assistant_cache_ttl_seconds: int = Field(default=3600, ge=1)
 
     # Flower (monitoring of the workers); basic auth as "user:password", none by default
     flower_port: int = 5555

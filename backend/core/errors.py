@@ -75,3 +75,10 @@ class DependencyUnavailable(ServiceError):
     def __init__(self, dependency: str, reason: str) -> None:
         super().__init__(f"{dependency} is unavailable: {reason}", details=[{"dependency": dependency}])
         self.dependency = dependency
+
+
+class BadRequest(ServiceError):
+    """A request this service cannot act on as sent (a missing credential of a third party, for one)."""
+
+    status_code = 400
+    code = "bad_request"

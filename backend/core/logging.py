@@ -16,7 +16,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
+def logging_config(level: str = "INFO", stream: str = "ext://sys.stdout") -> dict[str, Any]:
     """A dictConfig for the API, the workers and uvicorn's own loggers (`uvicorn --log-config` takes it too)."""
     return {
         "version": 1,
@@ -34,7 +34,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "filters": ["request_id"],
-                "stream": "ext://sys.stdout",
+                "stream": stream,
             }
         },
         "root": {"handlers": ["stdout"], "level": level},
@@ -47,5 +47,5 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.config.dictConfig(logging_config(level))
+def configure_logging(level: str = "INFO", stream: str = "ext://sys.stdout") -> None:
+    logging.config.dictConfig(logging_config(level, stream))

@@ -21,6 +21,8 @@ PREDICTIONS = Counter("predictions_total", "Single predictions answered", ["mode
 CACHE_LOOKUPS = Counter("prediction_cache_lookups_total", "Prediction cache lookups", ["result"])
 READINGS = Counter("readings_total", "Sensor readings received, by outcome and source", ["outcome", "source"])
 BATCHES_SUBMITTED = Counter("batches_submitted_total", "Batches accepted for the workers", ["model"])
+ASSISTANT_CACHE = Counter("assistant_cache_total", "Assistant first questions looked up in the cache", ["result"])
+ASSISTANT_STEPS = Counter("assistant_tool_calls_total", "Tools the assistant called", ["tool", "outcome"])
 
 Metric = TypeVar("Metric", Counter, Histogram)
 

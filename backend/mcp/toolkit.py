@@ -1,0 +1,91 @@
+"""How a tool is declared: its scope, its errors and its bounded output, the same for every tool module."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import ValidationError
+
+from backend.core.config import Settings
+from backend.core.errors import ServiceError
+from backend.services.bundle import Services
+from backend.services.keys import Principal
+
+from .access import demand
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool_error(exc: ServiceError) -> ToolError:
+    """A service's refusal as the tool's error: the REST status, the message and the fields it names."""
+    fields = [d.get("field") or d.get("loc") for d in exc.details or [] if isinstance(d, dict)]
+    named = [str(f) for f in fields if f]
+    suffix = f" (fields: {', '.join(named)})" if named else ""
+    return ToolError(f"{exc.status_code}: {exc.message}{suffix}")
+
+
+@dataclass
+class Toolkit:
+    """The tools' shared context: the services they call, the settings, and the server they are registered on."""
+
+    server: MCPServer
+    services: Services
+    settings: Settings
+
+    @property
+    def max_rows(self) -> int:
+        return self.settings.mcp_max_rows
+
+    def caller(self, scope: str | None) -> Principal:
+        return demand(self.settings.auth_enabled, scope)
+
+    def tool(self, scope: str | None, *, read_only: bool = True) -> Callable[[F], F]:
+        """Register `fn` as a tool needing `scope` (None: any valid key); its docstring is the description the
+        model reads. A ServiceError becomes the tool's error, naming the REST status and fields."""
+
+        def register(fn: F) -> F:
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def run_async(*args: Any, **kwargs: Any) -> Any:
+                    self.caller(scope)
+                    try:
+                        return await fn(*args, **kwargs)
+                    except ServiceError as exc:
+                        raise tool_error(exc) from exc
+                    except ValidationError as exc:
+                        raise ToolError(f"422: {exc}") from exc
+
+                wrapped: Callable[..., Any] = run_async
+            else:
+
+                @functools.wraps(fn)
+                def run(*args: Any, **kwargs: Any) -> Any:
+                    self.caller(scope)
+                    try:
+                        return fn(*args, **kwargs)
+                    except ServiceError as exc:
+                        raise tool_error(exc) from exc
+                    except ValidationError as exc:
+                        raise ToolError(f"422: {exc}") from exc
+
+                wrapped = run
+            needs = f"Needs the `{scope}` scope." if scope else "Needs any valid API key."
+            description = f"{inspect.getdoc(fn) or ''}\n\n{needs}"
+            hints = ToolAnnotations(read_only_hint=read_only, open_world_hint=False)
+            self.server.add_tool(wrapped, name=fn.__name__, description=description, annotations=hints)
+            return fn
+
+        return register
+
+
+def bounded(rows: Sequence[Any], limit: int, key: str = "rows") -> dict[str, Any]:
+    """At most `limit` rows, and how many were left out."""
+    return {key: list(rows[:limit]), "left_out": max(0, len(rows) - limit)}
