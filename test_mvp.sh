@@ -30,6 +30,9 @@ Exercises a running traffic prediction stack and prints PASS or FAIL for each ch
   dataset scoring    POST /api/datasets/<id>/predict, polled to "success"; the results CSV holds the 3 rows in
                      order, 2 predicted and the bad one with its error
   dataset delete     DELETE /api/datasets/<id> answers 204
+  mcp tools          POST /mcp (the MCP server, streamable HTTP) lists the tools, predict_eclo among them, with the key
+  assistant no key   POST /api/assistant/conversations answers 201; asking in it without X-Anthropic-API-Key (on a
+                     server without ANTHROPIC_API_KEY) answers 400 naming the header and the setting
   metrics            GET /metrics counts the prediction requests this script just made
   flower             the Flower URL answers (only when --flower or FLOWER_URL is given)
   streamlit          the Streamlit URL answers (only when --streamlit or STREAMLIT_URL is given)
@@ -308,6 +311,32 @@ else
   fail "dataset upload" "status $STATUS: $(seen)"
   fail "dataset scoring" "no dataset to score"
   fail "dataset delete" "no dataset to delete"
+fi
+
+printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' > "$WORK/tools.json"
+STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' --max-time 30 "${KEY_HEADER[@]}" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json, text/event-stream' --data-binary "@$WORK/tools.json" "$BASE_URL/mcp" 2>/dev/null) || STATUS="000"
+TOOLS=$(json 'len(b["result"]["tools"]) if "predict_eclo" in [t["name"] for t in b["result"]["tools"]] else 0')
+if [ "$STATUS" = 200 ] && [ "${TOOLS:-0}" -gt 0 ]; then
+  pass "mcp tools" "$TOOLS tools listed over streamable HTTP, predict_eclo among them"
+else
+  fail "mcp tools" "status $STATUS: $(seen)"
+fi
+
+printf '%s' '{}' > "$WORK/empty.json"
+printf '%s' '{"content": "Which district is riskiest on a rainy Friday night?"}' > "$WORK/question.json"
+request POST /api/assistant/conversations "$WORK/empty.json"
+CONVERSATION=$(json 'b["id"]')
+if [ "$STATUS" = 201 ] && [ -n "$CONVERSATION" ]; then
+  request POST "/api/assistant/conversations/$CONVERSATION/messages" "$WORK/question.json"
+  if [ "$STATUS" = 400 ] && [ "$(json '"X-Anthropic-API-Key" in b["error"]["message"] and "ANTHROPIC_API_KEY" in b["error"]["message"]')" = True ]; then
+    pass "assistant no key" "400: $(json 'b["error"]["message"]')"
+  else
+    fail "assistant no key" "asking answered $STATUS: $(seen)"
+  fi
+  request DELETE "/api/assistant/conversations/$CONVERSATION"
+else
+  fail "assistant no key" "POST /api/assistant/conversations answered $STATUS: $(seen)"
 fi
 
 METRIC_AFTER=$(metric_value)

@@ -6,13 +6,13 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.redis",
     "tests.fixtures.database",
+    "tests.fixtures.fake_llm",
     "tests.fixtures.stack",
     "tests.fixtures.app",
     "tests.fixtures.traffic",
     "tests.fixtures.dashboard",
     "tests.fixtures.datasets",
     "tests.fixtures.auth",
-    "tests.fixtures.fake_llm",
 ]
 
 # Test tiers (markers registered in pyproject.toml). A module may set its own with `pytestmark`; otherwise a test's

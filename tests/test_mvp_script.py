@@ -38,14 +38,14 @@ def smoke_api(
 def test_smoke_test_passes_against_the_stack(smoke_api: str) -> None:
     result = subprocess.run([SCRIPT, smoke_api], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 18 and "0 check(s) failed" in result.stdout
+    assert result.stdout.count("PASS") == 20 and "0 check(s) failed" in result.stdout
     record = next(line for line in result.stdout.splitlines() if line.startswith("PASS  prediction record"))
     assert re.search(r"model \w+ key \S+ eclo [\d.]+ \w+$", record), record
 
 
 def test_exit_status_counts_the_failures() -> None:
     result = subprocess.run([SCRIPT, "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 18 and result.stdout.count("FAIL") == 18
+    assert result.returncode == 20 and result.stdout.count("FAIL") == 20
 
 
 def test_help_documents_the_checks() -> None:

@@ -3,6 +3,7 @@ same service a REST route calls, so a tool answers what the route answers."""
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         )
         return orjson.loads(answer)
 
-    predict_eclo.__doc__ = f"{predict_eclo.__doc__}\n\nAllowed values:\n{vocabulary}"
+    predict_eclo.__doc__ = f"{inspect.cleandoc(predict_eclo.__doc__ or '')}\n\nAllowed values:\n{vocabulary}"
     kit.tool("predict")(predict_eclo)
 
     @kit.tool("predict")
