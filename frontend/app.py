@@ -26,6 +26,9 @@ pages = {
         st.Page(HERE / "views" / "datasets.py", title="Datasets", icon=":material/dataset:", url_path="datasets"),
         st.Page(HERE / "views" / "explore.py", title="Explore", icon=":material/query_stats:", url_path="explore"),
     ],
+    "Assistant": [
+        st.Page(HERE / "views" / "assistant.py", title="Assistant", icon=":material/forum:", url_path="assistant"),
+    ],
     "Congestion": [
         st.Page(HERE / "views" / "network.py", title="Network", icon=":material/traffic:", url_path="network"),
         st.Page(HERE / "views" / "sensor.py", title="Sensor", icon=":material/show_chart:", url_path="sensor"),

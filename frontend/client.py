@@ -2,20 +2,26 @@
 
 3 attempts with exponential backoff on connection errors, timeouts, 5xx and 429 (waiting what `Retry-After`
 asks, when it asks); never a retry on another 4xx. A timeout on every call. API errors become `ApiError`
-carrying the message of the API's error envelope.
+carrying the message of the API's error envelope. The assistant's streamed answer (`ask_stream`) is the exception: a
+question may have reached the LLM once sent, so it is only retried when it never left (the connection refused).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
 RETRY_AFTER_CAP_SECONDS = 30.0
+LLM_KEY_HEADER = "X-Anthropic-API-Key"
+# A streamed answer may wait this many times the timeout between two events (a long LLM turn, a slow tool).
+STREAM_TIMEOUT_FACTOR = 12
 
 
 class ApiError(Exception):
@@ -53,6 +59,51 @@ def _envelope(response: requests.Response) -> ApiError:
         return ApiError(error["message"], response.status_code, error.get("code"), error.get("details"))
     except (ValueError, KeyError, TypeError):
         return ApiError(f"the API answered HTTP {response.status_code}", response.status_code)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether the request failed before it left: no connection was made (refused, or it timed out connecting)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _lines(raw: Any) -> Iterator[bytes]:
+    """A streamed body's lines as they arrive: each read takes what has come (`read1`), never waiting to fill a
+    buffer, so that an event is seen as soon as it is sent."""
+    pending = b""
+    while piece := raw.read1(65536):
+        pending += piece
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Server-sent events as (event, its JSON data): `event:` and `data:` lines, each event ended by a blank line;
+    comments (`:`) skipped."""
+    event, data = "message", []
+    for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r")
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+    if data:
+        yield event, json.loads("\n".join(data))
 
 
 class ApiClient:
@@ -257,6 +308,64 @@ class ApiClient:
         """Per row, the rows of `other` within `radius_m`; for an accident file and a table with addresses, per 동."""
         params = {"other": other, "radius_m": radius_m, "limit": limit, "columns": list(columns)}
         return self.request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/near", params=params)
+
+    # The assistant: conversations with an LLM that calls the service's tools.
+    def conversations(self, page: int = 1, size: int = 20) -> dict[str, Any]:
+        """A page of this key's conversations, the latest active first (`messages`: how many)."""
+        return self.request("GET", "/api/assistant/conversations", params={"page": page, "size": size})
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """A conversation with its messages, each answer with its tool steps and usage."""
+        return self.request("GET", f"/api/assistant/conversations/{quote(conversation_id, safe='')}")
+
+    def create_conversation(self, dataset_id: str | None = None, title: str | None = None) -> dict[str, Any]:
+        body = {name: value for name, value in (("dataset_id", dataset_id), ("title", title)) if value}
+        return self.request("POST", "/api/assistant/conversations", json=body)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self.request("DELETE", f"/api/assistant/conversations/{quote(conversation_id, safe='')}")
+
+    def ask_stream(
+        self, conversation_id: str, content: str, model: str | None = None, llm_key: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Ask a question; the answer's server-sent events as they come: ("tool_call", {order, name, input}),
+        ("tool_result", {..., output, is_error, elapsed_ms}), ("text", {delta}), then ("done", {conversation_id,
+        message}) or ("error", {status, error}). `llm_key`: the user's own LLM key, sent for this request only.
+
+        Never retried once sent (the LLM may have been asked): only a connection that was never made is tried
+        again. A refused question (no LLM key, an unknown conversation) is an ApiError before any event."""
+        path = f"/api/assistant/conversations/{quote(conversation_id, safe='')}/messages"
+        body: dict[str, Any] = {"content": content, **({"model": model} if model else {})}
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        if llm_key:
+            headers[LLM_KEY_HEADER] = llm_key
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._backoff,
+            retry=retry_if_exception(_never_sent),
+            reraise=True,
+        )
+        try:
+            response = retrying(
+                self.session.post,
+                f"{self.base_url}{path}",
+                params={"stream": "true"},
+                json=body,
+                headers=headers,
+                stream=True,
+                timeout=(self.timeout, self.timeout * STREAM_TIMEOUT_FACTOR),
+            )
+        except requests.RequestException as exc:
+            if _never_sent(exc):
+                raise ApiUnavailable(f"cannot reach the API at {self.base_url} ({type(exc).__name__})") from exc
+            raise ApiError(f"the API did not answer the question ({type(exc).__name__})") from exc
+        with response:
+            if response.status_code >= 400:
+                raise _envelope(response)
+            try:
+                yield from sse_events(_lines(response.raw))
+            except (requests.RequestException, HTTPError, OSError) as exc:
+                raise ApiError(f"the answer stopped before its end ({type(exc).__name__})") from exc
 
 
 def record_filters(model: str | None, since: datetime | None, until: datetime | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from frontend.client import ApiError
 from frontend.connection import OPEN_API, SIGNED_IN_KEY, new_client, show_error, signed_in_key
 from frontend.settings import get_settings
 
+LLM_KEY = "assistant_llm_key"  # the Assistant page's Anthropic key (frontend/views/assistant.py)
 IDENTITY = "api_key_identity"  # st.session_state: what GET /api/keys/me said of the signed-in key
 
 
@@ -75,6 +76,6 @@ def _signed_in_sidebar() -> None:
         st.caption(f"Signed in as **{identity.get('name', '?')}** (key {identity.get('key_id', '?')}; "
                    f"{', '.join(identity.get('scopes', []))})")  # fmt: skip
         if st.button("Sign out", key="sign-out"):
-            for name in (SIGNED_IN_KEY, IDENTITY):
+            for name in (SIGNED_IN_KEY, IDENTITY, LLM_KEY):  # the Assistant page's Anthropic key goes too
                 st.session_state.pop(name, None)
             st.rerun()

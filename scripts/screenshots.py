@@ -3,6 +3,8 @@
 Usage: python scripts/screenshots.py [--url http://127.0.0.1:8501] [--api http://127.0.0.1:8000] [--out screenshots]
        [--api-key KEY]   (default: $API_KEY, the key `make run` prints; none needed with AUTH_ENABLED=false)
        [--daegu ../shared/data/daegu]   (the real Daegu files the Explore page is shown with, when they are there)
+       The Assistant page asks its question with the Anthropic key of $ANTHROPIC_API_KEY (typed into the page's
+       sidebar, never printed); without one it is captured as it opens (its key field, the past conversations).
 Needs a running stack (`make run`). Each page is opened, the form or batch on it is exercised where that is what
 the page is for, and the page is captured once Streamlit has finished running it.
 """
@@ -148,6 +150,35 @@ def explore(page: Page, base: str, api: APIRequestContext, daegu: Path, out: Pat
     capture(page, out / "12-explore-accidents.png")
 
 
+ASSISTANT_QUESTION = ("Which Daegu district is riskiest for an accident on a rainy weekday evening, and how is the "
+                      "road network doing right now?")  # fmt: skip
+
+
+def assistant(page: Page, base: str, out: Path, llm_key: str | None) -> None:
+    """The Assistant page: with an LLM key, a question answered with the tools (the first step opened, its chart
+    shown); without one, the page as it opens."""
+    page.goto(f"{base}/assistant")
+    settle(page)
+    if llm_key:
+        field = page.get_by_label("Anthropic API key")
+        field.fill(llm_key)
+        field.press("Enter")
+        settle(page)
+        chat = page.get_by_placeholder("Ask about traffic, accidents or a dataset")
+        chat.fill(ASSISTANT_QUESTION)
+        chat.press("Enter")
+        # the saved answer's usage caption, or the refusal (a wrong key: the page shows the provider's message)
+        page.wait_for_function(
+            "() => /tokens in|was not answered/.test(document.body.innerText)", timeout=300_000, polling=500
+        )
+        settle(page)
+        steps = page.locator("[data-testid='stChatMessage'] [data-testid='stExpander'] summary")
+        if steps.count():
+            steps.first.click()
+            settle(page)
+    capture(page, out / "14-assistant.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8501")
@@ -236,6 +267,8 @@ def main() -> None:
         page.goto(f"{base}/keys")
         settle(page)
         page.screenshot(path=args.out / "9-keys.png", full_page=True)
+
+        assistant(page, base, args.out, os.environ.get("ANTHROPIC_API_KEY"))
 
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         api = playwright.request.new_context(base_url=args.api.rstrip("/"), extra_http_headers=headers)

@@ -160,18 +160,22 @@ class Assistant:
 
     # -- answers -------------------------------------------------------------------------------------------------
 
-    def provider(self, user_key: str | None) -> LLMProvider:
-        """The configured provider with the caller's key, else the settings' key; 400 naming both without one."""
+    def llm_key(self, user_key: str | None) -> str:
+        """The caller's key, else the settings' key; 400 naming both without one."""
         settings = self.settings
         configured = settings.anthropic_api_key if settings.llm_provider == "anthropic" else settings.llm_api_key
         key = user_key or (configured.get_secret_value() if configured else None)
         if not key:
             setting = "ANTHROPIC_API_KEY" if settings.llm_provider == "anthropic" else "LLM_API_KEY"
             raise BadRequest(
-                f"the assistant needs an LLM key: send yours in the {KEY_HEADER} header, or set "
-                f"{setting} on the server",
+                f"the assistant needs an LLM key: send yours in the {KEY_HEADER} header, or set {setting} on the "
+                "server",
                 details=[{"field": KEY_HEADER}, {"setting": setting}],
             )
+        return key
+
+    def _provider(self, key: str) -> LLMProvider:
+        settings = self.settings
         return make_provider(
             settings.llm_provider,
             api_key=key,
@@ -190,10 +194,10 @@ class Assistant:
         user_key: str | None,
         emit: Emit = _silent,
     ) -> AnswerOut:
-        provider = self.provider(user_key)
+        key = self.llm_key(user_key)
         model = model or self.settings.llm_model
         conversation, history = await asyncio.to_thread(self._history, principal, conversation_id)
-        cache_key = self._cache_key(provider.name, model, conversation, content, principal) if not history else None
+        cache_key = self._cache_key(model, conversation, content, principal) if not history else None
         cached = await self._cached(cache_key)
         if cached is not None:
             answer = _Answer(
@@ -204,7 +208,11 @@ class Assistant:
                 await emit("tool_result", step)
             await emit("text", {"delta": cached["content"]})
         else:
-            answer = await self._run(provider, model, conversation, history, content, principal, emit)
+            provider = self._provider(key)
+            try:
+                answer = await self._run(provider, model, conversation, history, content, principal, emit)
+            finally:
+                await provider.aclose()
         text = "".join(answer.text).strip()
         if cached is None and cache_key is not None:
             await self._remember(
@@ -344,16 +352,16 @@ class Assistant:
 
     # -- the first-question cache --------------------------------------------------------------------------------
 
-    def _cache_key(
-        self, provider: str, model: str, conversation: Conversation, content: str, principal: Principal
-    ) -> str | None:
+    def _cache_key(self, model: str, conversation: Conversation, content: str, principal: Principal) -> str | None:
         """Same question, model versions, dataset and scopes (an answer may hold what only some scopes may read)."""
         if not self.settings.assistant_cache_enabled:
             return None
         registry = self.services.resources.registry
         versions = sorted((n, registry.get(n).version) for n in registry.names())
         question = " ".join(content.split())
-        basis = orjson.dumps([provider, model, conversation.dataset_id, question, versions, sorted(principal.scopes)])
+        basis = orjson.dumps(
+            [self.settings.llm_provider, model, conversation.dataset_id, question, versions, sorted(principal.scopes)]
+        )
         return f"{self.settings.key_prefix}assistant:first:{hashlib.sha256(basis).hexdigest()}"
 
     async def _cached(self, key: str | None) -> dict[str, Any] | None:

@@ -79,6 +79,8 @@ class LLMProvider(Protocol):
         on_text: TextSink | None = None,
     ) -> Turn: ...
 
+    async def aclose(self) -> None: ...
+
 
 class AnthropicProvider:
     """The Anthropic Messages API through the `anthropic` SDK."""

@@ -88,7 +88,7 @@ async def ask(
     """Ask a question in the conversation. The LLM key: `X-Anthropic-API-Key` (yours, for this request only),
     else the server's ANTHROPIC_API_KEY."""
     assistant = _assistant(request)
-    assistant.provider(user_key)  # no key: the 400 now, before any stream starts
+    assistant.llm_key(user_key)  # no key: the 400 now, before any stream starts
     if not stream:
         return await assistant.answer(principal, conversation_id, body.content, model=body.model, user_key=user_key)
     await asyncio.to_thread(assistant.get, principal, conversation_id)  # a 404 before the stream starts
