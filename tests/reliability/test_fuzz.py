@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from backend.db.migrate import upgrade
+from tests.fixtures.fake_llm import FakeLLM, turn
 from tests.fixtures.stack import Stack, stack_env
 
 SEED = 7
@@ -24,13 +25,17 @@ def fuzz_api(redis_url: str, full_model_root: Path, tmp_path_factory: pytest.Tem
     folder = tmp_path_factory.mktemp("fuzz")
     database_url = f"sqlite:///{folder / 'fuzz.db'}"
     upgrade(database_url)
-    running = Stack(folder, stack_env(redis_url, full_model_root, database_url, DATA_DIR=str(folder / "data")))
+    llm = FakeLLM(default=turn("An answer."))  # the assistant's LLM: the loopback stand-in, answering every question
+    llm.start()
+    running = Stack(folder, stack_env(redis_url, full_model_root, database_url, DATA_DIR=str(folder / "data"),
+                                      LLM_BASE_URL=llm.base_url("anthropic")))  # fmt: skip
     try:
         url = running.start_api()
         running.start_worker(concurrency=1)
         yield url
     finally:
         running.stop_all()
+        llm.stop()
 
 
 def test_no_input_gets_a_server_error_or_an_undocumented_answer(fuzz_api: str, tmp_path: Path) -> None:
