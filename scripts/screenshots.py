@@ -160,7 +160,7 @@ def assistant(page: Page, base: str, out: Path, llm_key: str | None) -> None:
     page.goto(f"{base}/assistant")
     settle(page)
     if llm_key:
-        field = page.get_by_label("Anthropic API key")
+        field = page.get_by_label("Anthropic API key", exact=True).and_(page.locator("input"))
         field.fill(llm_key)
         field.press("Enter")
         settle(page)

@@ -298,6 +298,9 @@ class Assistant:
             calls = [b for b in turn.blocks if b.get("type") == "tool_use"]
             if turn.stop_reason != "tool_use" or not calls:
                 break
+            if any(b.get("type") == "text" and b["text"].strip() for b in turn.blocks):
+                answer.text.append("\n\n")  # this turn's words apart from the next turn's
+                await emit("text", {"delta": "\n\n"})
             results = []
             for call in calls:
                 step = await self._call(call, len(answer.steps) + 1, principal, emit)

@@ -64,7 +64,7 @@ def test_a_question_runs_the_tools_the_model_asks_for_and_is_kept(app_client: Te
     answered = _ask(app_client, conversation, "How severe is a car crash in 중구 on a Monday afternoon?")
     assert answered.status_code == 200, answered.text
     message = answered.json()["message"]
-    assert message["content"] == "Let me check.The ECLO is about 4.1." and message["usage"] == {
+    assert message["content"] == "Let me check.\n\nThe ECLO is about 4.1." and message["usage"] == {
         "input_tokens": 250, "output_tokens": 50}  # fmt: skip
     (step,) = message["steps"]
     rest = app_client.post("/api/predict/eclo", json=CLASSIC_EXAMPLE).json()
