@@ -199,3 +199,19 @@ def test_an_openai_compatible_server_runs_the_same_loop(openai_client: TestClien
     assert first.headers["authorization"] == f"Bearer {USER_KEY}"
     tool_message = second.body["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_1"
+
+
+def test_an_answer_stops_after_the_configured_steps_and_tool_outputs_are_cut(
+    app_settings: Settings, fake_llm: FakeLLM
+) -> None:
+    settings = app_settings.model_copy(update={"assistant_max_steps": 2, "assistant_tool_output_chars": 500})
+    fake_llm.script(*[turn("", tool_call("model_info", {})) for _ in range(3)])
+    with TestClient(create_app(settings)) as client:
+        answered = _ask(client, _conversation(client), "Tell me everything about the models, step by step.")
+    assert answered.status_code == 200, answered.text
+    message = answered.json()["message"]
+    assert len(fake_llm.requests) == 2 and fake_llm.pending == 1  # two turns, then no third
+    assert "stopped after 2 steps" in message["content"] and len(message["steps"]) == 2
+    shown = fake_llm.requests[1].messages[-1]["content"][0]["content"]
+    assert len(shown) < 600 and "(cut: " in shown
+    assert len(orjson.dumps(message["steps"][0]["output"])) > 500  # kept whole in the conversation
