@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_log=settings.access_log,
         max_body_bytes=settings.request_max_bytes,
         own_limits=frozenset({"/api/datasets"}),  # the upload streams to disk under DATASET_MAX_BYTES
+        key_first_skip=HOT_PREFIX,  # the single predictions check their key before their body themselves
     )
     install_error_handlers(app)
     for router in ROUTERS:

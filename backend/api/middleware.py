@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
-from backend.core.errors import InvalidRequest, ServiceError, TooLarge
+from backend.core.errors import InvalidRequest, ServiceError, TooLarge, Unauthorized
 from backend.core.logging import request_id_var
 from backend.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, series
 
@@ -63,9 +63,12 @@ class RequestContextMiddleware:
         own_limits: frozenset[str] = frozenset(),
         drain_bytes: int = DRAIN_BYTES,
         drain_seconds: float = DRAIN_SECONDS,
+        key_first_skip: str = "",
     ) -> None:
         """`own_limits`: paths whose routes stream their body under a limit of their own (uploads). `drain_bytes`,
-        `drain_seconds`: how much of a refused body is read and dropped after the 413, at most (see `refuse`)."""
+        `drain_seconds`: how much of a refused body is read and dropped after the 413, at most (see `refuse`).
+        `key_first_skip`: the prefix of HotRoutes' paths (`<prefix><model>`), which check their key before their
+        body themselves."""
         self.app = app
         self.ids = RequestIds()
         self.access_log = access_log
@@ -73,6 +76,7 @@ class RequestContextMiddleware:
         self.own_limits = own_limits
         self.drain_bytes = drain_bytes
         self.drain_seconds = drain_seconds
+        self.key_first_skip = key_first_skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,6 +103,8 @@ class RequestContextMiddleware:
             limit = self.max_body_bytes
             if (where := _control_character(scope)) is not None:
                 await _refused_input(where)(scope, receive, send_with_id)
+            elif (refusal := await _key_refused(scope, self.key_first_skip)) is not None:
+                await refusal(scope, receive, send_with_id)
             elif limit is None or scope["path"] in self.own_limits:
                 await self.app(scope, receive, send_with_id)
             elif (declared := _declared_length(scope)) > limit:
@@ -187,6 +193,30 @@ async def _drain(receive: Receive, most: int, seconds: float) -> bool:
     return False
 
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _key_refused(scope: Scope, skip: str) -> JSONResponse | None:
+    """With keys on, a request that may carry a body (every such route needs a key) shows a valid key before any of
+    its body is read: a key-less client cannot hold memory with unfinished bodies. The route checks the scope."""
+    path: str = scope["path"]
+    if scope["method"] not in BODY_METHODS or (skip and path.startswith(skip) and "/" not in path[len(skip) :]):
+        return None
+    keys = scope["app"].state.services.api_keys
+    if keys is None:
+        return None
+    kind, _, key = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode("latin-1").partition(" ")
+    try:
+        if kind.lower() != "bearer" or not key.strip():
+            raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
+        await keys.authenticate(key.strip())
+    except ServiceError as exc:
+        response = error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+        response.headers["connection"] = "close"  # the body stays unread
+        return response
+    return None
+
+
 def _control_character(scope: Scope) -> str | None:
     """The path, or the name of the query parameter, holding a control character; None when there is none."""
     if CONTROL.search(scope["path"]):
@@ -229,7 +259,9 @@ class AnsweredRoute:
     path: str
 
 
-HotAnswer = Callable[[State, str, str | None, bytes, str | None], Awaitable[bytes]]
+# (app state, model name, Authorization header, the body's reader, request id) -> the JSON answer. The body is read
+# by the answer, after it checked the key.
+HotAnswer = Callable[[State, str, str | None, Callable[[], Awaitable[bytes]], str | None], Awaitable[bytes]]
 JSON_TYPE = (b"content-type", b"application/json")
 
 
@@ -252,20 +284,25 @@ class HotRoutes:
         if not model or "/" in model:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left, or the body limit answered 413
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+
+        async def read_body() -> bytes:
+            chunks: list[bytes] = []
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client left, or the body limit answered 413
+                    raise ClientDisconnect()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+
         scope["route"] = self.route
         app = scope["app"]
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         request_id = scope.get("state", {}).get("request_id")
         try:
-            content = await self.answer(app.state, model, authorization, b"".join(chunks), request_id)
+            content = await self.answer(app.state, model, authorization, read_body, request_id)
+        except ClientDisconnect:
+            return
         except Exception as exc:
             response = await _handler_of(app.exception_handlers, exc)(Request(scope), exc)
             await response(scope, receive, send)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,16 @@ class Inner:
         await send({"type": "http.response.body", "body": b"inner"})
 
 
-async def answer(state: State, model: str, authorization: str | None, body: bytes, request_id: str | None) -> bytes:
+async def answer(
+    state: State,
+    model: str,
+    authorization: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    request_id: str | None,
+) -> bytes:
+    if authorization == "Bearer refused-before-the-body":
+        raise KeyError("refused")
+    body = await read_body()
     if body == b"bad":
         raise KeyError("refused")  # answered by the handler of its base, LookupError
     if body == b"broken":
@@ -103,7 +112,7 @@ async def answer(state: State, model: str, authorization: str | None, body: byte
 
 
 def _call(
-    hot: HotRoutes, method: str, path: str, chunks: list[bytes], complete: bool = True
+    hot: HotRoutes, method: str, path: str, chunks: list[bytes], complete: bool = True, key: bytes = b"Bearer k"
 ) -> tuple[Scope, list[Message]]:
     """`complete`: False when the client leaves after `chunks`."""
     messages: list[Message] = [
@@ -120,8 +129,9 @@ def _call(
 
     app = type("App", (), {"state": State(), "exception_handlers": {LookupError: refused}})
     scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "app": app,
-                             "headers": [(b"authorization", b"Bearer k")], "state": {"request_id": "r-1"}}  # fmt: skip
+                             "headers": [(b"authorization", key)], "state": {"request_id": "r-1"}}  # fmt: skip
     asyncio.run(hot(scope, receive, send))
+    scope["unread"] = len(messages)
     return scope, sent
 
 
@@ -146,6 +156,8 @@ def test_hot_routes_answer_errors_by_the_apps_handlers_and_pass_other_requests_o
         _call(hot, "POST", "/hot/m", [b"broken"])
     _, sent = _call(hot, "POST", "/hot/m", [b'{"a":'], complete=False)
     assert sent == []  # the client left: nothing to answer
+    scope, sent = _call(hot, "POST", "/hot/m", [b"{", b"}"], key=b"Bearer refused-before-the-body")
+    assert sent[0]["status"] == 422 and scope["unread"] == 2  # refused by its key: no byte of the body was read
     assert inner.bodies == []
     _, sent = _call(hot, "GET", "/hot/m", [b""])
     _, sent_elsewhere = _call(hot, "POST", "/cold", [b"{}"])

@@ -1,3 +1,4 @@
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -45,11 +46,17 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 async def answer_prediction(
-    state: State, model: str, authorization: str | None, body: bytes, request_id: str | None
+    state: State,
+    model: str,
+    authorization: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    request_id: str | None,
 ) -> bytes:
+    """The key first, then the body: a key-less client cannot hold memory with unfinished bodies."""
     principal = await authorize(state.services.api_keys, authorization, "predict")
+    body = parse_json_object(await read_body())
     predictions: Predictions = state.services.predictions
-    return await predictions.predict_one(model, parse_json_object(body), Caller(request_id, principal.key_id))
+    return await predictions.predict_one(model, body, Caller(request_id, principal.key_id))
 
 
 @router.post(
@@ -67,8 +74,8 @@ async def predict(model: str, request: Request) -> Response:
       and its neighbours' (the hour up to its newest reading), or from the readings sent in `recent`.
 
     The answer is the model kind's one shape (a batch row is the same plus its `index`), with `cached`."""
-    body = await answer_prediction(request.app.state, model, request.headers.get("authorization"),
-                                   await request.body(), request.state.request_id)  # fmt: skip
+    body = await answer_prediction(request.app.state, model, request.headers.get("authorization"), request.body,
+                                   request.state.request_id)  # fmt: skip
     return Response(body, media_type="application/json")
 
 
