@@ -4,25 +4,30 @@ chunks spread over the workers (backend.tasks.datasets), its results in the file
 from __future__ import annotations
 
 import hashlib
-import io
+import itertools
 import logging
+import math
 import secrets
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import redis
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend.core.csv_stream import csv_chunks
-from backend.core.errors import Conflict, DependencyUnavailable, Gone, InvalidRequest, NotFound
+from backend.core.errors import Conflict, DependencyUnavailable, Gone, InvalidRequest, NotFound, ServiceError
 from backend.db import datasets as records
-from backend.db.models import Dataset, DatasetJob
+from backend.db.models import Dataset, DatasetJob, ShareToken
 from backend.db.session import session_scope
 from backend.ml.eclo.uploads import FileFormat, data_rows
 from backend.schemas.batches import FAILURE, PARTIAL, PENDING, SUCCESS, BatchProgress
@@ -47,6 +52,17 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("predicted_eclo", "p_severe", "risk_level", "model_version", "error")
 DEFAULT_MODEL = "eclo"
 _ID_LENGTH = 32
+# A Parquet row group, what the export holds in memory at once whatever the dataset's size, ends at so many cells
+# (about 18,000 rows of a Dacon file's 28 columns) or so many characters of the file's cells, whichever comes first.
+PARQUET_GROUP_CELLS = 500_000
+PARQUET_GROUP_CHARS = 16 * 1024 * 1024
+# Share links opened without a key: unknown tokens are remembered a while (no query the second time) and each
+# client may look up only so many unknown tokens a second (settings to come: SHARE_MISS_*).
+SHARE_MISS_CACHE_SIZE = 10_000
+SHARE_MISS_TTL_SECONDS = 60.0
+SHARE_MISS_RATE = 10.0  # unknown-token lookups a second per client IP
+SHARE_MISS_BURST = 20
+SHARE_LIVE_TTL_SECONDS = 3600.0  # a token seen live here skips that limit this long (still checked each time)
 
 
 def _utcnow() -> datetime:
@@ -61,6 +77,7 @@ class DatasetService:
         self.files = resources.dataset_files
         self.jobs = resources.dataset_jobs
         self.clock = clock
+        self.share_lookups = ShareLookups()
 
     # Uploads
 
@@ -315,14 +332,13 @@ class DatasetService:
         not scored keep their cells, with their problems in `error`)."""
         dataset, status, chunks = self._finished_job(dataset_id)
         fmt = FileFormat(dataset.encoding, dataset.layout, list(dataset.columns), dataset.has_outcomes)
-        problems: dict[int, list[str]] = {}
-        for problem in self.files.iter_report(dataset_id):
-            where = f"{problem['column']}: " if problem["column"] else ""
-            problems.setdefault(problem["row"] - 1, []).append(where + problem["problem"])
+        # Results, problems and the file are read side by side, all in file order: nothing is held whole.
         results = self.files.iter_results(dataset_id, status.job_id, chunks)
+        reported = self._reported_rows(dataset_id)
+        upcoming, problem = next(results, None), next(reported, None)  # a missing file fails here, before a row
 
         def rows() -> Iterator[list[Any]]:
-            upcoming = next(results, None)
+            nonlocal upcoming, problem
             with self.files.storage.open_read(self.files.source(dataset_id)) as handle:
                 for index, cells in enumerate(data_rows(handle, fmt)):
                     cells = (cells + [""] * len(fmt.columns))[: len(fmt.columns)]
@@ -334,10 +350,20 @@ class DatasetService:
                         else:
                             yield [*cells, outcome.get("eclo"), outcome.get("p_severe"), outcome.get("risk_level"),
                                    outcome.get("model_version"), None]  # fmt: skip
-                    else:
-                        yield [*cells, None, None, None, None, "; ".join(problems.get(index, ["not scored"]))]
+                        continue
+                    while problem is not None and problem[0] < index:
+                        problem = next(reported, None)
+                    text = problem[1] if problem is not None and problem[0] == index else "not scored"
+                    yield [*cells, None, None, None, None, text]
 
         return [*fmt.columns, *RESULT_COLUMNS], rows()
+
+    def _reported_rows(self, dataset_id: str) -> Iterator[tuple[int, str]]:
+        """Each reported row's index and its problems joined by "; ", in file order (the order the upload check
+        writes the report in)."""
+        grouped = itertools.groupby(self.files.iter_report(dataset_id), key=lambda problem: problem["row"] - 1)
+        for index, problems in grouped:
+            yield index, "; ".join(f"{p['column']}: {p['problem']}" if p["column"] else p["problem"] for p in problems)
 
     def results_csv(self, dataset_id: str) -> Iterator[bytes]:
         """UTF-8 with a BOM, written a thousand rows at a time (`csv_chunks`); a missing result fails here, before
@@ -345,14 +371,11 @@ class DatasetService:
         header, rows = self.result_rows(dataset_id)
         return csv_chunks(header, rows)
 
-    def results_parquet(self, dataset_id: str) -> bytes:
+    def results_parquet(self, dataset_id: str) -> Iterator[bytes]:
+        """Parquet written a row group at a time, each group's bytes handed out as soon as it is written
+        (`parquet_chunks`): memory stays flat however many rows (a whole table in memory took gigabytes)."""
         header, rows = self.result_rows(dataset_id)
-        frame = pd.DataFrame(list(rows), columns=header)
-        frame["predicted_eclo"] = frame["predicted_eclo"].astype("float64")
-        frame["p_severe"] = frame["p_severe"].astype("float64")
-        out = io.BytesIO()
-        frame.to_parquet(out, index=False)
-        return out.getvalue()
+        return parquet_chunks(header, rows)
 
     # Sharing
 
@@ -365,6 +388,7 @@ class DatasetService:
                 session, token_hash=_hash(token), dataset_id=dataset_id, created_at=self.clock(), expires_at=expires_at
             )
             session.commit()
+        self.share_lookups.found(_hash(token))
         return ShareCreated(token=token, url=f"/api/shared/{token}", expires_at=expires_at)
 
     def revoke(self, token: str) -> None:
@@ -374,19 +398,27 @@ class DatasetService:
                 raise NotFound("no such share link")
             share.revoked_at = self.clock()
             session.commit()
+        self.share_lookups.forget(_hash(token))
 
-    def shared_dataset_id(self, token: str) -> str:
-        """The dataset a live token opens: unknown or revoked -> 404, expired -> 410."""
-        with self._session() as session:
-            share = records.get_share(session, token_hash=_hash(token)) if len(token) <= 100 else None
-            if share is None or share.revoked_at is not None:
-                raise NotFound("no such share link (it may have been revoked)")
-            if share.expires_at <= self.clock():
-                raise Gone(f"this share link expired at {share.expires_at.isoformat()}")
-            return share.dataset_id
+    def shared_dataset_id(self, token: str, client: str | None = None) -> str:
+        """The dataset a live token opens: unknown or revoked -> 404, expired -> 410; a client (its IP) over its
+        rate of unknown tokens -> 429 (see ShareLookups)."""
+        token_hash, client = _hash(token), client or ""
+        lookups = self.share_lookups
+        share: ShareToken | None = None
+        if len(token) <= 100 and lookups.may_query(token_hash, client):
+            with self._session() as session:
+                share = records.get_share(session, token_hash=token_hash)
+        if share is None or share.revoked_at is not None:
+            lookups.missed(token_hash, client)
+            raise NotFound("no such share link (it may have been revoked)")
+        if share.expires_at <= self.clock():
+            raise Gone(f"this share link expired at {share.expires_at.isoformat()}")
+        lookups.found(token_hash)
+        return share.dataset_id
 
-    def shared(self, token: str, page: int = 1, size: int = 50) -> SharedDataset:
-        dataset_id = self.shared_dataset_id(token)
+    def shared(self, token: str, page: int = 1, size: int = 50, client: str | None = None) -> SharedDataset:
+        dataset_id = self.shared_dataset_id(token, client)
         detail = self.detail(dataset_id, page, size)
         try:
             job = self.job_status(dataset_id) if detail.latest_job_id else None
@@ -404,6 +436,188 @@ class DatasetService:
                 yield session
         except SQLAlchemyError as exc:
             raise DependencyUnavailable("database", "cannot read or write the dataset records") from exc
+
+
+def parquet_chunks(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], group_cells: int = 0, group_chars: int = 0
+) -> Iterator[bytes]:
+    """`rows` as Parquet bytes, each row group's as soon as it is written (groups end at `group_cells` cells or
+    `group_chars` characters of the file's own cells: PARQUET_GROUP_CELLS and PARQUET_GROUP_CHARS by default).
+    The file's columns and the three texts of the results are large_string (what pandas wrote), predicted_eclo and
+    p_severe float64; the rows keep their order."""
+    width = len(header) - len(RESULT_COLUMNS)  # the file's own columns; predicted_eclo and p_severe come next
+    schema = pa.schema(
+        [
+            pa.field(name, pa.float64() if i in (width, width + 1) else pa.large_string())
+            for i, name in enumerate(header)
+        ]
+    )
+    max_rows = max(1, (group_cells or PARQUET_GROUP_CELLS) // len(header))
+    max_chars = group_chars or PARQUET_GROUP_CHARS
+    sink = _Drain()
+    with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema) as writer:
+        group: list[Sequence[Any]] = []
+        chars = 0
+        for row in rows:
+            group.append(row)
+            chars += sum(map(len, row[:width]))
+            if len(group) >= max_rows or chars >= max_chars:
+                writer.write_table(_table(group, schema))
+                group, chars = [], 0
+                yield sink.take()
+        if group:
+            writer.write_table(_table(group, schema))
+    yield sink.take()  # the last group and the footer
+
+
+def _table(rows: list[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays([pa.array(cells, type=f.type) for cells, f in zip(columns, schema, strict=True)],
+                                schema=schema)  # fmt: skip
+
+
+class _Drain:
+    """A write-only file whose bytes are taken out as they come: ParquetWriter's sink, emptied after each row
+    group so no more than one group's bytes wait in it."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._position = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        part = bytes(data)
+        self._parts.append(part)
+        self._position += len(part)
+        return len(part)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+class TooManyLookups(ServiceError):
+    """A client over its rate of unknown share tokens: refused before any query."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "too many unknown share links from this client; retry later",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+
+class _ExpiringSet:
+    """At most `size` keys (the least recently added forgotten first), each kept `ttl` seconds."""
+
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float]) -> None:
+        self.size, self.ttl, self.clock = size, ttl, clock
+        self._until: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            until = self._until.get(key)
+            if until is not None and until <= self.clock():
+                del self._until[key]
+                until = None
+            return until is not None
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._until[key] = self.clock() + self.ttl
+            self._until.move_to_end(key)
+            while len(self._until) > self.size:
+                self._until.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._until.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+class _Buckets:
+    """A token bucket per client (`rate` a second, up to `burst`); at most `size` clients are tracked, the least
+    recently seen forgotten first (so a flood of addresses costs bounded memory)."""
+
+    def __init__(self, rate: float, burst: int, size: int, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.size, self.clock = rate, burst, size, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def wait(self, client: str, take: bool) -> int:
+        """Seconds until `client` has a token (0: it has one, taken when `take`)."""
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.pop(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+            wait = 0 if tokens >= 1 else max(1, math.ceil((1 - tokens) / self.rate))
+            self._buckets[client] = (tokens - 1 if take and not wait else tokens, now)
+            while len(self._buckets) > self.size:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+class ShareLookups:
+    """What keeps a flood of made-up share tokens off the database. A token hash the database did not know is
+    remembered `ttl` seconds, so asking again costs no query; each client may have `rate` unknown lookups a
+    second (burst `burst`), and over that a lookup not known to be live is refused before any query. A hash
+    seen live here skips the limit, never the database (revoking works at once). In-process: the service
+    clears a hash when it creates or revokes its share; another API process could answer a token probed there
+    before its creation 404 for `ttl` seconds, which needs the token guessed before it exists (256 bits)."""
+
+    def __init__(
+        self,
+        size: int = SHARE_MISS_CACHE_SIZE,
+        ttl: float = SHARE_MISS_TTL_SECONDS,
+        rate: float = SHARE_MISS_RATE,
+        burst: int = SHARE_MISS_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.misses = _ExpiringSet(size, ttl, clock)
+        self.live = _ExpiringSet(size, SHARE_LIVE_TTL_SECONDS, clock)
+        self.buckets = _Buckets(rate, burst, size, clock)
+
+    def may_query(self, token_hash: str, client: str) -> bool:
+        """Whether the database should be asked: not for a remembered miss; raises TooManyLookups when the client
+        has no unknown lookup left and the hash is not known live."""
+        if token_hash in self.misses:
+            return False
+        if token_hash not in self.live and (wait := self.buckets.wait(client, take=False)):
+            raise TooManyLookups(wait)
+        return True
+
+    def missed(self, token_hash: str, client: str) -> None:
+        """An unknown (or revoked) token: remembered, and charged to `client` (TooManyLookups when over)."""
+        self.misses.add(token_hash)
+        self.live.discard(token_hash)
+        if wait := self.buckets.wait(client, take=True):
+            raise TooManyLookups(wait)
+
+    def found(self, token_hash: str) -> None:
+        self.misses.discard(token_hash)
+        self.live.add(token_hash)
+
+    def forget(self, token_hash: str) -> None:
+        self.misses.discard(token_hash)
+        self.live.discard(token_hash)
 
 
 def _from_record(record: JobRecord) -> DatasetJobStatus:

@@ -34,6 +34,10 @@ UPLOAD_RESPONSES: dict[int | str, dict] = {
 }
 NOT_FOUND: dict[int | str, dict] = {404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 NOT_READY: dict[int | str, dict] = {**NOT_FOUND, 409: {"model": ErrorResponse, "description": "no finished job"}}
+SHARE_ERRORS: dict[int | str, dict] = {
+    410: {"model": ErrorResponse, "description": "expired"},
+    429: {"model": ErrorResponse, "description": "too many unknown share links from this client (Retry-After)"},
+}
 
 
 @router.post(
@@ -162,8 +166,8 @@ def dataset_results(dataset_id: DatasetId, service: DatasetServiceDep, format: R
 def _results(service: DatasetServiceDep, dataset_id: str, format: str, name: str) -> Response:
     if format == "parquet":
         headers = {"Content-Disposition": f'attachment; filename="{name}-predictions.parquet"'}
-        return Response(service.results_parquet(dataset_id), media_type="application/vnd.apache.parquet",
-                        headers=headers)  # fmt: skip
+        return StreamingResponse(service.results_parquet(dataset_id), media_type="application/vnd.apache.parquet",
+                                 headers=headers)  # fmt: skip
     headers = {"Content-Disposition": f'attachment; filename="{name}-predictions.csv"'}
     return StreamingResponse(service.results_csv(dataset_id), media_type="text/csv; charset=utf-8", headers=headers)
 
@@ -187,19 +191,30 @@ def revoke_share(token: Token, service: DatasetServiceDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/api/shared/{token}", responses={**NOT_FOUND, 410: {"model": ErrorResponse, "description": "expired"}})
+@router.get("/api/shared/{token}", responses={**NOT_FOUND, **SHARE_ERRORS})
 def shared_dataset(
-    token: Token, service: DatasetServiceDep, page: PageNumber = 1, size: ReportSize = 50
+    token: Token, request: Request, service: DatasetServiceDep, page: PageNumber = 1, size: ReportSize = 50
 ) -> SharedDataset:
     """What a share link opens, read-only: the dataset, its report and its latest job."""
-    return service.shared(token, page, size)
+    return service.shared(token, page, size, client=_client(request))
 
 
 @router.get(
     "/api/shared/{token}/predictions.csv",
-    responses={**NOT_READY, 410: {"model": ErrorResponse}, 200: {"content": {"text/csv": {}}}},
+    responses={
+        **NOT_READY,
+        **SHARE_ERRORS,
+        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+    },
     response_class=StreamingResponse,
 )
-def shared_results(token: Token, service: DatasetServiceDep, format: ResultFormat = "csv") -> Response:
-    dataset_id = service.shared_dataset_id(token)
+def shared_results(
+    token: Token, request: Request, service: DatasetServiceDep, format: ResultFormat = "csv"
+) -> Response:
+    dataset_id = service.shared_dataset_id(token, client=_client(request))
     return _results(service, dataset_id, format, "shared")
+
+
+def _client(request: Request) -> str | None:
+    """The caller's address, the key of its rate of unknown share tokens (no proxy in front of the API)."""
+    return request.client.host if request.client else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,15 +10,19 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from backend.core.config import Settings
+from backend.core.csv_stream import safe_cell
 from backend.db.models import Dataset, ShareToken
 from backend.main import create_app
 from backend.ml.eclo.dacon import api_rows
 from backend.ml.eclo.model import EcloModel
+from backend.services import datasets as datasets_service
 from backend.tasks.datasets import run_chunk
 from backend.wiring import Resources
 from tests.fixtures.datasets import dacon_file, read_results, upload
@@ -98,6 +103,30 @@ def test_results_keep_the_file_order_and_equal_single_predictions(
     assert parquet["ID"].tolist() == source["ID"].tolist()
     scored = [float(r["predicted_eclo"]) for r in results if r["predicted_eclo"]]
     assert parquet["predicted_eclo"].dropna().tolist() == scored
+
+
+def test_the_parquet_export_streams_the_csv_rows_in_row_groups(
+    app_client: TestClient, app_resources: Resources, dacon_1000: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets_service, "PARQUET_GROUP_CELLS", 200 * 28)  # 200 rows of the 28 columns a group
+    dataset_id = upload(app_client, dacon_1000).json()["id"]
+    results_url = _score(app_client, app_resources, dataset_id, chunk_rows=300)["results_url"]
+    csv_rows = list(csv.reader(io.StringIO(app_client.get(results_url).content.decode("utf-8-sig"))))
+    share = app_client.post(f"/api/datasets/{dataset_id}/share").json()
+    for url, name in ((results_url, dataset_id), (f"{share['url']}/predictions.csv", "shared")):
+        response = app_client.get(url, params={"format": "parquet"})
+        assert response.status_code == 200 and response.headers["content-type"] == "application/vnd.apache.parquet"
+        assert response.headers["content-disposition"] == f'attachment; filename="{name}-predictions.parquet"'
+        parquet = pq.ParquetFile(io.BytesIO(response.content))
+        assert parquet.metadata.num_row_groups == 5 and parquet.metadata.num_rows == len(csv_rows) - 1 == 1000
+        table = parquet.read()
+        assert table.column_names == csv_rows[0]
+        assert table.schema.field("predicted_eclo").type == table.schema.field("p_severe").type == pa.float64()
+        assert {table.schema.field(n).type for n in csv_rows[0] if n not in ("predicted_eclo", "p_severe")} == {
+            pa.large_string()
+        }
+        as_csv = [["" if cell is None else str(safe_cell(cell)) for cell in row.values()] for row in table.to_pylist()]
+        assert as_csv == csv_rows[1:]  # the same rows in the same order, cell for cell
 
 
 def test_outcome_columns_give_rmsle_beside_a_constant(
