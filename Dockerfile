@@ -21,7 +21,7 @@ COPY model ./model
 RUN pip install --no-deps . && mkdir -p /app/var && chown -R app:app /app/var
 USER app
 EXPOSE 8000 5555
-CMD ["uvicorn", "backend.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "backend.api.server", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS frontend
 COPY pyproject.toml ./

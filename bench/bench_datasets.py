@@ -116,7 +116,7 @@ def main() -> int:
     ]
     try:
         port = free_port()
-        api_process = group.spawn("api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
+        api_process = group.spawn("api", [sys.executable, "-m", "backend.api.server", "--port", str(port),
                                           "--log-level", "warning"])  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         assert wait_until(lambda: _live(url), timeout=60), "API did not start"

@@ -68,7 +68,7 @@ def main() -> int:
     group = ProcessGroup(folder, env)
     try:
         port = free_port()
-        group.spawn("api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
+        group.spawn("api", [sys.executable, "-m", "backend.api.server", "--port", str(port),
                             "--log-level", "warning"])  # fmt: skip
         group.spawn("worker", [sys.executable, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "2",
                                "--loglevel", "WARNING", "-n", f"{env['CELERY_QUEUE']}@%h"])  # fmt: skip

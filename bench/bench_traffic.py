@@ -77,7 +77,7 @@ class Api:
         self.url = f"http://127.0.0.1:{port}"
         self.logs = logs
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "backend.api.server", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=self.env, stdout=(logs / f"api-{port}.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         assert wait_until(lambda: self._live(), timeout=60), "the API did not start"

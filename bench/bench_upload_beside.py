@@ -58,7 +58,7 @@ def main() -> None:
     group = ProcessGroup(folder, env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    start_server(group, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port),
+    start_server(group, "api", [sys.executable, "-m", "backend.api.server", "--port", str(port),
                                 "--log-level", "warning"], f"{url}/health/live")  # fmt: skip
     print(f"# bench_upload_beside: wrk -t1 c=1, {SECONDS} s per round, {args.rounds} rounds; upload of "
           f"{path.stat().st_size / 1e6:.1f} MB ({args.rows:,} rows) by httpx; logs in {folder}")  # fmt: skip

@@ -80,7 +80,7 @@ def test_worker_and_api_share_the_broker_and_database() -> None:
 
 def test_api_migrates_before_serving() -> None:
     command = SERVICES["api"]["command"][2]
-    assert command.index("alembic upgrade head") < command.index("uvicorn backend.main:app")
+    assert command.index("alembic upgrade head") < command.index("python -m backend.api.server")
     assert command.index("alembic upgrade head") < command.index("backend.dev.launcher --register-sensors")
     assert (PROJECT_ROOT / "alembic.ini").is_file()
 
@@ -90,8 +90,11 @@ def test_commands_name_things_that_exist() -> None:
     for service in ("api", "worker", "flower", "frontend"):
         target = SERVICES[service]["build"]["target"]
         assert re.search(rf"^FROM \S+ AS {target}$", dockerfile, re.M), target
-    app_module, app_name = "backend.main:app".split(":")
-    assert hasattr(importlib.import_module(app_module), app_name)
+    assert "python -m backend.api.server" in " ".join(_command("api"))
+    assert hasattr(importlib.import_module("backend.main"), "app") and callable(
+        importlib.import_module("backend.api.server").main
+    )
+    assert re.search(r'^CMD \["python", "-m", "backend.api.server"', dockerfile, re.M)
     for service in ("worker", "beat", "flower"):
         command = _command(service)
         assert command[:3] == ["celery", "-A", "backend.tasks"]
@@ -152,5 +155,5 @@ def test_the_dashboard_reads_the_key_the_api_makes() -> None:
     assert _env("frontend")["API_KEY_FILE"] == key_file
     folder = str(Path(key_file).parent)
     assert f"keys:{folder}" in SERVICES["api"]["volumes"] and f"keys:{folder}:ro" in SERVICES["frontend"]["volumes"]
-    assert api_command.index("backend.cli.keys") < api_command.index("backend.main:app")
+    assert api_command.index("backend.cli.keys") < api_command.index("backend.api.server")
     assert f"mkdir -p {folder} && chown app:app {folder}" in (PROJECT_ROOT / "Dockerfile").read_text()

@@ -1,5 +1,6 @@
 """Who may call a route: `Authorization: Bearer <API key>` with the scope the route names (see
-backend.services.keys). With AUTH_ENABLED=false every request is `ANYONE`, holding every scope."""
+backend.services.keys), within the key's request rate limit (backend.services.rate_limit). With AUTH_ENABLED=false
+every request is `ANYONE`, holding every scope, and no rate limit applies (there is no key to count against)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "no API key, or an unknown or revoked one"},
     403: {"model": ErrorResponse, "description": "the key lacks the scope this route needs"},
+    429: {"model": ErrorResponse, "description": "the key is over its request rate limit (Retry-After)"},
 }
 
 
@@ -32,6 +34,8 @@ async def check_key(keys: KeyDirectory | None, key: str | None, scope: str | Non
     if not key:
         raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
     found = await keys.authenticate(key)
+    if keys.limiter is not None and found.key_id is not None:
+        await keys.limiter.take(found.key_id)  # every request of the key counts, refused ones for scope too
     if scope is not None:
         found.demand(scope, f"API key {found.key_id} ({found.name}) lacks the {scope!r} scope this route needs")
     return found

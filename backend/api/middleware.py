@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.errors import error_response
@@ -89,13 +89,14 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         status = 500
         refused = False  # answered 413 here, mid-body: whatever the app sends after is dropped
+        started = False  # the app's answer has begun (one that came before the body, draining it after)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if refused:
                 return
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (HEADER, request_id.encode("latin-1"))]
             await send(message)
 
@@ -104,7 +105,7 @@ class RequestContextMiddleware:
             if (where := _control_character(scope)) is not None:
                 await _refused_input(where)(scope, receive, send_with_id)
             elif (refusal := await _key_refused(scope, self.key_first_skip)) is not None:
-                await refusal(scope, receive, send_with_id)
+                await _drain_then(refusal, scope, receive, send_with_id, self.drain_bytes, self.drain_seconds)
             elif limit is None or scope["path"] in self.own_limits:
                 await self.app(scope, receive, send_with_id)
             elif (declared := _declared_length(scope)) > limit:
@@ -122,6 +123,10 @@ class RequestContextMiddleware:
                     message = await receive()
                     if message["type"] == "http.request":
                         received += len(message.get("body", b""))
+                        if received > limit and started:  # answered before the body: drained, bytes dropped
+                            if received > limit + self.drain_bytes:
+                                return {"type": "http.disconnect"}
+                            return {**message, "body": b""}
                         if received > limit:
                             rest = limit + self.drain_bytes - received if message.get("more_body", False) else None
                             await self.refuse(f"the body exceeds {limit:,} bytes", rest, receive, send_with_id)
@@ -211,10 +216,23 @@ async def _key_refused(scope: Scope, skip: str) -> JSONResponse | None:
             raise Unauthorized("this route needs an API key, sent as `Authorization: Bearer <key>`")
         await keys.authenticate(key.strip())
     except ServiceError as exc:
-        response = error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
-        response.headers["connection"] = "close"  # the body stays unread
-        return response
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
     return None
+
+
+async def _drain_then(
+    response: Response, scope: Scope, receive: Receive, send: Send, most: int, seconds: float
+) -> None:
+    """`response` to a request whose body was not read, as a 413 is answered (see RequestContextMiddleware.refuse):
+    sent whole at once with `Connection: close`, then the body read and dropped (at most `most` bytes and
+    `seconds`) before the response ends, so that a client writing its whole body before reading gets the answer,
+    not a reset."""
+    headers = [*response.raw_headers, CLOSE]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body, "more_body": True})
+    if not _expects_continue(scope):
+        await _drain(receive, most, seconds)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _control_character(scope: Scope) -> str | None:
@@ -285,7 +303,10 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
 
+        body_read = False
+
         async def read_body() -> bytes:
+            nonlocal body_read
             chunks: list[bytes] = []
             while True:
                 message = await receive()
@@ -293,6 +314,7 @@ class HotRoutes:
                     raise ClientDisconnect()
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
+                    body_read = True
                     return b"".join(chunks)
 
         scope["route"] = self.route
@@ -305,7 +327,10 @@ class HotRoutes:
             return
         except Exception as exc:
             response = await _handler_of(app.exception_handlers, exc)(Request(scope), exc)
-            await response(scope, receive, send)
+            if body_read:
+                await response(scope, receive, send)
+            else:  # refused by its key, before its body
+                await _drain_then(response, scope, receive, send, DRAIN_BYTES, DRAIN_SECONDS)
             return
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(content)).encode()), JSON_TYPE]})  # fmt: skip

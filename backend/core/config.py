@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     request_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The API server (`python -m backend.api.server`): a request head's most bytes (431 past it) and seconds to
+    # arrive, the slowest a body may come (over a window), idle keep-alive seconds, and connections per process
+    # (503 past it). See backend/api/server.py.
+    server_head_max_bytes: int = Field(default=64 * 1024, ge=4096, le=1024 * 1024)
+    server_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    server_body_min_bytes_per_second: float = Field(default=1024.0, ge=0)
+    server_body_window_seconds: float = Field(default=10.0, gt=0, le=300)
+    server_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    server_max_connections: int = Field(default=2000, ge=10)
     # How long the API's background threads (the record writer, key and upload reads) may hold the GIL while a
     # request waits on the event loop (Python's default is 5 ms): a shorter interval than the default improves a
     # single prediction's p99 and throughput.
@@ -114,6 +123,12 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     # How long the API trusts what it read of the keys table (a revoked key stops working within this).
     auth_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Each key's requests, counted in Redis across API processes: RATE_LIMIT_PER_SECOND on average, bursts of
+    # RATE_LIMIT_BURST, the same for every key; over it a 429 with Retry-After. No limit without keys
+    # (AUTH_ENABLED=false); while Redis is down requests pass unchecked.
+    rate_limit_enabled: bool = True
+    rate_limit_per_second: float = Field(default=200.0, gt=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
 
     # The MCP server (streamable HTTP at /mcp, stdio via `python -m backend.mcp`): the most rows a tool answers
     # (it says how many it left out), and the Host headers it accepts (DNS-rebinding protection; empty: any).

@@ -23,6 +23,10 @@ READINGS = Counter("readings_total", "Sensor readings received, by outcome and s
 BATCHES_SUBMITTED = Counter("batches_submitted_total", "Batches accepted for the workers", ["model"])
 ASSISTANT_CACHE = Counter("assistant_cache_total", "Assistant first questions looked up in the cache", ["result"])
 ASSISTANT_STEPS = Counter("assistant_tool_calls_total", "Tools the assistant called", ["tool", "outcome"])
+RATE_LIMITED = Counter("rate_limited_total", "Requests refused (429) by their API key's rate limit")
+RATE_LIMIT_UNCHECKED = Counter(
+    "rate_limit_unchecked_total", "Requests let through without their rate limit checked (Redis did not answer)"
+)
 
 Metric = TypeVar("Metric", Counter, Histogram)
 

@@ -141,9 +141,7 @@ class Launcher:
             flower_basic_auth = s.flower_basic_auth
         python = sys.executable
         api = f"http://{s.api_host}:{s.api_port}"
-        self.group.spawn(
-            "api", [python, "-m", "uvicorn", "backend.main:app", "--host", s.api_host, "--port", str(s.api_port)]
-        )
+        self.group.spawn("api", [python, "-m", "backend.api.server", "--host", s.api_host, "--port", str(s.api_port)])
         self.group.spawn(
             "worker",
             [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),

@@ -35,6 +35,8 @@ class Services:
         self.datasets.checker.close()
         if self.cache_client is not None:
             await self.cache_client.aclose()  # type: ignore[attr-defined]
+        if self.api_keys is not None:
+            await self.api_keys.aclose()
 
 
 def open_services(resources: Resources) -> Services:
@@ -54,6 +56,6 @@ def open_services(resources: Resources) -> Services:
         sensors=SensorDirectory(resources.sessions),
         datasets=DatasetService(resources, UploadChecker(settings)),
         explore=ExploreService(resources),
-        api_keys=KeyDirectory(resources.sessions, settings.auth_cache_seconds) if settings.auth_enabled else None,
+        api_keys=KeyDirectory.for_api(resources.sessions, settings) if settings.auth_enabled else None,
         cache_client=cache_client,
     )

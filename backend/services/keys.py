@@ -18,22 +18,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
 
-import anyio
 from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable, Forbidden, Unauthorized
 from backend.db.models import ApiKey
 from backend.schemas.keys import Scope
+from backend.services.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 SCOPES: tuple[str, ...] = get_args(Scope)  # in the order they are listed
 KEY_ID = "[0-9a-f]{12}"
 _KEY = re.compile(rf"tpk_({KEY_ID})_[A-Za-z0-9_-]{{43}}")
-# An unknown key id makes the API read the table again (a key just created), at most this often.
+# An unknown key id makes the API read the table again (a key made by another process), at most this often.
 UNKNOWN_KEY_REREAD_SECONDS = 1.0
 
 
@@ -109,9 +110,15 @@ def is_active(session: Session, key: str) -> bool:
 
 class KeyDirectory:
     """The active keys as the API last read them from the database, read again every `ttl_seconds` (so a
-    revoked key stops working within that) and when an unknown id comes in (a key just created: at most once a
-    second, an unknown id waiting out the rest of that second, so a new key works on its first use). A request
-    costs no database round trip, and while the database is down the keys last read keep working."""
+    revoked key stops working within that) and when an unknown id comes in, at most once per
+    `unknown_reread_seconds`. A key made through this process (`POST /api/keys`) is `remember`ed and works at
+    once; one made by another process (the CLI) works within `unknown_reread_seconds` of its creation (or of the
+    next read every `ttl_seconds`): until then it is refused like any unknown key.
+
+    An unknown id costs what a wrong secret costs: it is refused at once, never kept waiting for a read (no timing
+    difference to learn from, no request held); one request at a time reads the table, the others answer from what
+    was read before. A request costs no database round trip, and while the database is down the keys last read keep
+    working. `limiter` holds the keys' request rate limits (None: no limit), applied by backend.api.auth."""
 
     def __init__(
         self,
@@ -119,30 +126,36 @@ class KeyDirectory:
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         unknown_reread_seconds: float = UNKNOWN_KEY_REREAD_SECONDS,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.sessions = sessions
         self.ttl = ttl_seconds
         self.clock = clock
         self.unknown_reread_seconds = unknown_reread_seconds
+        self.limiter = limiter
         self._keys: dict[str, tuple[str, Principal]] = {}
         self._read_at: float | None = None
+        self._reading = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_api(cls, sessions: sessionmaker[Session], settings: Settings) -> KeyDirectory:
+        """The API's directory: read every AUTH_CACHE_SECONDS, with the keys' rate limits (RATE_LIMIT_*)."""
+        return cls(sessions, settings.auth_cache_seconds, limiter=RateLimiter.from_settings(settings))
 
     async def authenticate(self, key: str) -> Principal:
         key_id = key_id_of(key)
         if key_id is None:
             raise Unauthorized("not an API key of this service (they read tpk_<12 hex digits>_<43 characters>)")
-        now = self.clock()
         read_at = self._read_at
-        if read_at is None or now - read_at >= self.ttl:
+        if read_at is None:  # nothing read yet: every request waits for the first read
             await to_thread.run_sync(self._read, read_at)
-        elif key_id not in self._keys:
-            # Perhaps a key made since the last read: read again, but at most once per unknown_reread_seconds
-            # (the wait is the rest of it), so that made-up ids cannot flood the database.
-            wait = self.unknown_reread_seconds - (now - read_at)
-            if wait > 0:
-                await anyio.sleep(wait)
-            await to_thread.run_sync(self._read, read_at)  # a no-op when another request read meanwhile
+        else:
+            age = self.clock() - read_at
+            # An unknown id may be a key made since the last read, but made-up ids must not flood the database:
+            # read again at most once per unknown_reread_seconds, else refuse it at once.
+            if age >= self.ttl or (key_id not in self._keys and age >= self.unknown_reread_seconds):
+                await self._read_again(read_at)
         known = self._keys.get(key_id)
         if known is None or not hmac.compare_digest(known[0], hash_key(key)):
             raise Unauthorized("unknown or revoked API key")
@@ -157,6 +170,21 @@ class KeyDirectory:
         """Refuse a key revoked through this process at once (others refuse it within `ttl_seconds`)."""
         with self._lock:
             self._keys = {k: v for k, v in self._keys.items() if k != key_id}
+
+    async def aclose(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.aclose()
+
+    async def _read_again(self, seen: float) -> None:
+        """Read the table unless another request of this event loop is reading it (this one goes on with the keys
+        read before, rather than hold a worker thread waiting for the lock)."""
+        if self._reading:
+            return
+        self._reading = True
+        try:
+            await to_thread.run_sync(self._read, seen)
+        finally:
+            self._reading = False
 
     def _read(self, seen: float | None) -> None:
         with self._lock:

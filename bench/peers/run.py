@@ -105,7 +105,7 @@ def main() -> None:
     floor = ProcessGroup(folder, {**env, "PYTHONPATH": f"{ROOT / 'bench' / 'peers'}:{ROOT}"})
     mlserver: ProcessGroup | None = None
     try:
-        start_server(api, "api", [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+        start_server(api, "api", [sys.executable, "-m", "backend.api.server", "--port", str(port)],
                      f"http://127.0.0.1:{port}/health/live")  # fmt: skip
         start_server(floor, "floor", [sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(floor_port),
                                       "--no-access-log"], f"http://127.0.0.1:{floor_port}/ping")  # fmt: skip

@@ -1,17 +1,27 @@
 """API keys on a real uvicorn with AUTH_ENABLED=true: keys made by the CLI, 401 without one, 403 without the
-route's scope, batches readable by their own key, records naming the key, revocation."""
+route's scope, batches readable by their own key, records naming the key, revocation. Then the keys' rate limits
+on the app in-process (TestClient), with limits small enough to reach."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from backend.db.session import make_engine
-from tests.fixtures.auth import Secured, cli
+from backend.core.config import Settings
+from backend.core.redis import async_redis
+from backend.db.session import make_engine, session_factory
+from backend.dev.processes import free_port
+from backend.main import create_app
+from backend.services.keys import SCOPES, create_key
+from backend.services.rate_limit import RateLimiter
+from tests.fixtures.auth import UNKNOWN_KEY, Secured, cli
 
 BATCH_ID = "0" * 32
 
@@ -151,13 +161,18 @@ def test_keys_are_stored_hashed(secured: Secured) -> None:
         assert key_id in stored and secret not in stored
 
 
-def test_a_new_key_works_at_once_and_a_revoked_one_stops_within_the_cache_time(
+def test_a_new_key_works_within_a_second_and_a_revoked_one_stops_within_the_cache_time(
     secured: Secured, classic_row: dict
 ) -> None:
     made = cli(secured.env, "create", "short-lived", "--scopes", "predict")
     key = made.stdout.strip()
     with secured.client(key) as client:
-        assert client.post("/api/predict/eclo", json=classic_row).status_code == 200
+        # Made by another process: the API reads it once an unknown id comes in a second after its last read.
+        deadline = time.monotonic() + 3
+        while (status := client.post("/api/predict/eclo", json=classic_row).status_code) == 401:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status == 200
         revoked = cli(secured.env, "revoke", key.split("_")[1])
         assert revoked.returncode == 0, revoked.stderr
         time.sleep(1.2)  # AUTH_CACHE_SECONDS=1
@@ -169,3 +184,101 @@ def test_a_new_key_works_at_once_and_a_revoked_one_stops_within_the_cache_time(
 def test_the_cli_refuses_unknown_scopes(secured: Secured) -> None:
     made = cli(secured.env, "create", "bad", "--scopes", "predict,write")
     assert made.returncode == 2 and "predict, read, admin" in made.stderr
+
+
+def test_an_unknown_key_id_is_refused_as_fast_as_a_wrong_secret(secured: Secured) -> None:
+    known = secured.keys["reader"]
+    wrong_secret = known[:-1] + ("A" if known[-1] != "A" else "B")
+    took: dict[str, list[float]] = {"unknown": [], "wrong secret": []}
+    with secured.client() as client:
+        for i in range(50):
+            for kind, key in (
+                ("unknown", f"{UNKNOWN_KEY[:4]}{i:012x}{UNKNOWN_KEY[16:]}"),
+                ("wrong secret", wrong_secret),
+            ):
+                started = time.perf_counter()
+                refused = client.get("/api/keys/me", headers={"Authorization": f"Bearer {key}"})
+                took[kind].append(time.perf_counter() - started)
+                assert refused.status_code == 401
+    assert sum(took["unknown"]) < 1.0 and max(took["unknown"]) < 0.25, took  # was ~1 s each
+    assert sorted(took["unknown"])[25] < 0.05, took  # the median
+
+
+@dataclass
+class Limited:
+    client: TestClient
+    keys: dict[str, str]  # name -> key
+
+    def call(self, name: str, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[name]}"}
+        return self.client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def limited_app(settings: Settings) -> Iterator[Limited]:
+    keys = {}
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            for name in ("fast", "calm"):
+                keys[name] = create_key(session, name, list(SCOPES))[1]
+    finally:
+        engine.dispose()
+    with TestClient(create_app(settings)) as client:
+        yield Limited(client, keys)
+
+
+@pytest.fixture
+def limited(app_settings: Settings) -> Iterator[Limited]:
+    """The app in-process with keys on, each key allowed bursts of 3 and 2 requests a second."""
+    settings = app_settings.model_copy(
+        update={"auth_enabled": True, "rate_limit_per_second": 2.0, "rate_limit_burst": 3}
+    )
+    yield from limited_app(settings)
+
+
+def test_a_key_over_its_rate_limit_gets_429_with_retry_after_and_other_keys_do_not(
+    limited: Limited, classic_row: dict
+) -> None:
+    # The single-prediction route (checked without FastAPI's dependencies) and a dependency-checked route share
+    # the key's one bucket.
+    answers = [limited.call("fast", "POST", "/api/predict/eclo", json=classic_row) for _ in range(2)]
+    answers.append(limited.call("fast", "GET", "/api/models"))
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    for refused in (limited.call("fast", "POST", "/api/predict/eclo", json=classic_row),
+                    limited.call("fast", "GET", "/api/keys/me")):  # fmt: skip
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["Retry-After"] == "1"
+        error = refused.json()["error"]
+        key_id = limited.keys["fast"].split("_")[1]
+        assert error["code"] == "rate_limited" and key_id in error["message"]
+        assert error["details"] == [{"key_id": key_id, "retry_after_seconds": 1}]
+    assert limited.call("calm", "POST", "/api/predict/eclo", json=classic_row).status_code == 200
+    assert limited.call("calm", "GET", "/api/keys/me").status_code == 200
+    time.sleep(0.6)  # one token back at 2 a second
+    assert limited.call("fast", "POST", "/api/predict/eclo", json=classic_row).status_code == 200
+    assert limited.call("fast", "POST", "/api/predict/eclo", json=classic_row).status_code == 429
+    assert limited.client.get("/api/keys/me").status_code == 401  # no key: refused before any limit
+
+
+def test_with_the_rate_limits_redis_down_requests_pass(limited: Limited, app_settings: Settings) -> None:
+    directory = limited.client.app.state.services.api_keys  # type: ignore[attr-defined]
+    closed = async_redis(f"redis://127.0.0.1:{free_port()}/0", app_settings)
+    directory.limiter = RateLimiter(closed, app_settings.key_prefix, per_second=2.0, burst=3)
+    answers = [limited.call("fast", "GET", "/api/keys/me").status_code for _ in range(10)]
+    assert answers == [200] * 10
+
+
+def test_with_keys_off_no_rate_limit_applies(app_settings: Settings, classic_row: dict) -> None:
+    settings = app_settings.model_copy(update={"rate_limit_per_second": 0.01, "rate_limit_burst": 1})
+    with TestClient(create_app(settings)) as client:
+        answers = [client.post("/api/predict/eclo", json=classic_row).status_code for _ in range(5)]
+    assert answers == [200] * 5
+
+
+def test_with_rate_limits_off_a_key_is_not_limited(app_settings: Settings) -> None:
+    settings = app_settings.model_copy(
+        update={"auth_enabled": True, "rate_limit_enabled": False, "rate_limit_per_second": 0.01, "rate_limit_burst": 1}
+    )
+    for limited in limited_app(settings):
+        assert limited.client.app.state.services.api_keys.limiter is None  # type: ignore[attr-defined]
+        assert [limited.call("fast", "GET", "/api/keys/me").status_code for _ in range(5)] == [200] * 5

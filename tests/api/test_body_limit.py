@@ -44,16 +44,14 @@ class Api:
         return str(parts.hostname), int(parts.port or 80)
 
 
-@pytest.fixture(scope="module", params=["httptools", "h11"])
-def api(
-    request: pytest.FixtureRequest, redis_url: str, small_model_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Api]:
-    """A real uvicorn with AUTH_ENABLED=true (default settings otherwise: REQUEST_MAX_BYTES is 8 MB)."""
+@pytest.fixture(scope="module")
+def api(redis_url: str, small_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The API's server with AUTH_ENABLED=true (default settings otherwise: REQUEST_MAX_BYTES is 8 MB)."""
     folder = tmp_path_factory.mktemp("body-limit")
     with stack_of_its_own(folder, redis_url, small_model_root, AUTH_ENABLED="true") as stack:
         made = cli(stack.env, "create", "body-limit", "--scopes", "predict,admin")
         assert made.returncode == 0, made.stderr
-        url = stack.start_api("--http", request.param)
+        url = stack.start_api()
         yield Api(url + PATH, made.stdout.strip(), stack.log_file(f"api-{urlsplit(url).port}"))
 
 
@@ -69,10 +67,20 @@ def chunks(size: int = 256 * 1024) -> Iterator[bytes]:
         yield BODY[start : start + size]
 
 
-def assert_envelope(status: int, content: bytes) -> None:
+def assert_envelope(status: int, content: bytes, keyless_chunked: bool = False) -> None:
+    """The 413 envelope. A key-less body without Content-Length is refused by its missing key before any of it is
+    read; then drained (read and dropped) so that the client gets an answer: a 401, or the 413 once the drain passes
+    the limit."""
+    if keyless_chunked and status == 401:
+        assert json.loads(content)["error"]["code"] == "unauthorized", content[:200]
+        return
     assert status == 413, content[:200]
     error = json.loads(content)["error"]
     assert error["code"] == "too_large" and error["details"] == [{"field": "body"}] and error["message"]
+
+
+def keyless(headers: dict[str, str], announced: bool) -> bool:
+    return "Authorization" not in headers and not announced
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["announced", "chunked"])
@@ -86,7 +94,7 @@ def test_urllib_which_writes_the_whole_body_first_reads_the_413(
         urllib.request.urlopen(request, timeout=30)
     with raised.value as answer:
         assert answer.headers["x-request-id"] and answer.headers["connection"] == "close"
-        assert_envelope(answer.code, answer.read())
+        assert_envelope(answer.code, answer.read(), keyless(headers, announced))
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["announced", "chunked"])
@@ -114,7 +122,7 @@ def test_routes_answered_by_fastapi_refuse_alike(api: Api, path: str, announced:
 def test_requests_reads_the_413(api: Api, headers: dict[str, str], announced: bool, connection: str) -> None:
     sent = headers | {"Connection": connection}
     response = requests.post(api.url, data=BODY if announced else chunks(), headers=sent, timeout=30)
-    assert_envelope(response.status_code, response.content)
+    assert_envelope(response.status_code, response.content, keyless(headers, announced))
 
 
 @pytest.mark.parametrize("expect", ["100-continue", ""], ids=["expect-100", "no-expect"])
@@ -178,7 +186,7 @@ def test_a_client_that_reads_early_gets_the_413(api: Api, headers: dict[str, str
     with socket.create_connection(api.address, timeout=30) as sock:
         send_head(sock, api, headers, len(BODY) if announced else None)
         sock.sendall(part if announced else b"%x\r\n%b\r\n" % (len(part), part))
-        assert_envelope(*read_response(sock))
+        assert_envelope(*read_response(sock), keyless(headers, announced))
 
 
 def test_a_body_far_over_the_drain_bound_is_not_read(api: Api) -> None:

@@ -67,33 +67,70 @@ def test_keys_made_or_revoked_through_the_directory_count_at_once(sessions: sess
     assert asyncio.run(keys.authenticate(kept_key)).key_id == kept.id
 
 
-def test_a_key_made_just_after_a_read_works_on_its_first_use_and_made_up_ids_read_once(
+class CountedSessions:
+    """A session factory counting the reads of the keys table."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.reads = 0
+
+    def __call__(self) -> Session:
+        self.reads += 1
+        return self.sessions()
+
+
+def test_a_key_made_by_another_process_works_once_the_reread_interval_has_passed(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions() as session:
         _, old_key = create_key(session, "old", ["read"])
-    reads = 0
-
-    def counted() -> Session:
-        nonlocal reads
-        reads += 1
-        return sessions()
-
-    keys = KeyDirectory(counted, ttl_seconds=3600, clock=time.monotonic, unknown_reread_seconds=0.2)  # type: ignore[arg-type]
+    counted, clock = CountedSessions(sessions), Clock()
+    keys = KeyDirectory(counted, ttl_seconds=3600, clock=clock, unknown_reread_seconds=1.0)  # type: ignore[arg-type]
     asyncio.run(keys.authenticate(old_key))
     with sessions() as session:
-        new, new_key = create_key(session, "new", ["read"])  # by another process: this directory was not told
-    started = time.monotonic()
+        new, new_key = create_key(session, "new", ["read"])  # as the CLI does: this directory was not told
+    clock.now += 0.5
+    with pytest.raises(Unauthorized):  # read half a second ago: refused at once, no read
+        asyncio.run(keys.authenticate(new_key))
+    assert counted.reads == 1
+    clock.now += 0.5
     assert asyncio.run(keys.authenticate(new_key)).key_id == new.id
-    assert reads == 2 and time.monotonic() - started >= 0.15  # it waited out the rest of the re-read interval
+    assert counted.reads == 2
 
-    async def made_up(count: int) -> list[BaseException | Principal]:
-        forged = [f"tpk_{i:012x}_{'x' * 43}" for i in range(count)]
-        return await asyncio.gather(*(keys.authenticate(key) for key in forged), return_exceptions=True)
 
-    outcomes = asyncio.run(made_up(20))
+def test_made_up_ids_are_refused_at_once_and_read_the_table_once_per_interval(
+    sessions: sessionmaker[Session],
+) -> None:
+    """An unknown id costs what a wrong secret costs: no request waits out the re-read interval."""
+    with sessions() as session:
+        _, key = create_key(session, "old", ["read"])
+    counted = CountedSessions(sessions)
+    keys = KeyDirectory(counted, ttl_seconds=3600)  # type: ignore[arg-type]  # the API's 1 s re-read interval
+    asyncio.run(keys.authenticate(key))
+    forged = [f"tpk_{i:012x}_{'x' * 43}" for i in range(50)]
+
+    async def one_by_one() -> list[float]:
+        took = []
+        for made_up in forged:
+            started = time.perf_counter()
+            with pytest.raises(Unauthorized):
+                await keys.authenticate(made_up)
+            took.append(time.perf_counter() - started)
+        return took
+
+    took = asyncio.run(one_by_one())
+    assert max(took) < 0.05 and sum(took) < 0.25, took
+    assert counted.reads == 1  # all within the interval of the first read
+
+    async def at_once() -> list[BaseException | Principal]:
+        return await asyncio.gather(*(keys.authenticate(made_up) for made_up in forged), return_exceptions=True)
+
+    time.sleep(1.0)
+    started = time.perf_counter()
+    outcomes = asyncio.run(at_once())
+    assert time.perf_counter() - started < 0.25
     assert all(isinstance(outcome, Unauthorized) for outcome in outcomes)
-    assert reads == 3  # twenty unknown ids at once: one read
+    assert counted.reads == 2  # fifty unknown ids at once, once the interval has passed: one read
 
 
 def test_a_wrong_secret_of_a_known_id_is_refused(sessions: sessionmaker[Session]) -> None:
