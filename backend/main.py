@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         access_log=settings.access_log,
         max_body_bytes=settings.request_max_bytes,
+        max_json_members=settings.request_max_json_members,
         own_limits=frozenset({"/api/datasets"}),  # the upload streams to disk under DATASET_MAX_BYTES
         key_first_skip=HOT_PREFIX,  # the single predictions check their key before their body themselves
     )

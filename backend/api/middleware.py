@@ -64,6 +64,7 @@ class RequestContextMiddleware:
         drain_bytes: int = DRAIN_BYTES,
         drain_seconds: float = DRAIN_SECONDS,
         key_first_skip: str = "",
+        max_json_members: int | None = None,
     ) -> None:
         """`own_limits`: paths whose routes stream their body under a limit of their own (uploads). `drain_bytes`,
         `drain_seconds`: how much of a refused body is read and dropped after the 413, at most (see `refuse`).
@@ -77,6 +78,7 @@ class RequestContextMiddleware:
         self.drain_bytes = drain_bytes
         self.drain_seconds = drain_seconds
         self.key_first_skip = key_first_skip
+        self.max_json_members = max_json_members
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,15 +116,24 @@ class RequestContextMiddleware:
                 drain = declared <= limit + self.drain_bytes and not _expects_continue(scope)
                 await self.refuse(message, limit + self.drain_bytes if drain else None, receive, send_with_id)
             else:
-                received = 0
+                received = members = 0
+                most_members = self.max_json_members if _is_json(scope) else None
 
                 async def receive_limited() -> Message:
                     """Counts the body; past the limit, answers 413 and tells the app the client left (a body
                     sent without Content-Length is not read whole either)."""
-                    nonlocal received, refused
+                    nonlocal received, refused, members
                     message = await receive()
                     if message["type"] == "http.request":
                         received += len(message.get("body", b""))
+                        if most_members is not None and not started:
+                            members += message.get("body", b"").count(b":")
+                            if members > most_members:
+                                rest = limit + self.drain_bytes - received if message.get("more_body", False) else None
+                                await self.refuse(f"the JSON body holds over {most_members:,} members (':' counted); "
+                                                  "send fewer items", rest, receive, send_with_id)  # fmt: skip
+                                refused = True
+                                return {"type": "http.disconnect"}
                         if received > limit and started:  # answered before the body: drained, bytes dropped
                             if received > limit + self.drain_bytes:
                                 return {"type": "http.disconnect"}
@@ -255,6 +266,11 @@ def _refused_input(where: str) -> JSONResponse:
 def _declared_length(scope: Scope) -> int:
     value = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
     return int(value) if value.isdigit() and len(value) < 19 else (1 << 62 if value else 0)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"application/json")
+    return b"json" in content_type.lower()
 
 
 def _expects_continue(scope: Scope) -> bool:
