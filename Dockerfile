@@ -33,5 +33,5 @@ COPY frontend ./frontend
 USER app
 EXPOSE 8501
 # Static serving: Leaflet is served by the dashboard itself (frontend/static), so maps draw without internet.
-CMD ["streamlit", "run", "frontend/app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", \
+CMD ["streamlit", "run", "frontend/dashboard.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true", \
      "--server.enableStaticServing=true"]

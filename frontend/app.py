@@ -1,4 +1,5 @@
-"""Streamlit dashboard: `streamlit run frontend/app.py` (API address from API_URL)."""
+"""Streamlit dashboard: `streamlit run frontend/dashboard.py` (this script behind the Host allow-list of
+frontend/hosts.py; API address from API_URL)."""
 
 import sys
 from pathlib import Path
@@ -10,10 +11,14 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from frontend.admin import admin_sidebar  # noqa: E402
+from frontend.hosts import refuse_foreign_host  # noqa: E402
 from frontend.sign_in import require_sign_in  # noqa: E402
 
 st.set_page_config(page_title="Traffic: accident severity and congestion", page_icon="🚦", layout="wide")
+refuse_foreign_host()
 require_sign_in()
+admin_sidebar()
 
 HERE = Path(__file__).parent
 pages = {

@@ -15,6 +15,10 @@ from frontend.settings import get_settings
 # st.session_state (frontend.sign_in): the key this browser session signed in with; that the API asked for none
 SIGNED_IN_KEY = "api_key"
 OPEN_API = "api_asks_no_key"
+# st.session_state (frontend.admin): the admin key this session signed in with for admin actions; what the API said
+# of it
+ADMIN_KEY = "admin_key"
+ADMIN_IDENTITY = "admin_key_identity"
 
 
 def new_client(api_key: str | None) -> ApiClient:
@@ -62,13 +66,14 @@ def show_error(error: ApiError) -> NoReturn:
     elif error.status in (401, 403) and signed_in_key():
         st.error(f"The API refused your key: {error.message}")
         st.caption("Each page needs a scope of its own: predict (Predict, Batch, Risk map), read (listings, "
-                   "readings, System) or admin (uploads, deletes, API keys). Sign out to use another key.")  # fmt: skip
+                   "readings, System) or admin (uploads, scoring, deletes, API keys: those ask for an admin key). "
+                   "Sign out to use another key.")  # fmt: skip
     elif error.status in (401, 403) and get_settings().bearer_key:
         st.error(f"The API refused the dashboard's key: {error.message}")
         st.caption("The dashboard sends the key of API_KEY or API_KEY_FILE (`make run` makes one; compose too). "
-                   "It needs the scopes predict, read and admin: `python -m backend.cli.keys create dashboard "
-                   "--scopes predict,read,admin`. Without either, each visitor signs in with a key of their "
-                   "own.")  # fmt: skip
+                   "It needs the scopes predict and read: `python -m backend.cli.keys create dashboard "
+                   "--scopes predict,read`; admin actions ask each visitor for an admin key. Without either, each "
+                   "visitor signs in with a key of their own.")  # fmt: skip
     else:
         st.error(error.message)
         if error.details:

@@ -16,10 +16,13 @@ class DashboardSettings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_public_url: str | None = None
     flower_url: str = "http://127.0.0.1:5555"
-    # The dashboard's API key (scopes predict, read, admin): given, or read from a file (`make run` and compose
-    # make one); none when the API runs with AUTH_ENABLED=false.
+    # The dashboard's API key (scopes predict and read; admin actions ask each visitor for an admin key): given, or
+    # read from a file (`make run` and compose make one); none when the API runs with AUTH_ENABLED=false.
     api_key: SecretStr | None = None
     api_key_file: Path | None = None
+    # The host names the dashboard answers to (comma-separated; `*.example.com` for subdomains, `*` for any): a
+    # request naming another Host is refused (DNS rebinding; frontend/hosts.py).
+    dashboard_allowed_hosts: str = "127.0.0.1,localhost"
     # Each API call: a timeout, and attempts with exponential backoff (connection errors, 5xx, 429).
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     api_attempts: int = Field(default=3, ge=1)
@@ -46,6 +49,10 @@ class DashboardSettings(BaseSettings):
         if self.api_key_file is not None:
             return self.api_key_file.read_text().strip() or None
         return None
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.dashboard_allowed_hosts.split(",") if h.strip())
 
     @property
     def browser_api_url(self) -> str:

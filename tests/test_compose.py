@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from backend.core.config import Settings
+from backend.dev.launcher import DASHBOARD_SCOPES
 from backend.dev.processes import PROJECT_ROOT
+from frontend.hosts import host_allowed
 from frontend.settings import DashboardSettings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -148,12 +150,30 @@ def test_consoles_are_published_on_the_loopback_only(service: str) -> None:
 
 
 def test_the_dashboard_reads_the_key_the_api_makes() -> None:
+    """With the scopes predict and read only (backend.dev.launcher --dashboard-key replaces a kept key holding
+    others, as older versions made it: tests/test_launcher.py)."""
     api_command = _command("api")
-    ensure = api_command.index("backend.cli.keys")
-    assert api_command[ensure + 1 : ensure + 3] == ["ensure", "dashboard"]
-    key_file = api_command[api_command.index("--file", ensure) + 1]
+    ensure = api_command.index("--dashboard-key")
+    assert api_command[ensure - 3 : ensure] == ["python", "-m", "backend.dev.launcher"]
+    assert "backend.cli.keys" not in api_command  # its `ensure` keeps a key whatever its scopes
+    key_file = api_command[ensure + 1]
     assert _env("frontend")["API_KEY_FILE"] == key_file
     folder = str(Path(key_file).parent)
     assert f"keys:{folder}" in SERVICES["api"]["volumes"] and f"keys:{folder}:ro" in SERVICES["frontend"]["volumes"]
-    assert api_command.index("backend.cli.keys") < api_command.index("backend.api.server")
+    assert ensure < api_command.index("backend.api.server")
     assert f"mkdir -p {folder} && chown app:app {folder}" in (PROJECT_ROOT / "Dockerfile").read_text()
+    assert DASHBOARD_SCOPES == ["predict", "read"]
+
+
+def test_the_dashboard_is_served_behind_its_host_allow_list() -> None:
+    """frontend/dashboard.py, not the Dockerfile's frontend/app.py: a foreign Host is refused (DNS rebinding)."""
+    command = _command("frontend")
+    assert command[:3] == ["streamlit", "run", "frontend/dashboard.py"] and (PROJECT_ROOT / command[2]).is_file()
+    assert "--server.port=8501" in command and "--server.enableStaticServing=true" in command
+    default = re.fullmatch(r"\$\{DASHBOARD_ALLOWED_HOSTS:-([^}]*)\}", _env("frontend")["DASHBOARD_ALLOWED_HOSTS"])
+    assert default, _env("frontend")["DASHBOARD_ALLOWED_HOSTS"]
+    hosts = default.group(1).split(",")
+    health = " ".join(SERVICES["frontend"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8501/" in health and host_allowed("127.0.0.1:8501", hosts)  # the health check
+    assert host_allowed("localhost:8501", hosts) and not host_allowed("evil.example", hosts)  # the browser
+    assert all(str(port).startswith("127.0.0.1:") for port in SERVICES["frontend"]["ports"])

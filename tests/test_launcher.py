@@ -44,6 +44,7 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         assert f"http://127.0.0.1:{api_port}" in text and f"http://127.0.0.1:{flower_port}" in text
         assert "started by make run" in text and "ECLO RMSLE" in text and "severe outcome AUC" in text
         key = re.search(r"^API key: (\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        dashboard_key = (tmp_path / "keys" / "dashboard.key").read_text().strip()
         assert (tmp_path / "keys" / "user.key").read_text().strip() == key
         assert (tmp_path / "keys" / "user.key").stat().st_mode & 0o777 == 0o600
         headers = {"Authorization": f"Bearer {key}"}
@@ -51,6 +52,10 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=10) as api:
             assert wait_for_batch(api, submit(api, csv_rows[:10])["batch_id"], timeout=60)["status"] == "success"
             assert api.get("/api/predictions").status_code == 200
+            assert api.get("/api/keys/me").json()["scopes"] == ["predict", "read", "admin"]
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
+            me = api.get("/api/keys/me", headers={"Authorization": f"Bearer {dashboard_key}"}).json()
+            assert me["scopes"] == ["predict", "read"]  # the dashboard's own key: no admin
         worker = _worker_pid(tmp_path)
         os.killpg(worker, signal.SIGKILL)
         assert wait_until(lambda: "worker exited with -9; restarting it" in output.read_text(), timeout=15)
@@ -62,6 +67,8 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
         assert httpx.get(flower, timeout=5).status_code == 401
         assert wait_until(lambda: _answers(f"http://127.0.0.1:{streamlit_port}/_stcore/health"), timeout=60)
         assert f"http://127.0.0.1:{streamlit_port}" in text
+        foreign = httpx.get(f"http://127.0.0.1:{streamlit_port}/", headers={"Host": "evil.example"}, timeout=5)
+        assert foreign.status_code == 403  # frontend/dashboard.py's Host allow-list (tests/frontend/test_hosts.py)
     finally:
         launcher.send_signal(signal.SIGINT)
         launcher.wait(30)
@@ -101,3 +108,28 @@ def test_the_restart_budget_counts_deaths_within_its_window() -> None:
     assert budget.allow("api", 50)  # counted per process
     spread = RestartBudget(limit=5, window_seconds=300)
     assert all(spread.allow("worker", hour * 3600.0) for hour in range(100))  # a death an hour, for ever
+
+
+def test_an_older_all_scope_dashboard_key_is_replaced_by_a_predict_read_one(tmp_path: Path) -> None:
+    """`python -m backend.dev.launcher --dashboard-key FILE` (compose's api service; `make run` does the same):
+    `backend.cli.keys ensure` would keep the active key of an older version, which held every scope."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATA_DIR": str(tmp_path),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'traffic.db'}"}  # fmt: skip
+    key_file = tmp_path / "keys" / "dashboard.key"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("backend.cli.keys", "ensure", "dashboard", "--scopes", "predict,read,admin", "--file", str(key_file))
+    old = key_file.read_text().strip()
+    assert "created the dashboard's key" in run("backend.dev.launcher", "--dashboard-key", str(key_file)).stderr
+    new = key_file.read_text().strip()
+    assert new != old and key_file.stat().st_mode & 0o777 == 0o600
+    assert "kept the dashboard's key" in run("backend.dev.launcher", "--dashboard-key", str(key_file)).stderr
+    assert key_file.read_text().strip() == new
+    listed = {line.split()[0]: line for line in run("backend.cli.keys", "list").stdout.splitlines()}
+    old_id, new_id = old.split("_")[1], new.split("_")[1]
+    assert "predict,read,admin" in listed[old_id] and "revoked" in listed[old_id]
+    assert "predict,read " in listed[new_id] and listed[new_id].endswith("active")

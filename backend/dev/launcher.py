@@ -2,8 +2,9 @@
 (`alembic upgrade head`) with the congestion model's sensors registered, the API, one Celery worker, the readings
 feed consumer, Flower and the dashboard — with the URLs printed; Ctrl-C stops everything it started.
 
-With AUTH_ENABLED (the default) it keeps an API key for the dashboard and one for the user, and a Flower password,
-under DATA_DIR/keys (mode 0600), made on the first run and reused while they stay valid; it prints the user's."""
+With AUTH_ENABLED (the default) it keeps an API key for the dashboard (scopes predict and read: its admin actions
+ask for an admin key) and one for the user (every scope), and a Flower password, under DATA_DIR/keys (mode 0600),
+made on the first run and reused while they stay valid; it prints the user's."""
 
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ from sqlalchemy.engine import make_url
 from backend.cli.keys import ensure_key, write_secret
 from backend.core.config import Settings, get_settings
 from backend.db.migrate import upgrade
+from backend.db.models import ApiKey
 from backend.db.session import make_engine, session_factory
 from backend.dev.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
 from backend.services.feed import stream_key
-from backend.services.keys import SCOPES
+from backend.services.keys import SCOPES, is_active, key_id_of, revoke_key
 from backend.services.traffic import register_model_sensors
 from backend.wiring import open_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# The dashboard's own key: whoever reaches the dashboard reads and predicts with it; admin actions ask for an admin key.
+DASHBOARD_SCOPES = ["predict", "read"]
 
 
 class RestartBudget:
@@ -76,6 +80,23 @@ def register_default_sensors(settings: Settings) -> str:
     finally:
         engine.dispose()
     return f"{result.created + result.updated} sensors of the congestion model registered"
+
+
+def ensure_dashboard_key(settings: Settings, path: Path, name: str = "dashboard") -> tuple[str, bool]:
+    """The dashboard's key kept in `path`, with exactly DASHBOARD_SCOPES: a kept key holding other scopes (an older
+    dashboard key held every scope) is revoked and replaced, which `ensure_key` alone would keep."""
+    kept = path.read_text().strip() if path.exists() else ""
+    key_id = key_id_of(kept)
+    if key_id is not None:
+        engine = make_engine(settings.database_url)
+        try:
+            with session_factory(engine)() as session:
+                row = session.get(ApiKey, key_id)
+                if row is not None and is_active(session, kept) and set(row.scopes.split(",")) != set(DASHBOARD_SCOPES):
+                    revoke_key(session, key_id)
+        finally:
+            engine.dispose()
+    return ensure_key(settings, name, DASHBOARD_SCOPES, path)
 
 
 def flower_auth(path: Path) -> str:
@@ -133,7 +154,7 @@ class Launcher:
         dashboard_env: dict[str, str] = {}
         user_key = flower_basic_auth = None
         if s.auth_enabled:
-            ensure_key(s, "dashboard (make run)", list(SCOPES), keys / "dashboard.key")
+            ensure_dashboard_key(s, keys / "dashboard.key", "dashboard (make run)")
             dashboard_env["API_KEY_FILE"] = str(keys / "dashboard.key")
             user_key, _ = ensure_key(s, "user (make run)", list(SCOPES), keys / "user.key")
             flower_basic_auth = s.flower_basic_auth or flower_auth(keys / "flower.auth")
@@ -156,7 +177,7 @@ class Launcher:
         self.group.spawn("flower", flower)
         self.group.spawn(
             "streamlit",
-            [python, "-m", "streamlit", "run", "frontend/app.py", f"--server.port={s.streamlit_port}",
+            [python, "-m", "streamlit", "run", "frontend/dashboard.py", f"--server.port={s.streamlit_port}",
              f"--server.address={s.api_host}", "--server.headless=true", "--browser.gatherUsageStats=false",
              "--server.enableStaticServing=true"],
             API_URL=api, FLOWER_URL=f"http://{s.api_host}:{s.flower_port}", **dashboard_env,
@@ -173,7 +194,8 @@ class Launcher:
             access = [
                 f"API key: {user_key}",
                 f"           (send `Authorization: Bearer <key>`; scopes {', '.join(SCOPES)}; kept in "
-                f"{keys / 'user.key'}; more keys: python -m backend.cli.keys create <name> --scopes ...)",
+                f"{keys / 'user.key'}; more keys: python -m backend.cli.keys create <name> --scopes ...;",
+                "            the dashboard's own key reads and predicts only: its admin pages ask for this one)",
             ]
         flower_note = f"   (basic auth {flower_basic_auth})" if flower_basic_auth else ""
         return [
@@ -229,10 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--register-sensors", action="store_true", help="register the congestion model's sensors, and exit"
     )
+    parser.add_argument(
+        "--dashboard-key",
+        type=Path,
+        metavar="FILE",
+        help=f"keep the dashboard's key (scopes {','.join(DASHBOARD_SCOPES)}) in FILE, replacing one with other "
+        "scopes, and exit (compose's api service)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.register_sensors:
         print(register_default_sensors(settings), flush=True)
+        return 0
+    if args.dashboard_key:
+        upgrade(settings.database_url)
+        _, created = ensure_dashboard_key(settings, args.dashboard_key)
+        print(f"{'created' if created else 'kept'} the dashboard's key in {args.dashboard_key}", file=sys.stderr)
         return 0
     lines = describe_models(settings)
     if not lines:

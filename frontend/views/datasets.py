@@ -1,7 +1,8 @@
 """Whole files: upload one (UTF-8 or CP949): an accident file (Dacon layout or the API's columns) is checked row by
 row, scored on the workers with live progress and its results downloaded; any other table is kept to explore (the
-Explore page). Read a file's validation report, share a read-only link, delete. Opened with `?share=<token>`, the
-page shows that shared dataset read-only and nothing else."""
+Explore page). Read a file's validation report, share a read-only link, delete. Uploading, scoring, cancelling,
+sharing and deleting ask for an admin key (frontend/admin.py); reading uses the dashboard's. Opened with
+`?share=<token>`, the page shows that shared dataset read-only and nothing else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from frontend.admin import admin_call, admin_client, require_admin
+from frontend.client import ApiClient
 from frontend.connection import api_call, client, public_api_url
 from frontend.settings import get_settings
 
@@ -123,22 +126,32 @@ st.markdown(
 with api_call():
     listing = client().datasets(size=100)
 
-with st.expander("Upload a file", expanded=not listing["items"]), st.form("upload", border=False):
-    upload = st.file_uploader("CSV file", type=["csv"])
-    name = st.text_input("Name", max_chars=200, placeholder="e.g. Daegu 2022, Suseong-gu")
-    left, right = st.columns(2)
-    encoding = left.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
-    kind = right.selectbox("Kind", list(UPLOAD_KINDS), format_func=UPLOAD_KINDS.__getitem__,
-                           help="what the file is: auto tells an accident file from any other table")  # fmt: skip
-    if st.form_submit_button("Upload and check", type="primary") and upload is not None:
-        with st.spinner(f"Checking {upload.name}…"), api_call():
-            stored = client().upload_dataset(upload.name, upload.getvalue(), name or upload.name, encoding, kind)
+
+def _upload_form(admin: ApiClient) -> bool:
+    """The upload form, sending with the admin key; whether a file was stored."""
+    with st.form("upload", border=False):
+        upload = st.file_uploader("CSV file", type=["csv"])
+        name = st.text_input("Name", max_chars=200, placeholder="e.g. Daegu 2022, Suseong-gu")
+        left, right = st.columns(2)
+        encoding = left.selectbox("Encoding", ["auto", "utf-8", "cp949"], help="auto: a BOM, else UTF-8, else CP949")
+        kind = right.selectbox("Kind", list(UPLOAD_KINDS), format_func=UPLOAD_KINDS.__getitem__,
+                               help="what the file is: auto tells an accident file from any other table")  # fmt: skip
+        if not (st.form_submit_button("Upload and check", type="primary") and upload is not None):
+            return False
+        with st.spinner(f"Checking {upload.name}…"), admin_call():
+            stored = admin.upload_dataset(upload.name, upload.getvalue(), name or upload.name, encoding, kind)
         st.session_state["dataset"] = stored["id"]
         if stored.get("kind") == TABLE:
             st.success(f"{stored['name']}: a table of {stored['rows']:,} rows and {len(stored['columns'])} columns, "
                        "to explore")  # fmt: skip
         else:
             st.success(f"{stored['name']}: {stored['valid_rows']:,} of {stored['rows']:,} rows are valid")
+    return True
+
+
+with st.expander("Upload a file", expanded=not listing["items"]):
+    uploader = require_admin("Uploading a file")
+    if uploader is not None and _upload_form(uploader):
         with api_call():
             listing = client().datasets(size=100)
 if not listing["items"]:
@@ -166,11 +179,12 @@ st.session_state["dataset"] = chosen
 
 
 def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
-    if job is None or job["status"] not in RUNNING:
+    admin = require_admin("Scoring (or cancelling a job)")
+    if admin is not None and (job is None or job["status"] not in RUNNING):
         again = "" if job is None else " again"
         if st.button(f"Score {dataset['valid_rows']:,} valid rows{again}", type="primary"):
-            with api_call():
-                client().score_dataset(dataset["id"])
+            with admin_call():
+                admin.score_dataset(dataset["id"])
             st.rerun()
     if job is None:
         return
@@ -203,9 +217,10 @@ def follow_job(dataset_id: str) -> None:
         st.rerun()
     done, total = job["progress"]["done"], job["progress"]["total"]
     st.progress(done / total if total else 0.0, text=f"{job['status']}: {done:,} of {total:,} rows")
-    if st.button("Cancel the job"):
-        with api_call():
-            client().cancel_dataset_job(dataset_id)
+    admin = admin_client()
+    if admin is not None and st.button("Cancel the job"):
+        with admin_call():
+            admin.cancel_dataset_job(dataset_id)
         st.rerun()
 
 
@@ -237,9 +252,12 @@ with report_tab:
                 report = client().dataset(chosen, page=int(page), size=200)["report"]
     _report(report)
 with sharing:
+    admin = require_admin("Sharing or deleting a dataset")
+    if admin is None:
+        st.stop()
     if st.button("Create a read-only link"):
-        with api_call():
-            share = client().share_dataset(chosen)
+        with admin_call():
+            share = admin.share_dataset(chosen)
         st.session_state["share"] = (chosen, share)
     if st.session_state.get("share", (None,))[0] == chosen:
         share = st.session_state["share"][1]
@@ -249,7 +267,7 @@ with sharing:
         st.caption(f"Anyone with the link can read the dataset and its results until {share['expires_at']}.")
     confirm = st.checkbox("I want to delete this dataset, its results and its links")
     if st.button("Delete", disabled=not confirm):
-        with api_call():
-            client().delete_dataset(chosen)
+        with admin_call():
+            admin.delete_dataset(chosen)
         st.session_state.pop("dataset", None)
         st.rerun()

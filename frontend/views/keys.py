@@ -1,8 +1,10 @@
-"""API keys (an admin key): who holds one and with what scopes; make one (shown once) or revoke one."""
+"""API keys (an admin key, signed in on this page: frontend/admin.py): who holds one and with what scopes; make one
+(shown once) or revoke one."""
 
 import streamlit as st
 
-from frontend.connection import api_call, caller_key, client
+from frontend.admin import admin_call, admin_key, require_admin, sign_out
+from frontend.connection import caller_key
 
 SCOPES = {"predict": "single predictions and batches", "read": "every listing and record",
           "admin": "writes of stored data, and keys"}  # fmt: skip
@@ -20,8 +22,11 @@ st.caption("Programs and people call the API with a key of their own, each with 
            "records name the key that asked. Only the SHA-256 of a key is kept: a key is shown once, when it is "
            "made.")  # fmt: skip
 
-with api_call():
-    keys = client().keys()
+admin = require_admin("The API keys page")
+if admin is None:
+    st.stop()
+with admin_call():
+    keys = admin.keys()
 
 made = st.session_state.pop(NEW_KEY, None)
 if made:
@@ -49,21 +54,25 @@ if submitted:
     if not name.strip() or not scopes:
         st.error("A key needs a name and at least one scope.")
     else:
-        with api_call():
-            st.session_state[NEW_KEY] = client().create_key(name.strip(), scopes)
+        with admin_call():
+            st.session_state[NEW_KEY] = admin.create_key(name.strip(), scopes)
         st.rerun()
 
 st.subheader("Revoke a key")
 if not active:
     st.info("No active key.")
 else:
-    own = (caller_key() or "").split("_")[1:2]
+    own, signed_in = (caller_key() or "").split("_")[1:2], (admin_key() or "").split("_")[1:2]
     labels = {k["key_id"]: f"{k['key_id']} · {k['name']} ({', '.join(k['scopes'])})" for k in active}
     chosen = st.selectbox("Key", list(labels), format_func=labels.__getitem__)
     if chosen in own:
         st.warning("This is the key this dashboard calls the API with: once revoked, its pages are refused.")
+    elif chosen in signed_in:
+        st.warning("This is the admin key you signed in with: once revoked, admin actions ask for another.")
     if st.button("Revoke", disabled=chosen is None):
-        with api_call():
-            client().revoke_key(chosen)
+        with admin_call():
+            admin.revoke_key(chosen)
+        if chosen in signed_in:
+            sign_out()
         st.session_state[REVOKED] = labels[chosen]
         st.rerun()

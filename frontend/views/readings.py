@@ -1,6 +1,7 @@
 """Load a readings CSV: long (one reading a row) or wide (a time column and one speed column per sensor, the
 METR-LA layout); preview it with each row's problems, send it in chunks with a progress bar, and show what the
-API accepted, found duplicate and refused (the refused rows with the API's reason)."""
+API accepted, found duplicate and refused (the refused rows with the API's reason). Storing readings asks for an
+admin key (frontend/admin.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
+from frontend.admin import admin_call, require_admin
 from frontend.connection import api_call, client
 from frontend.readings_csv import readings_of
 from frontend.settings import get_settings
@@ -24,6 +26,9 @@ st.markdown(
     "time column first, then one column of speeds per sensor id (the METR-LA table); an empty cell is no reading. "
     "Times are ISO-8601; a time without a zone is read in the zone chosen here."
 )
+admin = require_admin("Loading readings")
+if admin is None:
+    st.stop()
 with api_call():
     registered = {s["sensor_id"] for s in client().sensors()}
 zone_name = st.selectbox("Zone of times written without one", ZONES)
@@ -51,9 +56,9 @@ if st.button(f"Send {len(readings):,} readings", type="primary"):
     bar = st.progress(0.0, text="sending…")
     totals = {"accepted": 0, "duplicates": 0}
     refused: list[dict[str, Any]] = []
-    with api_call():
+    with admin_call():
         for start in range(0, len(readings), chunk):
-            answer = client().ingest_readings(readings[start : start + chunk])
+            answer = admin.ingest_readings(readings[start : start + chunk])
             totals["accepted"] += answer["accepted"]
             totals["duplicates"] += answer["duplicates"]
             for item in answer["rejected"]:

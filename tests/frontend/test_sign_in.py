@@ -1,12 +1,16 @@
-"""The dashboard against an API that needs keys: with a key of its own, and signing each visitor in."""
+"""The dashboard against an API that needs keys: with a key of its own, and signing each visitor in; admin actions
+ask for an admin key."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.fixtures.auth import UNKNOWN_KEY, Secured
+from tests.fixtures.auth import UNKNOWN_KEY, Secured, cli
 from tests.fixtures.dashboard import APP, point_at
+from tests.fixtures.datasets import dacon_file, upload
 from tests.fixtures.stack import Stack
 
 
@@ -105,10 +109,10 @@ def test_an_admin_makes_a_key_sees_it_once_and_revokes_it(
     keyless: None, secured: Secured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_at(monkeypatch, secured.url)
-    reader = _on_page(secured, "reader", "views/keys.py")
-    assert any("lacks the 'admin' scope" in e.value for e in reader.error), [e.value for e in reader.error]
+    reader = _on_page(secured, "reader", "views/keys.py")  # signed in with a key lacking admin: asked for one
+    assert _asks_for_an_admin_key(reader) and not reader.dataframe
 
-    admin = _on_page(secured, "all", "views/keys.py")
+    admin = _on_page(secured, "all", "views/keys.py")  # signed in with an admin key: no second sign-in
     assert not admin.error, [e.value for e in admin.error]
     assert {"predictor", "reader", "all", "other"} <= set(admin.dataframe[0].value["name"])
     admin.text_input[0].input("traffic desk")
@@ -130,3 +134,100 @@ def test_an_admin_makes_a_key_sees_it_once_and_revokes_it(
     assert row["revoked"] != ""
     with secured.client(shown.value) as desk:
         assert desk.get("/api/keys/me").status_code == 401
+
+
+def _asks_for_an_admin_key(app: AppTest) -> bool:
+    assert not app.exception, [e.message for e in app.exception]
+    return any("needs an admin key" in i.value for i in app.info) and any(
+        b.label == "Sign in as admin" for b in app.button
+    )
+
+
+def _admin_sign_in(app: AppTest, key: str) -> AppTest:
+    """Submit the first "Sign in as admin" form of the page with `key`."""
+    field = next(t for t in app.text_input if t.label == "Admin API key")
+    field.input(key)
+    form = field.proto.form_id
+    next(b for b in app.button if b.label == "Sign in as admin" and b.proto.form_id == form).click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+@pytest.fixture
+def dashboard_key(secured: Secured, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A dashboard with a key of its own, as `make run` and compose make it: scopes predict and read."""
+    made = cli(secured.env, "create", "dashboard", "--scopes", "predict,read")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    monkeypatch.setenv("API_KEY", key)
+    point_at(monkeypatch, secured.url)
+    return key
+
+
+def _key_names(secured: Secured) -> list[str]:
+    with secured.client(secured.keys["all"]) as api:
+        return [k["name"] for k in api.get("/api/keys").json()]
+
+
+def test_an_anonymous_visitor_makes_no_key_and_an_admin_sign_in_needs_an_admin_key(
+    secured: Secured, dashboard_key: str
+) -> None:
+    with secured.client(dashboard_key) as api:
+        assert api.get("/api/keys").status_code == 403  # the dashboard's own key cannot manage keys
+    before = _key_names(secured)
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("views/keys.py").run()
+    assert _asks_for_an_admin_key(app) and not app.error, [e.value for e in app.error]
+    assert not app.dataframe and not [b for b in app.button if b.label in ("Make key", "Revoke")]
+
+    _admin_sign_in(app, secured.keys["reader"])  # a key without the admin scope is refused
+    assert any("lacks the admin scope" in e.value for e in app.error), [e.value for e in app.error]
+    _admin_sign_in(app, UNKNOWN_KEY)
+    assert any("refused this key" in e.value for e in app.error), [e.value for e in app.error]
+    assert _asks_for_an_admin_key(app) and not app.dataframe
+    assert _key_names(secured) == before  # nothing was made
+
+    _admin_sign_in(app, secured.keys["all"])
+    assert not app.error and not _asks_for_an_admin_key(app), [e.value for e in app.error]
+    assert any("Admin actions as **all**" in c.value for c in app.sidebar.caption)
+    next(t for t in app.text_input if t.label.startswith("Name")).input("desk")
+    app.multiselect[0].set_value(["read"])
+    next(b for b in app.button if b.label == "Make key").click().run()
+    assert not app.error, [e.value for e in app.error]
+    (shown,) = app.code
+    with secured.client(shown.value) as desk:
+        assert desk.get("/api/keys/me").json()["scopes"] == ["read"]
+    assert _key_names(secured) == [*before, "desk"]
+
+    app.button(key="admin-sign-out").click().run()
+    assert _asks_for_an_admin_key(app) and not app.dataframe
+
+
+def test_datasets_and_readings_ask_for_an_admin_key_and_read_with_the_dashboards(
+    secured: Secured, dashboard_key: str, tmp_path: Path
+) -> None:
+    with secured.client(secured.keys["all"]) as api:
+        dataset = upload(api, dacon_file(tmp_path, 50, seed=4), name="admin test").json()
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.session_state["dataset"] = dataset["id"]
+    app.switch_page("views/datasets.py").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert dataset["id"] in set(app.dataframe[0].value["id"])  # the listing: read, with the dashboard's key
+    labels = {b.label for b in app.button}
+    assert "Sign in as admin" in labels and not labels & {"Upload and check", "Create a read-only link", "Delete"}
+    assert not [b for b in app.button if b.label.startswith("Score")]
+    sections = [i.value.split(" needs")[0] for i in app.info if "needs an admin key" in i.value]
+    assert sections == ["Uploading a file", "Scoring (or cancelling a job)", "Sharing or deleting a dataset"]
+
+    _admin_sign_in(app, secured.keys["all"])
+    labels = {b.label for b in app.button}
+    assert {"Upload and check", "Create a read-only link", "Delete"} <= labels and "Sign in as admin" not in labels
+    next(b for b in app.button if b.label == "Create a read-only link").click().run()
+    assert not app.error and [c.value for c in app.code if "?share=" in c.value], [e.value for e in app.error]
+
+    app.switch_page("views/readings.py").run()  # signed in as admin: the upload is offered
+    assert not app.exception and not app.error and app.file_uploader, [e.value for e in app.error]
+    app.button(key="admin-sign-out").click().run()
+    assert _asks_for_an_admin_key(app) and not app.file_uploader
