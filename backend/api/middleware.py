@@ -127,11 +127,11 @@ class RequestContextMiddleware:
                     if message["type"] == "http.request":
                         received += len(message.get("body", b""))
                         if most_members is not None and not started:
-                            members += message.get("body", b"").count(b":")
+                            members += message.get("body", b"").count(b",")
                             if members > most_members:
                                 rest = limit + self.drain_bytes - received if message.get("more_body", False) else None
-                                await self.refuse(f"the JSON body holds over {most_members:,} members (':' counted); "
-                                                  "send fewer items", rest, receive, send_with_id)  # fmt: skip
+                                await self.refuse(f"the JSON body holds over {most_members:,} members and items (',' "
+                                                  "counted); send fewer", rest, receive, send_with_id)  # fmt: skip
                                 refused = True
                                 return {"type": "http.disconnect"}
                         if received > limit and started:  # answered before the body: drained, bytes dropped

@@ -55,6 +55,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._reading_head = True
         self._head_bytes = 0
+        self._tail = b""
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_bytes = 0
@@ -69,8 +70,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
-            end = data.find(HEAD_END)
-            self._head_bytes += len(data) if end < 0 else end + len(HEAD_END)
+            joined = self._tail + data  # the head's end may straddle two reads
+            end = joined.find(HEAD_END)
+            self._head_bytes += len(data) if end < 0 else max(0, end + len(HEAD_END) - len(self._tail))
+            self._tail = joined[-3:]
             if self._head_bytes > self.limits.head_max_bytes:
                 self._refuse(431, "Request Header Fields Too Large",
                              f"the request head is over {self.limits.head_max_bytes:,} bytes")  # fmt: skip
@@ -98,7 +101,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        self._reading_head, self._head_bytes = True, 0  # what comes next is the next request's head
+        self._reading_head, self._head_bytes, self._tail = True, 0, b""  # what comes next is the next request's head
 
     def _head_late(self) -> None:
         self._head_timer = None

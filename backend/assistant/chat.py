@@ -89,6 +89,10 @@ class Assistant:
         self.settings = settings
         self.sessions = services.resources.sessions
         self.redis = services.resources.redis
+        # Answers are cached only when every tool they called reads what does not change by the minute (a batch
+        # submitted, the network now or the newest records are not answered again from a cache).
+        self._tool_names = {t.name for t in server._tool_manager.list_tools()}
+        self._cacheable = {t.name for t in server._tool_manager.list_tools() if (t.meta or {}).get("cacheable")}
 
     # -- conversations -------------------------------------------------------------------------------------------
 
@@ -113,6 +117,7 @@ class Assistant:
 
     def create(self, principal: Principal, body: ConversationCreate) -> ConversationOut:
         if body.dataset_id is not None:
+            _demand_read(principal)  # its profile is given to the model: what GET .../profile needs
             self.services.explore.profile(body.dataset_id)  # 404 / 409 now, not at the first question
         with self._database() as session:
             conversation = stored.create_conversation(
@@ -161,8 +166,11 @@ class Assistant:
     # -- answers -------------------------------------------------------------------------------------------------
 
     def llm_key(self, user_key: str | None) -> str:
-        """The caller's key, else the settings' key; 400 naming both without one."""
+        """The caller's Anthropic key (for the anthropic provider only), else the settings' key; 400 naming both
+        without one."""
         settings = self.settings
+        if settings.llm_provider != "anthropic":  # an Anthropic key is never sent to another server
+            user_key = None
         configured = settings.anthropic_api_key if settings.llm_provider == "anthropic" else settings.llm_api_key
         key = user_key or (configured.get_secret_value() if configured else None)
         if not key:
@@ -214,7 +222,7 @@ class Assistant:
             finally:
                 await provider.aclose()
         text = "".join(answer.text).strip()
-        if cached is None and cache_key is not None:
+        if cached is None and cache_key is not None and all(s["name"] in self._cacheable for s in answer.steps):
             await self._remember(
                 cache_key, {"content": text, "blocks": answer.blocks, "steps": answer.steps, "usage": answer.usage}
             )
@@ -243,14 +251,18 @@ class Assistant:
         return conversation, blocks
 
     def _append(self, conversation_id: str, messages: list[dict[str, Any]]) -> MessageOut:
-        with self._database() as session:
-            saved = stored.append_messages(session, conversation_id, messages)
-            session.commit()
-            return _message_out(saved[-1])
+        try:
+            with self._database() as session:
+                saved = stored.append_messages(session, conversation_id, messages)
+                session.commit()
+                return _message_out(saved[-1])
+        except LookupError as exc:  # deleted while it was being answered
+            raise NotFound(f"conversation {conversation_id} was deleted while it was being answered") from exc
 
-    def _system(self, conversation: Conversation) -> str:
+    def _system(self, conversation: Conversation, principal: Principal) -> str:
         if conversation.dataset_id is None:
             return SYSTEM
+        _demand_read(principal)
         profile = self.services.explore.profile(conversation.dataset_id).model_dump(mode="json")
         text = orjson.dumps(profile).decode()[:PROFILE_CHARS]
         return (
@@ -268,7 +280,7 @@ class Assistant:
         principal: Principal,
         emit: Emit,
     ) -> _Answer:
-        system = await asyncio.to_thread(self._system, conversation)
+        system = await asyncio.to_thread(self._system, conversation, principal)
         tools = [
             {"name": t.name, "description": t.description or "", "input_schema": t.input_schema}
             for t in await self.server.list_tools()
@@ -293,10 +305,12 @@ class Assistant:
                 raise LLMFailure(exc) from exc
             answer.usage["input_tokens"] += turn.usage.get("input_tokens", 0)
             answer.usage["output_tokens"] += turn.usage.get("output_tokens", 0)
-            new.append({"role": "assistant", "content": turn.blocks})
+            calls = [b for b in turn.blocks if b.get("type") == "tool_use"] if turn.stop_reason == "tool_use" else []
+            # kept as it will be replayed: tool calls only with their results to come, never an empty message
+            kept = [b for b in turn.blocks if b.get("type") == "text" and b["text"]] + calls
+            new.append({"role": "assistant", "content": kept or [{"type": "text", "text": "(no answer)"}]})
             answer.text.extend(b["text"] for b in turn.blocks if b.get("type") == "text")
-            calls = [b for b in turn.blocks if b.get("type") == "tool_use"]
-            if turn.stop_reason != "tool_use" or not calls:
+            if not calls:
                 break
             if any(b.get("type") == "text" and b["text"].strip() for b in turn.blocks):
                 answer.text.append("\n\n")  # this turn's words apart from the next turn's
@@ -343,7 +357,8 @@ class Assistant:
             "is_error": is_error,
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
-        ASSISTANT_STEPS.labels(name if len(name) <= 64 else "other", "error" if is_error else "ok").inc()
+        known = name in self._tool_names
+        ASSISTANT_STEPS.labels(name if known else "unknown", "error" if is_error else "ok").inc()
         await emit("tool_result", step)
         return step
 
@@ -356,15 +371,14 @@ class Assistant:
     # -- the first-question cache --------------------------------------------------------------------------------
 
     def _cache_key(self, model: str, conversation: Conversation, content: str, principal: Principal) -> str | None:
-        """Same question, model versions, dataset and scopes (an answer may hold what only some scopes may read)."""
+        """Same question, model versions, dataset and key (an answer may hold what only that key may read)."""
         if not self.settings.assistant_cache_enabled:
             return None
         registry = self.services.resources.registry
         versions = sorted((n, registry.get(n).version) for n in registry.names())
         question = " ".join(content.split())
-        basis = orjson.dumps(
-            [self.settings.llm_provider, model, conversation.dataset_id, question, versions, sorted(principal.scopes)]
-        )
+        basis = orjson.dumps([self.settings.llm_provider, model, conversation.dataset_id, question, versions,
+                              principal.key_id, sorted(principal.scopes)])  # fmt: skip
         return f"{self.settings.key_prefix}assistant:first:{hashlib.sha256(basis).hexdigest()}"
 
     async def _cached(self, key: str | None) -> dict[str, Any] | None:
@@ -385,6 +399,11 @@ class Assistant:
             )
         except redis.RedisError:
             log.warning("assistant cache unwritable", exc_info=True)
+
+
+def _demand_read(principal: Principal) -> None:
+    principal.demand("read", f"API key {principal.key_id} ({principal.name}) lacks the 'read' scope a conversation "
+                     "about a dataset needs (the model is given the dataset's profile)")  # fmt: skip
 
 
 class LLMFailure(ServiceError):

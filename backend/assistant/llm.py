@@ -123,6 +123,8 @@ class AnthropicProvider:
                     message = await stream.get_final_message()
         except anthropic.APIError as exc:
             raise _failure(self, exc, anthropic) from None
+        except Exception as exc:  # a stream cut short surfaces as the HTTP client's own error, not the SDK's
+            raise _broken(self, exc) from None
         return Turn(
             blocks=[block for block in map(_anthropic_block, message.content) if block is not None],
             stop_reason=message.stop_reason or "end_turn",
@@ -174,6 +176,8 @@ class OpenAICompatibleProvider:
             return await self._streamed_turn(request, model, on_text)
         except openai.APIError as exc:
             raise _failure(self, exc, openai) from None
+        except Exception as exc:  # as above
+            raise _broken(self, exc) from None
 
     async def _streamed_turn(self, request: dict[str, Any], model: str, on_text: TextSink) -> Turn:
         text: list[str] = []
@@ -367,6 +371,11 @@ def _failure(provider: AnthropicProvider | OpenAICompatibleProvider, exc: Except
         error.status,
     )
     return error
+
+
+def _broken(provider: AnthropicProvider | OpenAICompatibleProvider, exc: Exception) -> LLMError:
+    log.warning("LLM provider %s: the answer broke off (%s)", provider.name, type(exc).__name__)
+    return LLMError(502, f"The LLM provider ({provider.name}) broke off while answering.")
 
 
 def _classify(provider: AnthropicProvider | OpenAICompatibleProvider, exc: Exception, sdk: Any) -> LLMError:

@@ -99,9 +99,10 @@ class Settings(BaseSettings):
     # HTTP. A request body over REQUEST_MAX_BYTES is refused (413) before it is read whole; 8 MB holds 10,000
     # readings of ~200 bytes. Dataset uploads have their own limit (DATASET_MAX_BYTES).
     request_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    # A JSON body's ':' characters (an upper bound of its object members) are counted as it arrives: past this, 413
-    # before it is parsed, since parsing a body of 700,000 tiny members alone takes a third of a second. The largest
-    # accepted bodies (10,000 nested readings, 100 congestion items of 288 readings) hold under 150,000.
+    # A JSON body's ',' characters are counted as it arrives (N object members or array items need N-1 of them,
+    # however the body is spaced): past this, 413 before it is parsed, since parsing a body of 700,000 tiny members
+    # alone takes a third of a second. The largest accepted bodies (10,000 nested readings; 100 congestion items of
+    # 288 readings) hold about 60,000 and 120,000.
     request_max_json_members: int = Field(default=200_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -46,9 +46,10 @@ class Toolkit:
     def caller(self, scope: str | None) -> Principal:
         return demand(self.settings.auth_enabled, scope)
 
-    def tool(self, scope: str | None, *, read_only: bool = True) -> Callable[[F], F]:
+    def tool(self, scope: str | None, *, read_only: bool = True, live: bool = False) -> Callable[[F], F]:
         """Register `fn` as a tool needing `scope` (None: any valid key); its docstring is the description the
-        model reads. A ServiceError becomes the tool's error, naming the REST status and fields."""
+        model reads. A ServiceError becomes the tool's error, naming the REST status and fields. `live`: it reads
+        what changes by the minute (readings, records, jobs); with a write, it makes an answer uncacheable."""
 
         def register(fn: F) -> F:
             if inspect.iscoroutinefunction(fn):
@@ -80,7 +81,8 @@ class Toolkit:
             needs = f"Needs the `{scope}` scope." if scope else "Needs any valid API key."
             description = f"{inspect.getdoc(fn) or ''}\n\n{needs}"
             hints = ToolAnnotations(read_only_hint=read_only, open_world_hint=False)
-            self.server.add_tool(wrapped, name=fn.__name__, description=description, annotations=hints)
+            self.server.add_tool(wrapped, name=fn.__name__, description=description, annotations=hints,
+                                 meta={"scope": scope, "cacheable": read_only and not live})  # fmt: skip
             return fn
 
         return register

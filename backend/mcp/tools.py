@@ -65,7 +65,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
     predict_eclo.__doc__ = f"{inspect.cleandoc(predict_eclo.__doc__ or '')}\n\nAllowed values:\n{vocabulary}"
     kit.tool("predict")(predict_eclo)
 
-    @kit.tool("predict")
+    @kit.tool("predict", live=True)
     async def predict_congestion(
         sensor_id: SensorId,
         recent: Annotated[
@@ -104,7 +104,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         )
         return accepted.model_dump(mode="json")
 
-    @kit.tool(None)
+    @kit.tool(None, live=True)
     def batch_status(batch_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
         """A batch's status, progress and (once done) its rows, at most the tool's row limit of them."""
         resources = kit.services.resources
@@ -152,7 +152,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
             ]
         }
 
-    @kit.tool("read")
+    @kit.tool("read", live=True)
     def network_status(
         slowest: Annotated[int, Field(ge=1, le=100, description="how many of the slowest sensors to list")] = 10,
     ) -> dict[str, Any]:
@@ -174,7 +174,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         ]
         return {"sensors_reporting": len(sensors), "levels": dict(levels), "slowest": slow}
 
-    @kit.tool("read")
+    @kit.tool("read", live=True)
     def forecast_network() -> dict[str, Any]:
         """Every model sensor's forecast from the stored readings (as GET /api/traffic/forecast), slowest at
         +15 minutes first, at most the tool's row limit of them; the sensors without a forecast are counted."""
@@ -187,7 +187,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
             "unavailable": len(forecast["unavailable"]),
         }
 
-    @kit.tool("read")
+    @kit.tool("read", live=True)
     def sensor_history(
         sensor_id: SensorId,
         hours: Annotated[int, Field(ge=1, le=24 * 14, description="readings of the last this many hours")] = 6,
@@ -215,7 +215,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         names = [name] if name else registry.names()
         return {"models": [registry.get(n).info() for n in names]}
 
-    @kit.tool("read")
+    @kit.tool("read", live=True)
     def recent_predictions(
         model: Annotated[
             str | None, Field(max_length=64, description="'eclo' or 'congestion'; all when absent")
@@ -231,7 +231,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
             )
         return page.model_dump(mode="json")
 
-    @kit.tool("read")
+    @kit.tool("read", live=True)
     def dataset_status(dataset_id: Annotated[str, Field(max_length=64)]) -> dict[str, Any]:
         """An uploaded dataset: its record (kind, rows, columns) and its latest scoring job's progress."""
         datasets = kit.services.datasets

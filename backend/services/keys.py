@@ -115,10 +115,11 @@ class KeyDirectory:
     once; one made by another process (the CLI) works within `unknown_reread_seconds` of its creation (or of the
     next read every `ttl_seconds`): until then it is refused like any unknown key.
 
-    An unknown id costs what a wrong secret costs: it is refused at once, never kept waiting for a read (no timing
-    difference to learn from, no request held); one request at a time reads the table, the others answer from what
-    was read before. A request costs no database round trip, and while the database is down the keys last read keep
-    working. `limiter` holds the keys' request rate limits (None: no limit), applied by backend.api.auth."""
+    An unknown id is refused at once while the table was read within `unknown_reread_seconds` (no request held, no
+    sleep); past that, the one request that finds it reads the table (one database round trip), the others answer
+    from what was read before. A known key costs no database round trip, and while the database is down the keys
+    last read keep working. `limiter` holds the keys' request rate limits (None: no limit), applied by
+    backend.api.auth."""
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import sys
 
 
 def guard_flower() -> None:
-    if "flower" not in sys.modules:  # a worker or beat: Flower is not running here
+    if "flower" not in sys.argv[1:]:  # `celery -A backend.tasks flower ...` only: not a worker or beat
         return
     import tornado.web
     from flower.views import monitor

@@ -23,7 +23,7 @@ def test_a_body_of_700000_members_is_refused_before_it_is_parsed(app_client: Tes
                                                               b'{"items": [' + body + b"]}")):  # fmt: skip
         answered = app_client.post(path, content=content, headers=HEADERS)
         assert answered.status_code == 413, (path, answered.text[:200])
-        assert "200,000 members" in answered.json()["error"]["message"]
+        assert "200,000 members and items" in answered.json()["error"]["message"]
 
 
 def test_the_largest_legitimate_bodies_pass_the_count(app_client: TestClient) -> None:
@@ -32,6 +32,6 @@ def test_the_largest_legitimate_bodies_pass_the_count(app_client: TestClient) ->
                  "traffic_data": {"speed_mph": 50.0, "volume_vehicles_per_hour": 900, "occupancy_percent": 7.5}}
                 for i in range(10_000)]  # fmt: skip
     body = orjson.dumps({"readings": readings})
-    assert body.count(b":") > 80_000
+    assert body.count(b",") > 45_000
     answered = app_client.post("/api/traffic/readings", content=body, headers=HEADERS)
     assert answered.status_code == 200, answered.text[:200]

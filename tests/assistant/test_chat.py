@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from backend.core.config import Settings
@@ -19,6 +20,7 @@ from tests.fixtures.fake_llm import FakeLLM, failure, stall, tool_call, turn
 
 USER_KEY = "sk-ant-test-" + "k3y" * 10
 HEADERS = {"X-Anthropic-API-Key": USER_KEY}
+LOCAL_KEY = "local-model-server-key"
 
 
 @pytest.fixture
@@ -188,15 +190,19 @@ def openai_client(app_settings: Settings, fake_llm: FakeLLM) -> Iterator[TestCli
 def test_an_openai_compatible_server_runs_the_same_loop(openai_client: TestClient, fake_llm: FakeLLM) -> None:
     fake_llm.script(turn("", tool_call("model_info", {"name": "eclo"}, id="call_1")), turn("It is version 1."))
     conversation = _conversation(openai_client)
-    refused = openai_client.post(f"/api/assistant/conversations/{conversation}/messages", json={"content": "v?"})
+    refused = _ask(openai_client, conversation, "v?")  # the user's Anthropic key is never sent to another server
     assert refused.status_code == 400 and "LLM_API_KEY" in refused.json()["error"]["message"]
+    assert fake_llm.requests == []
+    openai_client.app.state.assistant.settings = openai_client.app.state.assistant.settings.model_copy(  # type: ignore[attr-defined]
+        update={"llm_api_key": SecretStr(LOCAL_KEY)}
+    )
     answered = _ask(openai_client, conversation, "Which version is the ECLO model?")
     assert answered.status_code == 200, answered.text
     message = answered.json()["message"]
     assert message["content"] == "It is version 1." and message["steps"][0]["name"] == "model_info"
     first, second = fake_llm.requests
     assert first.path.endswith("/chat/completions") and first.body["model"] == "local-model"
-    assert first.headers["authorization"] == f"Bearer {USER_KEY}"
+    assert first.headers["authorization"] == f"Bearer {LOCAL_KEY}"
     tool_message = second.body["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_1"
 

@@ -59,6 +59,12 @@ def test_the_assistant_needs_the_predict_scope_and_its_tools_get_the_callers(
     assert [r["is_error"] for r in results] == [True, True]
 
 
+def test_a_conversation_about_a_dataset_needs_the_read_scope(secured: Secured) -> None:
+    with secured.client(secured.keys["predictor"]) as predictor:
+        refused = predictor.post("/api/assistant/conversations", json={"dataset_id": "0" * 32})
+    assert refused.status_code == 403 and "'read' scope" in refused.json()["error"]["message"]
+
+
 def test_a_conversation_belongs_to_the_key_that_made_it(secured: Secured, fake_llm: FakeLLM) -> None:
     mine = _conversation(secured, secured.keys["predictor"])
     with secured.client(secured.keys["other"]) as other:

@@ -29,7 +29,12 @@ router = APIRouter(prefix="/api/assistant", tags=["assistant"], responses=AUTH_E
 ConversationId = Annotated[str, Path(max_length=64)]
 UserKey = Annotated[
     str | None,
-    Header(alias=KEY_HEADER, max_length=512, description="your own Anthropic API key, used for this request only"),
+    Header(
+        alias=KEY_HEADER,
+        max_length=512,
+        pattern=r"^[\x21-\x7e]+$",
+        description="your own Anthropic API key, used for this request only (LLM_PROVIDER=anthropic)",
+    ),  # fmt: skip
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "no LLM key, or the provider refused it"},
