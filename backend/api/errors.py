@@ -70,6 +70,8 @@ async def _invalid_row(_: Request, exc: Exception) -> JSONResponse:
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    if len(details) == 1 and details[0]["field"] == "body":  # the body as a whole, e.g. a bare list of batch rows
+        return error_response(422, "validation_error", f"invalid request body: {details[0]['message']}", details)
     fields = ", ".join(d["field"] for d in details)
     return error_response(422, "validation_error", f"invalid request in {len(details)} field(s): {fields}", details)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from backend.schemas.eclo import CLASSIC_EXAMPLE
 
@@ -20,6 +21,16 @@ class BatchSubmitRequest(BaseModel):
         "`{sensor_id, recent?, neighbour_readings?}` as for POST /api/predict/congestion)",
         json_schema_extra={"examples": [[CLASSIC_EXAMPLE], [{"sensor_id": "773869"}, {"sensor_id": "717510"}]]},
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rows_in_items(cls, data: Any) -> Any:
+        """A bare list of rows is the common first try: say how to send it instead of "valid dictionary"."""
+        if isinstance(data, list):
+            raise PydanticCustomError(
+                "batch_not_object", 'the body must be an object: wrap the rows in {"items": [...]}'
+            )
+        return data
 
 
 class BatchAccepted(BaseModel):

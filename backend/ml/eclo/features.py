@@ -8,6 +8,7 @@ the model's feature matrix. Training, single predictions and batches all go thro
 from __future__ import annotations
 
 import calendar
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
+from backend.ml.eclo.vocabulary import ENGLISH
 from backend.ml.errors import FieldError, InvalidRow
 
 YEAR_RANGE = (1970, 2100)
@@ -188,6 +190,43 @@ class ParsedRow:
     month: int
     day: int
     hour: int
+
+
+# English spellings accepted besides ENGLISH's hints: full weekday names, the time bands without their hours.
+EXTRA_ENGLISH: dict[str, tuple[str, ...]] = {
+    **{day: (name,) for day, name in zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                                     "Saturday", "Sunday"), strict=True)},
+    MORNING_RUSH: ("morning rush",), EVENING_RUSH: ("evening rush",), LATE_NIGHT: ("late night",),
+}  # fmt: skip
+_ENGLISH_CITIES = frozenset({"daegu", "daegucity", "daegumetropolitancity"})
+_SEPARATORS = re.compile(r"[\s\-_]+")
+
+
+def normal_text(value: str) -> str:
+    """The form English values are matched in: case, spaces, hyphens and underscores ignored ('JUNG GU' = 'jung-gu')."""
+    return _SEPARATORS.sub("", value).casefold()
+
+
+def english_index(values: Iterable[str], english: Mapping[str, str] = ENGLISH) -> dict[str, str]:
+    """Normalised English hint (and extra spelling) -> the one value of `values` it names; a spelling shared by
+    two values of the field names neither (ambiguous) and is left out."""
+    found: dict[str, set[str]] = {}
+    for value in values:
+        spellings = ([english[value]] if value in english else []) + list(EXTRA_ENGLISH.get(value, ()))
+        for spelling in spellings:
+            found.setdefault(normal_text(spelling), set()).add(value)
+    return {key: next(iter(names)) for key, names in found.items() if len(names) == 1}
+
+
+def shown_with_english(value: str, english: Mapping[str, str] = ENGLISH) -> str:
+    """'중구' -> '중구 (Jung-gu)'; '교차로 - 교차로안' -> '교차로 - 교차로안 (intersection - inside)'; a value without
+    a hint as it is."""
+    major, _, minor = value.partition(" - ")
+    if minor:
+        if major in english and minor in english:
+            return f"{value} ({english[major]} - {english[minor]})"
+        return value
+    return f"{value} ({english[value]})" if value in english else value
 
 
 def time_period_for_hour(hour: int) -> str:
@@ -494,6 +533,29 @@ class FeatureEncoder:
             "district": self.vocabularies["gu"] + self.vocabularies["dong"],
             "day_of_week": self.vocabularies["day_of_week"],
         }
+        # English hints (vocabulary.ENGLISH) -> the model's values, per feature, tried only on a miss; a road minor
+        # class is looked up within its major class.
+        self._english = {name: english_index(self.vocabularies[name]) for name in CATEGORICAL_FEATURES}
+        minors: dict[str, list[str]] = {}
+        for value in self.vocabularies["road_minor"]:
+            major, _, minor = value.partition(" - ")
+            minors.setdefault(major, []).append(minor)
+        self._english_minor = {major: english_index(parts) for major, parts in minors.items()}
+        # What an unknown value is compared with for "did you mean": normalised Korean value or English hint ->
+        # the value shown with its hint. district: the 구/군 (an unknown 동 is no error).
+        suggested = {
+            "road_type": self.vocabularies["road_major"] + self.vocabularies["road_minor"],
+            "district": self.vocabularies["gu"],
+        }
+        self._suggestions: dict[str, dict[str, list[str]]] = {}
+        for field, allowed in self._allowed.items():
+            candidates: dict[str, list[str]] = {}
+            for value in suggested.get(field, allowed):
+                shown = shown_with_english(value)
+                candidates.setdefault(normal_text(value), []).append(shown)
+                if shown != value:
+                    candidates.setdefault(normal_text(shown[len(value) + 2 : -1]), []).append(shown)
+            self._suggestions[field] = candidates
 
     def allowed_values(self) -> dict[str, list[str]]:
         """The values each categorical API field accepts under this model (a city prefix is optional; a 동 or a
@@ -534,6 +596,94 @@ class FeatureEncoder:
         codes.append(self._code("day_of_week", row.day_of_week, "day_of_week", errors))
         return codes
 
+    def _resolve(self, row: ParsedRow, errors: list[FieldError]) -> tuple[ParsedRow, tuple[str, ...], list[float]]:
+        """The row as encoded (`_known_places`), its notes and its categorical codes. Korean values cost one lookup
+        each, as before; only on a miss (or a coarsened value) are English values replaced by the Korean ones (the
+        same features as the Korean row), and an error left then suggests the closest allowed values."""
+        known, notes = self._known_places(row)
+        codes = self._categorical_codes(known, errors)
+        if errors or notes:  # a note: an English road minor class in a Korean major one is no error but unknown
+            return self._in_korean(row, known, notes, codes, errors)
+        return known, notes, codes
+
+    def _in_korean(
+        self,
+        row: ParsedRow,
+        known: ParsedRow,
+        notes: tuple[str, ...],
+        codes: list[float],
+        errors: list[FieldError],
+    ) -> tuple[ParsedRow, tuple[str, ...], list[float]]:
+        """`_resolve` after a first pass over `row` with errors or notes: again with its English values in Korean
+        (if it has any), and suggestions added to the errors left."""
+        korean = self._from_english(row)
+        if korean is not row:
+            errors.clear()
+            known, notes = self._known_places(korean)
+            codes = self._categorical_codes(known, errors)
+        errors[:] = [self._with_suggestions(error, known) for error in errors]
+        return known, notes, codes
+
+    def _from_english(self, row: ParsedRow) -> ParsedRow:
+        """The row with each value the model does not know but whose English hint names one of its values replaced
+        by that value (the same row object when there is none)."""
+        codes, english = self._codes, self._english
+        changes: dict[str, str | None] = {}
+        for name in ("weather", "road_surface", "accident_type", "time_period", "day_of_week"):
+            value = getattr(row, name)
+            if value is not None and value not in codes[name]:
+                found = english[name].get(normal_text(value))
+                if found is not None:
+                    changes[name] = found
+        major = row.road_major
+        if major is not None and major not in codes["road_major"]:
+            major = english["road_major"].get(normal_text(major), major)
+            if major != row.road_major:
+                changes["road_major"] = major
+        if row.road_minor is not None and (row.road_minor not in codes["road_minor"] or "road_major" in changes):
+            minor = row.road_minor.partition(" - ")[2]
+            minor = self._english_minor.get(major, {}).get(normal_text(minor), minor)
+            if f"{major} - {minor}" != row.road_minor:
+                changes["road_minor"] = f"{major} - {minor}"
+        if row.gu is not None and row.gu not in codes["gu"] and row.district is not None:
+            place = self._english_district(row.district)
+            if place is not None:
+                changes["gu"], changes["dong"] = place
+        return replace(row, **changes) if changes else row
+
+    def _english_district(self, district: str) -> tuple[str, str | None] | None:
+        """(구/군, 동 key) of a district whose 구/군 is given in English ('Jung-gu', 'JUNG GU 동성로1가', 'Daegu
+        Jung-gu'), or None."""
+        parts = district.split()
+        if len(parts) > 1 and (parts[0].endswith(CITY_SUFFIXES) or normal_text(parts[0]) in _ENGLISH_CITIES):
+            parts = parts[1:]
+        gus = self._english["gu"]
+        for k in range(1, min(len(parts), 3) + 1):
+            gu = gus.get(normal_text("".join(parts[:k])))
+            if gu is not None:
+                dong = " ".join(parts[k:])
+                return gu, (f"{gu} {dong}" if dong else None)
+        return None
+
+    def _with_suggestions(self, error: FieldError, row: ParsedRow) -> FieldError:
+        """An unknown-value error with "did you mean" the closest allowed values (Korean or English, up to 3)."""
+        if not error.message.startswith("unknown value"):
+            return error
+        if error.field == "road_type":
+            value = row.road_major if row.road_major not in self._codes["road_major"] else row.road_minor
+        elif error.field == "district":
+            value = row.gu
+        else:
+            value = getattr(row, error.field)
+        if value is None:
+            return error
+        candidates = self._suggestions[error.field]
+        keys = difflib.get_close_matches(normal_text(value), candidates, n=6, cutoff=0.5)
+        shown = list(dict.fromkeys(value for key in keys for value in candidates[key]))[:3]
+        if not shown:
+            return error
+        return FieldError(error.field, f"{error.message}; did you mean {', '.join(shown)}?", error.allowed)
+
     def _known_places(self, row: ParsedRow) -> tuple[ParsedRow, tuple[str, ...]]:
         """A 동 the model has not seen inside a 구/군 it knows (renamed or new since training), or a road minor
         class it has not seen inside a known major class (classes added since), is dropped with a note: the row
@@ -555,8 +705,12 @@ class FeatureEncoder:
         """One parsed row -> one float64 feature row; raises InvalidRow for values outside the vocabulary."""
         errors: list[FieldError] = []
         out = np.empty(len(FEATURES), dtype=np.float64)
-        row, notes = self._known_places(row)
-        out[: len(CATEGORICAL_FEATURES)] = self._categorical_codes(row, errors)
+        known, notes = self._known_places(row)
+        codes = self._categorical_codes(known, errors)
+        if errors or notes:  # `_resolve`, inline: a valid Korean row pays nothing for English
+            known, notes, codes = self._in_korean(row, known, notes, codes, errors)
+        row = known
+        out[: len(CATEGORICAL_FEATURES)] = codes
         if errors:
             raise InvalidRow(_one_error_per_field(errors))
         holiday = (row.month, row.day) in _holidays_of_year(row.year)
@@ -586,7 +740,7 @@ class FeatureEncoder:
     def check(self, row: Mapping[str, Any]) -> None:
         """What `encode` would refuse, without computing the features (a file's rows are checked at upload)."""
         errors: list[FieldError] = []
-        self._categorical_codes(self._known_places(self._parse(row))[0], errors)
+        self._resolve(self._parse(row), errors)
         if errors:
             raise InvalidRow(_one_error_per_field(errors))
 
@@ -624,7 +778,7 @@ class FeatureEncoder:
             hour=0,
         )
         errors: list[FieldError] = []
-        self._categorical_codes(self._known_places(partial)[0], errors)
+        self._resolve(partial, errors)
         return errors
 
 
