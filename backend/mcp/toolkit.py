@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio.from_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -46,6 +47,12 @@ class Toolkit:
     def caller(self, scope: str | None) -> Principal:
         return demand(self.settings.auth_enabled, scope)
 
+    async def count(self, principal: Principal) -> None:
+        """A tool call takes a token of its key's rate limit, as a REST request does (RateLimited: 429)."""
+        keys = self.services.api_keys
+        if keys is not None and keys.limiter is not None and principal.key_id is not None:
+            await keys.limiter.take(principal.key_id)
+
     def tool(self, scope: str | None, *, read_only: bool = True, live: bool = False) -> Callable[[F], F]:
         """Register `fn` as a tool needing `scope` (None: any valid key); its docstring is the description the
         model reads. A ServiceError becomes the tool's error, naming the REST status and fields. `live`: it reads
@@ -56,8 +63,9 @@ class Toolkit:
 
                 @functools.wraps(fn)
                 async def run_async(*args: Any, **kwargs: Any) -> Any:
-                    self.caller(scope)
+                    principal = self.caller(scope)
                     try:
+                        await self.count(principal)
                         return await fn(*args, **kwargs)
                     except ServiceError as exc:
                         raise tool_error(exc) from exc
@@ -69,8 +77,9 @@ class Toolkit:
 
                 @functools.wraps(fn)
                 def run(*args: Any, **kwargs: Any) -> Any:
-                    self.caller(scope)
+                    principal = self.caller(scope)
                     try:
+                        anyio.from_thread.run(self.count, principal)  # sync tools run in anyio's worker threads
                         return fn(*args, **kwargs)
                     except ServiceError as exc:
                         raise tool_error(exc) from exc

@@ -4,13 +4,17 @@ the REST routes, and the scopes each tool needs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from mcp import Client
 
+from backend.core.config import Settings
+from backend.main import create_app
 from backend.mcp.access import acting_as
 from backend.schemas.eclo import CLASSIC_EXAMPLE
 from backend.services.keys import Principal
@@ -113,3 +117,20 @@ def test_model_cards_vocabulary_and_prompts_are_served(app_client: TestClient) -
     weather = json.loads(vocabulary.contents[0].text)["weather"]
     assert {"value": "비", "english": "rain"} in weather
     assert {"assess_trip_risk", "summarise_congestion"} <= {p.name for p in prompts.prompts}
+
+
+@pytest.fixture
+def limited_client(app_settings: Settings) -> Iterator[TestClient]:
+    settings = app_settings.model_copy(update={"auth_enabled": True, "rate_limit_per_second": 0.1,
+                                               "rate_limit_burst": 2})  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_tool_calls_take_the_keys_rate_limit(limited_client: TestClient) -> None:
+    key = Principal(key_id=uuid.uuid4().hex[:12], name="limited", scopes=frozenset({"read", "predict"}))
+    other = Principal(key_id=uuid.uuid4().hex[:12], name="other", scopes=frozenset({"read"}))
+    answers = [_call(limited_client, tool, {}, key) for tool in ("model_info", "network_status", "model_info")]
+    assert [a.is_error for a in answers] == [False, False, True]
+    assert "429" in answers[2].content[0].text and "rate limit" in answers[2].content[0].text
+    assert not _call(limited_client, "model_info", {}, other).is_error  # another key's bucket
