@@ -184,13 +184,7 @@ class RequestContextMiddleware:
 
         `rest`: how many more bytes of the body may be drained; None when none are to be read (the body has ended,
         is announced too large, or its client waits for "100 Continue")."""
-        response = _too_large(message)
-        headers = [*response.raw_headers, CLOSE]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body, "more_body": True})
-        if rest is not None:
-            await _drain(receive, rest, self.drain_seconds)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await _answer_then_drain(_too_large(message), receive, send, rest, self.drain_seconds)
 
 
 async def _drain(receive: Receive, most: int, seconds: float) -> bool:
@@ -238,11 +232,19 @@ async def _drain_then(
     sent whole at once with `Connection: close`, then the body read and dropped (at most `most` bytes and
     `seconds`) before the response ends, so that a client writing its whole body before reading gets the answer,
     not a reset."""
+    await _answer_then_drain(response, receive, send, None if _expects_continue(scope) else most, seconds)
+
+
+async def _answer_then_drain(
+    response: Response, receive: Receive, send: Send, rest: int | None, seconds: float
+) -> None:
+    """`response` sent whole with `Connection: close`, then at most `rest` bytes of the body drained (none: None)
+    within `seconds`, then the response's end."""
     headers = [*response.raw_headers, CLOSE]
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.body, "more_body": True})
-    if not _expects_continue(scope):
-        await _drain(receive, most, seconds)
+    if rest is not None:
+        await _drain(receive, rest, seconds)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -12,8 +12,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +20,14 @@ import orjson
 import redis
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from backend.core.config import Settings
-from backend.core.errors import BadRequest, DependencyUnavailable, NotFound, ServiceError
+from backend.core.errors import BadRequest, NotFound, ServiceError
 from backend.core.metrics import ASSISTANT_CACHE, ASSISTANT_STEPS
 from backend.db import conversations as stored
 from backend.db.models import Conversation, ConversationMessage
+from backend.db.session import guarded_session
 from backend.mcp.access import acting_as
 from backend.schemas.assistant import (
     AnswerOut,
@@ -41,11 +40,10 @@ from backend.schemas.pages import Page
 from backend.services.bundle import Services
 from backend.services.keys import Principal
 
-from .llm import LLMError, LLMProvider, make_provider
+from .llm import KEY_HEADER, LLMError, LLMProvider, make_provider
 
 log = logging.getLogger(__name__)
 
-KEY_HEADER = "X-Anthropic-API-Key"
 SYSTEM = """You are the analyst's assistant of a traffic prediction service: ECLO accident severity in Daegu (South
 Korea) and congestion forecasts for road sensors, and uploaded datasets to explore. Answer with the tools' numbers,
 never invented ones; say which tool gave them. ECLO inputs take Korean values: each tool lists them with their
@@ -65,6 +63,12 @@ class _Answer:
     steps: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
     text: list[str] = field(default_factory=list)
+
+
+def _described(conversation: Conversation) -> dict[str, Any]:
+    """What a listing and a whole conversation both say of a conversation, besides its messages."""
+    return {name: getattr(conversation, name) for name in ("id", "title", "dataset_id", "model", "created_at",
+                                                            "updated_at")}  # fmt: skip
 
 
 def _message_out(message: ConversationMessage) -> MessageOut:
@@ -105,15 +109,7 @@ class Assistant:
 
     def _out(self, session: Session, conversation: Conversation) -> ConversationOut:
         messages = [_message_out(m) for m in stored.messages_of(session, conversation.id)]
-        return ConversationOut(
-            id=conversation.id,
-            title=conversation.title,
-            dataset_id=conversation.dataset_id,
-            model=conversation.model,
-            created_at=conversation.created_at,
-            updated_at=conversation.updated_at,
-            messages=messages,
-        )
+        return ConversationOut(**_described(conversation), messages=messages)
 
     def create(self, principal: Principal, body: ConversationCreate) -> ConversationOut:
         if body.dataset_id is not None:
@@ -136,18 +132,7 @@ class Assistant:
             found, total = stored.list_conversations(
                 session, key_id=principal.key_id, all_keys=principal.key_id is None, page=page, size=size
             )
-            items = [
-                ConversationSummary(
-                    id=c.id,
-                    title=c.title,
-                    dataset_id=c.dataset_id,
-                    model=c.model,
-                    created_at=c.created_at,
-                    updated_at=c.updated_at,
-                    messages=n,
-                )
-                for c, n in found
-            ]
+            items = [ConversationSummary(**_described(c), messages=n) for c, n in found]
         return Page[ConversationSummary].build(items=items, total=total, page=page, size=size)
 
     def get(self, principal: Principal, conversation_id: str) -> ConversationOut:
@@ -161,7 +146,7 @@ class Assistant:
             session.commit()
 
     def _database(self) -> Any:
-        return _guarded(self.sessions)
+        return guarded_session(self.sessions, "read or write the conversations")
 
     # -- answers -------------------------------------------------------------------------------------------------
 
@@ -414,13 +399,3 @@ class LLMFailure(ServiceError):
         super().__init__(exc.message, details=[{"provider_status": exc.provider_status}], headers=headers)
         self.status_code = exc.status
         self.code = {400: "llm_key_refused", 429: "llm_rate_limited", 504: "llm_timeout"}.get(exc.status, "llm_error")
-
-
-@contextmanager
-def _guarded(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A database session whose errors are the 503 the routes answer."""
-    try:
-        with sessions() as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise DependencyUnavailable("database", "cannot read or write the conversations") from exc

@@ -9,7 +9,10 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from backend.core.errors import DependencyUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 2
 
@@ -71,3 +74,13 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("select 1"))
+
+
+@contextmanager
+def guarded_session(sessions: sessionmaker[Session], what: str) -> Iterator[Session]:
+    """A session whose database errors are the 503 the routes answer: "cannot `what`"."""
+    try:
+        with sessions() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise DependencyUnavailable("database", f"cannot {what}") from exc

@@ -74,6 +74,15 @@ def register(kit: Toolkit) -> None:
     def count(dataset_id: str, filters: list[Filter]) -> int:
         return int(query(dataset_id, filters=filters, aggregates=[Aggregate(op="count", name="rows")]).rows[0]["rows"])
 
+    def table(answer: QueryResult, limit: int) -> dict[str, Any]:
+        """A query's answer as a tool answers it: its columns, at most `limit` (and the tool's row limit) rows, how
+        many were left out, and whether the engine cut it short."""
+        return {
+            "columns": answer.columns,
+            **bounded(answer.rows, min(limit, kit.max_rows)),
+            "truncated": answer.truncated,
+        }
+
     def most() -> int:
         """The most rows one query answers: EXPLORE_MAX_ROWS, within a TableQuery's limit."""
         return min(kit.settings.explore_max_rows, QUERY_LIMIT)
@@ -223,11 +232,7 @@ def register(kit: Toolkit) -> None:
         answer = query(
             dataset_id, filters=filters, group_by=group_by, aggregates=aggregates, order_by=order_by, limit=most()
         )
-        return {
-            "columns": answer.columns,
-            **bounded(answer.rows, min(limit, kit.max_rows)),
-            "truncated": answer.truncated,
-        }
+        return table(answer, limit)
 
     @kit.tool("read")
     def cross_table(
@@ -265,11 +270,7 @@ def register(kit: Toolkit) -> None:
             order_by=order,
             limit=most(),
         )
-        return {
-            "columns": answer.columns,
-            **bounded(answer.rows, min(limit, kit.max_rows)),
-            "truncated": answer.truncated,
-        }
+        return table(answer, limit)
 
     @kit.tool("read")
     def time_pattern(
@@ -295,11 +296,7 @@ def register(kit: Toolkit) -> None:
             aggregates=aggregates,
             limit=most(),
         )
-        return {
-            "columns": answer.columns,
-            **bounded(answer.rows, min(limit, kit.max_rows)),
-            "truncated": answer.truncated,
-        }
+        return table(answer, limit)
 
     @kit.tool("read")
     def percentile(

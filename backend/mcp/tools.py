@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import Field
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from backend.core.errors import DependencyUnavailable, InvalidRequest
+from backend.core.errors import InvalidRequest
+from backend.db.session import guarded_session
 from backend.ml.eclo.features import INPUT_FIELDS
 from backend.ml.eclo.vocabulary import ENGLISH
 from backend.predictions.entry import Caller
@@ -243,8 +243,5 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
 @contextmanager
 def _session(kit: Toolkit) -> Iterator[Session]:
     """A database session for a tool; a database error is the 503 the REST route answers."""
-    try:
-        with kit.services.resources.sessions() as session:
-            yield session
-    except SQLAlchemyError as exc:
-        raise DependencyUnavailable("database", "cannot read the records") from exc
+    with guarded_session(kit.services.resources.sessions, "read the records") as session:
+        yield session

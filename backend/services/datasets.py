@@ -28,7 +28,7 @@ from backend.core.csv_stream import csv_chunks
 from backend.core.errors import Conflict, DependencyUnavailable, Gone, InvalidRequest, NotFound, ServiceError
 from backend.db import datasets as records
 from backend.db.models import Dataset, DatasetJob, ShareToken
-from backend.db.session import session_scope
+from backend.db.session import guarded_session, session_scope
 from backend.ml.eclo.uploads import FileFormat, data_rows
 from backend.schemas.batches import FAILURE, PARTIAL, PENDING, SUCCESS, BatchProgress
 from backend.schemas.datasets import (
@@ -431,11 +431,8 @@ class DatasetService:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        try:
-            with self.resources.sessions() as session:
-                yield session
-        except SQLAlchemyError as exc:
-            raise DependencyUnavailable("database", "cannot read or write the dataset records") from exc
+        with guarded_session(self.resources.sessions, "read or write the dataset records") as session:
+            yield session
 
 
 def parquet_chunks(
