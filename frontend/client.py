@@ -237,6 +237,10 @@ class ApiClient:
     def ingest_readings(self, readings: list[dict[str, Any]]) -> dict[str, Any]:
         return self.request("POST", "/api/traffic/readings", json={"readings": readings})
 
+    def load_sample_readings(self, hours: int = 24) -> dict[str, Any]:
+        """The demo's readings of the last `hours`, stored by the API (admin)."""
+        return self.request("POST", "/api/traffic/readings/sample", params={"hours": hours})
+
     # Datasets: whole files, scored by the workers in chunks.
     def upload_dataset(
         self, filename: str, data: bytes, name: str = "", encoding: str = "auto", kind: str = "auto"

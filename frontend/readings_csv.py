@@ -75,3 +75,11 @@ def readings_of(
             unknown = None if str(sensor) in known else f"sensor {sensor!r} is not registered"
             problems.append(problem or speed_problem or unknown)
     return readings, lines, problems
+
+
+def template_csv(sensor_ids: list[str]) -> bytes:
+    """A long-layout template: three readings five minutes apart, of the first registered sensors."""
+    ids = (sensor_ids or ["my-sensor-1"])[:3]
+    lines = ["sensor_id,timestamp,speed_mph,volume,occupancy"]
+    lines += [f"{sensor},2026-01-05T08:{5 * i:02d}:00-08:00,{58.5 - 3 * i:.1f},," for i, sensor in enumerate(ids)]
+    return ("\n".join(lines) + "\n").encode()

@@ -38,7 +38,13 @@ def _command(service: str) -> list[str]:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "beat", "feed", "flower", "frontend"}
+    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "beat", "feed", "demo-feed", "flower", "frontend"}
+
+
+def test_the_demo_feed_stays_down_when_it_is_not_needed() -> None:
+    """It exits 0 when DEMO_FEED says no: restarting on success would loop."""
+    assert SERVICES["demo-feed"]["restart"] == "on-failure"
+    assert _command("demo-feed") == ["python", "-m", "backend.services.demo_feed"]
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -53,7 +59,7 @@ def test_dependencies_wait_for_health(service: str) -> None:
         assert name in SERVICES and condition == {"condition": "service_healthy"}, (service, name)
 
 
-@pytest.mark.parametrize("service", ["api", "worker", "beat", "flower"])
+@pytest.mark.parametrize("service", ["api", "worker", "beat", "demo-feed", "flower"])
 def test_backend_environment_names_only_real_settings(service: str) -> None:
     assert set(_env(service)) <= BACKEND_SETTINGS, set(_env(service)) - BACKEND_SETTINGS
 

@@ -78,6 +78,40 @@ def test_embedded_stack_starts_serves_and_stops(small_model_root: Path, tmp_path
     assert not _answers(f"http://127.0.0.1:{api_port}/health/live")
 
 
+def test_a_first_run_shows_a_live_network_from_the_demo_feed(full_model_root: Path, tmp_path: Path) -> None:
+    """A fresh database: the demo feed fills the last hour at once, so every sensor has a level and a forecast."""
+    api_port = free_port()
+    env = {
+        **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_DIR": str(full_model_root), "DATA_DIR": str(tmp_path),
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "API_PORT": str(api_port), "FLOWER_PORT": str(free_port()),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'traffic.db'}", "STREAMLIT_PORT": str(free_port()),
+    }  # fmt: skip
+    env.pop("DEMO_FEED", None)
+    output = tmp_path / "launcher.out"
+    with output.open("wb") as out:
+        launcher = subprocess.Popen([sys.executable, "-m", "backend.dev.launcher"], cwd=PROJECT_ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert wait_until(lambda: "stack is up" in output.read_text(), timeout=90), output.read_text()
+        text = output.read_text()
+        assert re.search(r"^demo feed  on: the database holds no readings .*DEMO_FEED=off", text, re.M), text
+        key = re.search(r"^API key: (\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
+                          timeout=10) as api:  # fmt: skip
+
+            def every_sensor_fresh() -> bool:
+                sensors = api.get("/api/traffic/current").json()
+                return bool(sensors) and all((s["latest"] or {}).get("age_seconds", 1e9) < 300 for s in sensors)
+
+            assert wait_until(every_sensor_fresh, timeout=60, interval=1), api.get("/api/traffic/current").text
+            network = api.get("/api/traffic/forecast").json()
+            assert network["forecasts"] and not network["unavailable"]
+            assert "demo_feed" in api.get("/health").json()["components"]
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(30)
+
+
 def _worker_pid(data_dir: Path) -> int:
     """The launcher's worker: the celery process whose log is in this stack's data folder."""
     for proc in Path("/proc").iterdir():

@@ -2,10 +2,13 @@
 at a time, `--rate` times faster than real time.
 
     python -m backend.cli.replay [--speeds FILE] [--rate 60] [--utc-offset -08:00] [--start ISO] [--steps N]
+                                 [--shift-to-now]
 
 Without `--speeds`, the generator's network (the default model's 207 sensors) is replayed. Zeros (missing) are
-not published. Timestamps are the file's, in the zone `--utc-offset` names; the sensors must be registered
-(`make run` registers the congestion model's).
+not published. Timestamps are the file's, in the zone `--utc-offset` names, or with `--shift-to-now` moved so that
+the last step replayed falls on the current 5-minute mark (`--steps 12 --shift-to-now`: the last hour, ending now).
+The sensors must be registered (`make run` registers the congestion model's). For a network that keeps running in
+real time, see the demo feed (backend.services.demo_feed).
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def readings_of_step(speeds: pd.DataFrame, row: int, zone: timezone) -> list[dic
             for sensor, v in zip(speeds.columns, values, strict=True) if np.isfinite(v) and v > 0]  # fmt: skip
 
 
+def shifted_to_now(speeds: pd.DataFrame, zone: timezone, now: datetime) -> pd.DataFrame:
+    """The same steps, the last one on the 5-minute mark at or before `now` (local times of `zone`)."""
+    mark = now.astimezone(zone).replace(tzinfo=None)
+    mark = pd.Timestamp(mark).floor("5min")
+    return speeds.set_axis(speeds.index + (mark - speeds.index[-1]), axis=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.cli.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--speeds", type=Path, help="wide CSV (.csv or .csv.gz) or .h5; default: generated")
@@ -56,12 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utc-offset", type=_offset, default=UTC, help="zone of the file's times")
     parser.add_argument("--start", help="first timestamp to publish (ISO, the file's local time)")
     parser.add_argument("--steps", type=int, help="stop after this many 5-minute steps")
+    parser.add_argument(
+        "--shift-to-now", action="store_true", help="move the timestamps: the last step on the current 5-minute mark"
+    )
     args = parser.parse_args(argv)
     speeds = read_speeds(args.speeds) if args.speeds else generate_network(weeks=1, seed=2024).speeds
     if args.start:
         speeds = speeds[speeds.index >= pd.Timestamp(args.start)]
     if args.steps:
         speeds = speeds.iloc[: args.steps]
+    if speeds.empty:
+        parser.error("no step to replay (check --start and --steps)")
+    if args.shift_to_now:
+        speeds = shifted_to_now(speeds, args.utc_offset, datetime.now(UTC))
     settings = get_settings()
     client = sync_redis(settings.redis_url, settings)
     stream = stream_key(settings)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Readings with a speed a sensor needs for a prediction: stored ones in the hour up to its newest, or those sent
     # in `recent`.
     congestion_min_readings: int = Field(default=3, ge=1, le=12)
+    # The demo feed (backend.services.demo_feed): the congestion model's network replayed into the live feed at the
+    # time of now. auto: in ENVIRONMENT=local, on a database holding no readings but the demo's; on; off.
+    demo_feed: Literal["auto", "on", "off"] = "auto"
 
     # Uploaded datasets: files under `<data_dir>/datasets`, scored in chunks spread over every worker
     dataset_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)

@@ -1,6 +1,7 @@
 """`make run`: the embedded stack on one machine — Redis (started when none answers), the database schema
 (`alembic upgrade head`) with the congestion model's sensors registered, the API, one Celery worker, the readings
-feed consumer, Flower and the dashboard — with the URLs printed; Ctrl-C stops everything it started.
+feed consumer, the demo feed (on a database holding no readings but its own: DEMO_FEED), Flower and the dashboard —
+with the URLs printed; Ctrl-C stops everything it started.
 
 With AUTH_ENABLED (the default) it keeps an API key for the dashboard (scopes predict and read: its admin actions
 ask for an admin key) and one for the user (every scope), and a Flower password, under DATA_DIR/keys (mode 0600),
@@ -27,6 +28,7 @@ from backend.db.migrate import upgrade
 from backend.db.models import ApiKey
 from backend.db.session import make_engine, session_factory
 from backend.dev.processes import ProcessGroup, port_in_use, redis_answers, redis_port, start_redis, stop, wait_until
+from backend.services.demo_feed import decide_for
 from backend.services.feed import stream_key
 from backend.services.keys import SCOPES, is_active, key_id_of, revoke_key
 from backend.services.traffic import register_model_sensors
@@ -169,6 +171,9 @@ class Launcher:
              "--loglevel", "INFO", "-n", "embedded@%h"],
         )  # fmt: skip
         self.group.spawn("feed", [python, "-m", "backend.services.feed"])
+        demo, _ = decide_for(s)
+        if demo.run:  # decided here once: the process is told `on`, so a restart never finds a different answer
+            self.group.spawn("demo-feed", [python, "-m", "backend.services.demo_feed"], DEMO_FEED="on")
         self.group.spawn("beat", [python, "-m", "celery", "-A", "backend.tasks", "beat", "--loglevel", "INFO"])
         flower = [python, "-m", "celery", "-A", "backend.tasks", "flower", f"--port={s.flower_port}",
                   f"--address={s.api_host}"]  # fmt: skip
@@ -206,6 +211,7 @@ class Launcher:
             f"Redis      {redis_line}",
             f"database   {_safe_url(s.database_url)} (migrated to the latest schema; {sensors_line})",
             f"live feed  Redis stream {stream_key(s)} -> database (replay: python -m backend.cli.replay --rate 60)",
+            f"demo feed  {demo.reason}" + ("; the congestion model's network, timestamped now" if demo.run else ""),
             f"logs       {self.logs}",
         ]
 

@@ -15,6 +15,7 @@ from backend.db.recorder import Recorder
 from backend.db.session import ping
 from backend.ml.registry import ModelRegistry
 from backend.schemas.health import ComponentHealth, HealthResponse
+from backend.services.demo_feed import demo_status
 from backend.services.feed import feed_lag_seconds, heartbeat_key, stream_key
 from backend.tasks.heartbeat import ALIVE_SECONDS, alive_workers
 from backend.wiring import Resources
@@ -88,6 +89,21 @@ def check_feed(client: redis.Redis, heartbeat_key: str, lag: Callable[[], float]
     return _timed(beat)
 
 
+def check_demo_feed(status: Callable[[], dict | None]) -> ComponentHealth | None:
+    """Present only while the demo feed runs: the readings the map shows are then the demo's."""
+    try:
+        found = status()
+    except redis.RedisError:
+        return None
+    if found is None:
+        return None
+    return ComponentHealth(
+        status="ok",
+        detail=f"demo readings of the congestion model's {found['sensors']} sensors, timestamped now, since "
+        f"{found['since'][:19]} UTC; set DEMO_FEED=off to turn it off",
+    )
+
+
 def health(
     registry: ModelRegistry,
     redis_client: redis.Redis,
@@ -122,10 +138,14 @@ def health_of(resources: Resources, broker_client: redis.Redis, recorder: Record
         lag = partial(feed_lag_seconds, resources.redis, stream_key(settings), settings.feed_group)
         return check_feed(resources.redis, heartbeat_key(settings), lag)
 
-    return health(
+    report = health(
         resources.registry, resources.redis, broker_client, settings.key_prefix, resources.engine, recorder,
         feed if settings.feed_enabled else None,
     )  # fmt: skip
+    demo = check_demo_feed(partial(demo_status, resources.redis, settings))
+    if demo is not None:
+        report.components["demo_feed"] = demo
+    return report
 
 
 class HealthMonitor:

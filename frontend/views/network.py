@@ -78,15 +78,34 @@ def network_map(rows: list[dict[str, Any]]) -> folium.Map:
 
 st.title("Traffic network")
 with api_call():
-    feed = client().health()["components"].get("feed", {})
+    components = client().health()["components"]
+feed, demo = components.get("feed", {}), components.get("demo_feed")
 feed_running = feed.get("status") == "ok"
 refresh = get_settings().network_refresh_seconds if feed_running else None
+if demo:
+    st.info(f"**Demo feed.** These are not real readings: {demo.get('detail')}.", icon=":material/science:")
 choice = st.segmented_control("Level shown", list(HORIZONS), default="now", key="horizon") or "now"
 st.caption(
-    f"Live feed running: this map redraws every {refresh:.0f} s." if refresh
-    else f"Live feed: {feed.get('status', 'unknown')} ({feed.get('detail') or 'not running'}); the map shows the "
-    "stored readings."
+    f"The map redraws every {refresh:.0f} s while the feed consumer runs." if refresh
+    else f"Live feed consumer: {feed.get('status', 'unknown')} ({feed.get('detail') or 'not running'}); the map "
+    "shows the stored readings."
 )  # fmt: skip
+LEGEND = " ".join(
+    f"<span style='color:{color}; font-size:1.2em'>●</span> {label}"
+    for label, color in [*LEVEL_COLORS.items(), ("no data", NO_DATA_COLOR)]
+)
+FLOWING_SECONDS = 15 * 60
+
+
+def freshness(rows: list[dict[str, Any]]) -> str:
+    """Whether readings are arriving: the newest reading's age over every sensor."""
+    ages = [r["age_seconds"] for r in rows if r["age_seconds"] is not None]
+    if not ages:
+        return "no readings stored yet"
+    newest = min(ages)
+    if newest <= FLOWING_SECONDS:
+        return f"readings arriving: the newest is {_age(newest)} old"
+    return f"no reading for {_age(newest)}: the map shows the last stored state"
 
 
 @st.fragment(run_every=refresh)
@@ -100,14 +119,15 @@ def network() -> None:
         st.info("No sensors are registered yet (PUT /api/traffic/sensors, or `make run`, which registers the model's).")
         return
     if forecast.get("as_of") is None:
-        st.info("No readings are stored yet: every sensor shows as no data. Send some on the Readings page or with "
+        st.info("No readings are stored yet: every sensor shows as no data. `make run` starts a demo feed on an "
+                "empty database (DEMO_FEED); or load a sample day on the Readings page, send readings with "
                 "`POST /api/traffic/readings`, or replay a speed table into the live feed: "
-                "`python -m backend.cli.replay "
-                "--rate 60` (the generator's network) or `--speeds metr_la_first_week_speeds.csv.gz`.")  # fmt: skip
+                "`python -m backend.cli.replay --speeds FILE --shift-to-now`.")  # fmt: skip
     rows = sensor_states(sensors, forecast, HORIZONS[choice])
     counts = {level: sum(r["shown"] == level for r in rows) for level in [*LEVEL_COLORS, "no data"]}
     for column, (level, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
         column.metric(level, count)
+    st.markdown(f"{LEGEND} &nbsp;·&nbsp; {freshness(rows)}", unsafe_allow_html=True)
     picked = st_folium(network_map(rows), height=560, width="100%", key="network-map",
                        returned_objects=["last_active_drawing"])  # fmt: skip
     clicked = ((picked or {}).get("last_active_drawing") or {}).get("properties", {}).get("sensor_id")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from frontend.readings_csv import readings_of
+from frontend.readings_csv import readings_of, template_csv
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -42,3 +42,11 @@ def test_the_long_layout_keeps_zones_written_and_names_each_rows_problem() -> No
     assert lines == [2, 3, 4, 5]
     assert problems[0] is None and "not registered" in problems[1]
     assert "not an ISO-8601 time" in problems[2] and "speed_mph 'fast'" in problems[3]
+
+
+def test_the_template_reads_back_as_three_valid_readings_of_registered_sensors() -> None:
+    sensors = ["773869", "767541", "767542", "717447"]
+    table = pd.read_csv(io.BytesIO(template_csv(sensors)), dtype=str, keep_default_na=False, na_values=[""])
+    readings, _, problems = readings_of(table, ZoneInfo("UTC"), set(sensors))
+    assert [r["sensor_id"] for r in readings] == sensors[:3] and problems == [None, None, None]
+    assert all(r["timestamp"].endswith("-08:00") for r in readings)

@@ -229,5 +229,8 @@ def test_datasets_and_readings_ask_for_an_admin_key_and_read_with_the_dashboards
 
     app.switch_page("views/readings.py").run()  # signed in as admin: the upload is offered
     assert not app.exception and not app.error and app.file_uploader, [e.value for e in app.error]
+    assert "Load a sample day" in {b.label for b in app.button}
     app.button(key="admin-sign-out").click().run()
     assert _asks_for_an_admin_key(app) and not app.file_uploader
+    assert "Load a sample day" not in {b.label for b in app.button}
+    (template,) = [b.proto for b in app.get("download_button") if b.proto.label == "Download a template CSV"]

@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -26,7 +26,7 @@ from backend.schemas.traffic import (
     SensorsUpsertResult,
     SpeedProfile,
 )
-from backend.services import readings, traffic
+from backend.services import demo_feed, readings, traffic
 
 # Reads need the `read` scope, writes (readings, sensors) `admin`.
 router = APIRouter(prefix="/api/traffic", tags=["traffic"], responses=AUTH_ERRORS)
@@ -69,6 +69,25 @@ async def ingest_readings(request: Request, sessions: SessionsDep, sensors: Sens
                        details=[{"field": "readings", "max": MAX_READINGS_PER_CALL, "got": len(items)}])  # fmt: skip
     outcome = await run_in_threadpool(readings.ingest, sessions, sensors, items, "rest")
     return IngestResult(accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected)
+
+
+@router.post(
+    "/readings/sample",
+    dependencies=[ADMIN],
+    response_model=IngestResult,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def load_sample_readings(
+    sessions: SessionsDep,
+    sensors: SensorDirectoryDep,
+    congestion: CongestionServiceDep,
+    hours: Annotated[int, Query(ge=1, le=168, description="how many hours up to now, 1 to 168")] = 24,
+) -> IngestResult:
+    """Store the demo's readings of every congestion-model sensor for the last `hours` (a sample day by default):
+    the same values the demo feed publishes, so what it already stored counts as duplicates."""
+    sample = demo_feed.sample_readings(congestion.model(), datetime.now(UTC), hours * 12)
+    outcome = await run_in_threadpool(readings.ingest, sessions, sensors, sample, "sample")
+    return IngestResult(accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected[:20])
 
 
 @router.get("/sensors", dependencies=[READ], responses={503: {"model": ErrorResponse}})
