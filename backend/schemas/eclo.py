@@ -50,6 +50,14 @@ class Contribution(BaseModel):
     contribution: float = Field(description="effect on log1p(ECLO) of this input field")
 
 
+class SevereContribution(BaseModel):
+    feature: str
+    contribution: float = Field(
+        description="effect of this input field on the log-odds of a death or serious injury (the classifier's raw "
+        "margin, before calibration); positive raises the chance"
+    )
+
+
 class EcloPredictionResponse(BaseModel):
     eclo: float = Field(ge=0, description="expected ECLO (10 x deaths + 5 x serious + 3 x minor + reported injuries)")
     p_severe: float = Field(ge=0, le=1, description="calibrated chance of at least one death or serious injury")
@@ -60,5 +68,12 @@ class EcloPredictionResponse(BaseModel):
         description="inputs the model could not use as given and what it did instead, e.g. a 동 it has not seen "
         "predicted at the 구/군 level"
     )
-    explanation: list[Contribution]
+    explanation: list[Contribution] = Field(
+        description="the input fields that moved the expected ECLO most (TreeSHAP, in log1p(ECLO) units), largest "
+        "effect first"
+    )
+    severe_explanation: list[SevereContribution] = Field(
+        description="the input fields that moved the chance of a death or serious injury most (TreeSHAP of the "
+        "severe-outcome classifier, in log-odds units), largest effect first"
+    )
     cached: bool

@@ -1,5 +1,5 @@
 """One prediction: a form built from the model's vocabularies; the chance of a severe outcome, its relative risk,
-the expected ECLO and what drove it."""
+the expected ECLO and what drove each."""
 
 from datetime import date
 
@@ -23,6 +23,21 @@ allowed = model["allowed_values"]
 def choice(title: str, field: str, default: str, options: list[str] | None = None) -> str:
     values = options or allowed[field]
     return st.selectbox(title, values, index=values.index(default) if default in values else 0, format_func=label)
+
+
+def contribution_chart(contributions: list[dict], title: str, unit: str) -> None:
+    """An explanation's contributions as bars: raising ones red, lowering ones green."""
+    parts = sorted(contributions, key=lambda c: c["contribution"])
+    figure = go.Figure(
+        go.Bar(
+            x=[c["contribution"] for c in parts],
+            y=[c["feature"] for c in parts],
+            orientation="h",
+            marker_color=["#c62828" if c["contribution"] > 0 else "#2e7d32" for c in parts],
+        )
+    )
+    figure.update_layout(title=title, xaxis_title=unit, height=320, margin={"l": 10, "r": 10, "t": 40})
+    st.plotly_chart(figure, width="stretch")
 
 
 districts = [d for d in allowed["district"] if " " not in d] + [d for d in allowed["district"] if " " in d]
@@ -69,16 +84,23 @@ if answer:
         average = f" The city's average is {base_rate:.0%}." if base_rate else ""
         st.caption(f"Risk bands of the relative risk: {bands}.{average}")
     with right:
-        parts = sorted(answer["explanation"], key=lambda c: c["contribution"])
-        figure = go.Figure(
-            go.Bar(
-                x=[c["contribution"] for c in parts],
-                y=[c["feature"] for c in parts],
-                orientation="h",
-                marker_color=["#c62828" if c["contribution"] > 0 else "#2e7d32" for c in parts],
+        severe, eclo = st.tabs(["Why this chance", "Why this ECLO"])
+        with severe:
+            if answer.get("severe_explanation"):
+                contribution_chart(
+                    answer["severe_explanation"],
+                    "What drove the chance of a death or serious injury",
+                    "contribution (log-odds)",
+                )
+                st.caption(
+                    "Each input's contribution to the log-odds of a death or serious injury: positive (red) raises "
+                    "the chance, negative (green) lowers it."
+                )
+            else:
+                st.caption("This API does not explain the chance of a severe outcome.")
+        with eclo:
+            contribution_chart(answer["explanation"], "What drove the expected ECLO", "contribution (log(1 + ECLO))")
+            st.caption(
+                "Each input's effect on log(1 + ECLO): positive (red) raises the expected ECLO, negative (green) "
+                "lowers it."
             )
-        )
-        figure.update_layout(
-            title="What drove this prediction (effect on log(1 + ECLO))", height=320, margin={"l": 10, "r": 10, "t": 40}
-        )
-        st.plotly_chart(figure, width="stretch")

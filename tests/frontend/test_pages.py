@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,23 @@ def test_predict_form_shows_a_number(live_api: str) -> None:
     badge = next(m.value for m in app.markdown if "chance of a death or serious injury" in m.value)
     assert "× the city's average" in badge and "risk" in badge
     assert any("Risk bands of the relative risk" in c.value for c in app.caption)
+
+
+def test_predict_page_explains_the_chance_of_a_severe_outcome_first(live_api: str) -> None:
+    app = _open("views/predict.py")
+    app.button[0].click().run()
+    assert not app.exception
+    assert [t.label for t in app.tabs] == ["Why this chance", "Why this ECLO"]
+    severe, eclo = (json.loads(c.proto.spec) for c in app.get("plotly_chart"))
+    assert severe["layout"]["title"]["text"] == "What drove the chance of a death or serious injury"
+    assert severe["layout"]["xaxis"]["title"]["text"] == "contribution (log-odds)"
+    assert eclo["layout"]["title"]["text"] == "What drove the expected ECLO"
+    answer = app.session_state["prediction"]  # the API's answer the page shows
+    (bars,) = severe["data"]
+    shown = dict(zip(bars["y"], bars["x"], strict=True))
+    assert shown == {c["feature"]: c["contribution"] for c in answer["severe_explanation"]}
+    caption = next(c.value for c in app.caption if "log-odds of a death or serious injury" in c.value)
+    assert "positive (red) raises the chance" in caption
 
 
 def test_batch_of_100_reaches_100_percent(live_api: str, csv_rows: list[dict]) -> None:

@@ -36,7 +36,9 @@ def test_tables_equal_lightgbm_on_the_model_rows_and_on_rows_no_encoder_gives(
     small_model: EcloModel, csv_rows: list[dict]
 ) -> None:
     X = np.vstack([small_model.encode(row).features for row in csv_rows[:200]])
-    _assert_equal_to_lightgbm(small_model.booster, small_model._group_matrix, np.vstack([X, _awkward(X, 3)]))
+    X = np.vstack([X, _awkward(X, 3)])
+    for booster in (small_model.booster, small_model.severe_booster):
+        _assert_equal_to_lightgbm(booster, small_model._group_matrix, X)
 
 
 @pytest.mark.parametrize("missing", ["zero_as_missing", "use_missing_false", "nan"])
@@ -72,10 +74,15 @@ def test_deep_trees_are_refused_and_the_model_keeps_lightgbms_treeshap(
         with pytest.raises(TooDeep):
             TreeShapTables(small_model.booster, small_model._group_matrix)
 
-    small_model._shap_tables, tables = None, small_model._shap_tables
+    row = small_model.encode(classic_row).features
+    explainers = (small_model._explainer, small_model._severe_explainer)
+    tables = [e.tables for e in explainers]
     try:
-        row = small_model.encode(classic_row).features
-        fallback = small_model.explain_encoded(row)
+        for explainer in explainers:
+            explainer.tables = None
+        fallback = small_model.explain_encoded(row), small_model.explain_severe_encoded(row)
     finally:
-        small_model._shap_tables = tables
-    np.testing.assert_allclose(small_model.explain_encoded(row), fallback, rtol=0, atol=1e-12)
+        for explainer, kept in zip(explainers, tables, strict=True):
+            explainer.tables = kept
+    np.testing.assert_allclose(small_model.explain_encoded(row), fallback[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(small_model.explain_severe_encoded(row), fallback[1], rtol=0, atol=1e-12)

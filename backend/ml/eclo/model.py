@@ -49,7 +49,8 @@ def risk_level(relative_risk: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """How much one input field moved this prediction, in log1p(ECLO) units."""
+    """How much one input field moved this prediction, in its model's units: log1p(ECLO) for the expected ECLO,
+    log-odds (the classifier's raw margin) for the chance of a severe outcome."""
 
     feature: str
     contribution: float
@@ -63,7 +64,8 @@ class EcloPrediction:
     risk_level: str  # band of relative_risk
     model_version: str
     notes: tuple[str, ...] = ()  # inputs the model could not use as given, and what it did instead
-    explanation: tuple[Contribution, ...] | None = None
+    explanation: tuple[Contribution, ...] | None = None  # of log1p(ECLO)
+    severe_explanation: tuple[Contribution, ...] | None = None  # of the severe-outcome log-odds (raw margin)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,8 +77,33 @@ class EcloPrediction:
             "notes": list(self.notes),
         }
         if self.explanation is not None:
-            out["explanation"] = [{"feature": c.feature, "contribution": c.contribution} for c in self.explanation]
+            out["explanation"] = _contributions(self.explanation)
+        if self.severe_explanation is not None:
+            out["severe_explanation"] = _contributions(self.severe_explanation)
         return out
+
+
+def _contributions(explanation: tuple[Contribution, ...]) -> list[dict[str, Any]]:
+    return [{"feature": c.feature, "contribution": c.contribution} for c in explanation]
+
+
+class _Explainer:
+    """One booster's TreeSHAP of one encoded row, summed by input field. `base_value` is LightGBM's bias term (the
+    model's expected raw output): it plus the contributions of all fields is the booster's raw score of the row."""
+
+    def __init__(self, booster: lgb.Booster, single: SingleRowPredictor, groups: np.ndarray) -> None:
+        self.single = single
+        self.groups = groups
+        self.base_value = float(booster.predict(np.zeros((1, booster.num_feature())), pred_contrib=True)[0, -1])
+        try:
+            self.tables: TreeShapTables | None = TreeShapTables(booster, groups)
+        except TooDeep:  # deeper trees than this project trains: LightGBM's TreeSHAP, several times slower a row
+            self.tables = None
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        if self.tables is not None:
+            return self.tables.contributions(features)
+        return self.single.contributions(features) @ self.groups
 
 
 class EcloModel:
@@ -110,17 +137,15 @@ class EcloModel:
         self._single = SingleRowPredictor(booster, len(FEATURES))
         self._single_severe = SingleRowPredictor(severe_booster, len(FEATURES))
         groups = sorted({source for sources in FEATURE_SOURCES.values() for source in sources})
-        self._groups = groups
+        self.explanation_fields: tuple[str, ...] = tuple(groups)  # the order of `explain_encoded`'s values
         # Sums LightGBM's per-feature contributions into the API fields each feature comes from.
         self._group_matrix = np.zeros((len(FEATURES) + 1, len(groups)))
         for i, feature in enumerate(FEATURES):
             sources = FEATURE_SOURCES[feature]
             for source in sources:
                 self._group_matrix[i, groups.index(source)] = 1.0 / len(sources)
-        try:
-            self._shap_tables: TreeShapTables | None = TreeShapTables(booster, self._group_matrix)
-        except TooDeep:  # deeper trees than this project trains: LightGBM's TreeSHAP, several times slower a row
-            self._shap_tables = None
+        self._explainer = _Explainer(booster, self._single, self._group_matrix)
+        self._severe_explainer = _Explainer(severe_booster, self._single_severe, self._group_matrix)
 
     @classmethod
     def load(cls, model_dir: Path, num_threads: int = 1) -> EcloModel:
@@ -139,18 +164,35 @@ class EcloModel:
     def validate(self, row: Mapping[str, Any]) -> None:
         self.encoder.check(row)
 
+    @property
+    def base_value(self) -> float:
+        """log1p(ECLO) of no field's effect: plus `explain_encoded(row).sum()`, the regressor's raw score of row."""
+        return self._explainer.base_value
+
+    @property
+    def severe_base_value(self) -> float:
+        """The severe-outcome log-odds of no field's effect: plus `explain_severe_encoded(row).sum()`, the
+        classifier's raw margin of row (before the calibration, `p_severe` = sigmoid(slope x margin + intercept))."""
+        return self._severe_explainer.base_value
+
+    def _top(self, by_field: np.ndarray) -> tuple[Contribution, ...]:
+        top = np.argsort(-np.abs(by_field))[:EXPLANATION_SIZE]
+        return tuple(Contribution(self.explanation_fields[i], float(by_field[i])) for i in top)
+
     def _prediction(
-        self, raw: float, margin: float, notes: tuple[str, ...], by_field: np.ndarray | None
+        self, raw: float, margin: float, notes: tuple[str, ...], features: np.ndarray | None
     ) -> EcloPrediction:
-        """`by_field`: the row's SHAP values summed by input field, when it is explained."""
+        """`features`: the encoded row, when it is explained."""
         eclo = max(0.0, math.expm1(raw))
         p_severe = self.calibration.apply_one(margin)
         relative = p_severe / self.base_rate
-        explanation = None
-        if by_field is not None:
-            top = np.argsort(-np.abs(by_field))[:EXPLANATION_SIZE]
-            explanation = tuple(Contribution(self._groups[i], float(by_field[i])) for i in top)
-        return EcloPrediction(eclo, p_severe, relative, risk_level(relative), self.version, notes, explanation)
+        explanation = severe_explanation = None
+        if features is not None:
+            explanation = self._top(self.explain_encoded(features))
+            severe_explanation = self._top(self.explain_severe_encoded(features))
+        return EcloPrediction(
+            eclo, p_severe, relative, risk_level(relative), self.version, notes, explanation, severe_explanation
+        )
 
     def predict_one(self, row: Mapping[str, Any], explain: bool = True) -> EcloPrediction:
         """One row, no DataFrame: encode to a float array and call each booster once."""
@@ -159,16 +201,17 @@ class EcloModel:
     def predict_encoded(self, encoded: EncodedRow, explain: bool = True) -> EcloPrediction:
         """One row already encoded by `encode`, through LightGBM's single-row fast path."""
         features = encoded.features
-        by_field = self.explain_encoded(features) if explain else None
-        return self._prediction(
-            self._single.raw(features), self._single_severe.margin(features), encoded.notes, by_field
-        )
+        raw, margin = self._single.raw(features), self._single_severe.margin(features)
+        return self._prediction(raw, margin, encoded.notes, features if explain else None)
 
     def explain_encoded(self, features: np.ndarray) -> np.ndarray:
-        """One encoded row's SHAP values (log1p(ECLO) units) summed by input field, in `self._groups` order."""
-        if self._shap_tables is not None:
-            return self._shap_tables.contributions(features)
-        return self._single.contributions(features) @ self._group_matrix
+        """One encoded row's SHAP values (log1p(ECLO) units) summed by input field, every field in
+        `explanation_fields` order."""
+        return self._explainer.contributions(features)
+
+    def explain_severe_encoded(self, features: np.ndarray) -> np.ndarray:
+        """As `explain_encoded`, of the severe-outcome classifier, in log-odds (raw margin) units."""
+        return self._severe_explainer.contributions(features)
 
     def score_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log1p(ECLO) and the severe-outcome margin of every row of an encoded matrix, in one call each (equal
@@ -198,8 +241,8 @@ class EcloModel:
             for k, index in enumerate(valid):
                 # Explained row by row as a single answer is (the same values): the TreeSHAP tables cost less a
                 # row than LightGBM's TreeSHAP over the matrix.
-                by_field = self.explain_encoded(encoded[k].features) if explain else None
-                outcomes[index] = self._prediction(float(raws[k]), float(margins[k]), encoded[k].notes, by_field)
+                features = encoded[k].features if explain else None
+                outcomes[index] = self._prediction(float(raws[k]), float(margins[k]), encoded[k].notes, features)
         return outcomes  # type: ignore[return-value]  # every slot is filled
 
     def info(self) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from backend.core.config import Settings
 from backend.main import create_app
 from backend.ml.eclo.model import EcloModel
+from backend.tasks.batches import run_batch
+from backend.wiring import Resources
 
 
 def test_classic_example(api: httpx.Client, classic_row: dict, small_model: EcloModel) -> None:
@@ -21,6 +23,32 @@ def test_classic_example(api: httpx.Client, classic_row: dict, small_model: Eclo
     assert body["notes"] == [] and body["model_version"] == small_model.version
     assert [c["feature"] for c in body["explanation"]] == [c.feature for c in expected.explanation]
     assert response.headers["x-request-id"]
+
+
+def test_the_answer_explains_the_expected_eclo_and_the_chance_of_a_severe_outcome(
+    app_client: TestClient, app_resources: Resources, classic_row: dict, small_model: EcloModel
+) -> None:
+    """Both explanations, in single answers (fresh and cached) and in batch rows alike."""
+    rows = [classic_row, {**classic_row, "accident_type": "차대사람", "accident_hour": 22, "district": "달서구"}]
+    expected = [small_model.predict_one(row).to_dict() for row in rows]
+    for row, want in zip(rows, expected, strict=True):
+        fresh, cached = (app_client.post("/api/predict/eclo", json=row).json() for _ in range(2))
+        assert (fresh["cached"], cached["cached"]) == (False, True)
+        for body in (fresh, cached):
+            assert body["explanation"] == want["explanation"] and len(body["explanation"]) == 5
+            assert body["severe_explanation"] == want["severe_explanation"] and len(body["severe_explanation"]) == 5
+    assert expected[0]["severe_explanation"] != expected[1]["severe_explanation"]
+
+    accepted = app_client.post("/api/predict/eclo/batch", json={"items": rows})
+    assert accepted.status_code == 202, accepted.text
+    batch_id = accepted.json()["batch_id"]
+    assert run_batch(app_resources, batch_id)["status"] == "success"
+    results = app_client.get(f"/api/predict/batch/{batch_id}/results").json()["results"]
+    assert [r["severe_explanation"] for r in results] == [w["severe_explanation"] for w in expected]
+
+    documented = app_client.get("/openapi.json").json()["components"]["schemas"]
+    assert "severe_explanation" in documented["EcloPredictionResponse"]["properties"]
+    assert "log-odds" in documented["SevereContribution"]["properties"]["contribution"]["description"]
 
 
 def test_second_identical_request_is_cached(api: httpx.Client, classic_row: dict) -> None:
