@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from backend.core.config import Settings
 from backend.ml.eclo.vocabulary import ENGLISH
+from backend.schemas.models import ModelInfo
 from backend.services import traffic
 from backend.services.bundle import Services
 
@@ -54,7 +55,8 @@ def _resources(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
     def model_cards() -> str:
         """Every served model's card: version, metrics against their baselines, evaluation and inputs."""
         kit.caller(None)
-        return json.dumps({"models": [registry.get(n).info() for n in registry.names()]}, default=str)
+        cards = [ModelInfo.of(registry.get(n).info()).model_dump(mode="json") for n in registry.names()]
+        return json.dumps({"models": cards})
 
     @server.resource("traffic://sensors", name="road sensors", mime_type="application/json")
     def sensors() -> str:

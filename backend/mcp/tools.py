@@ -21,6 +21,7 @@ from backend.ml.eclo.features import INPUT_FIELDS
 from backend.ml.eclo.vocabulary import ENGLISH
 from backend.predictions.entry import Caller
 from backend.schemas.eclo import EcloInput
+from backend.schemas.models import ModelInfo
 from backend.services import batches, history, traffic
 
 from .toolkit import Toolkit, bounded
@@ -76,8 +77,9 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
             ),
         ] = None,
     ) -> dict[str, Any]:
-        """A road sensor's speed (mph) and congestion level (free, moderate, heavy, jammed) 15, 30 and 60 minutes
-        ahead, from its recent readings and its neighbours'; the same answer as POST /api/predict/congestion."""
+        """A road sensor's speed (mph) and congestion level (free, moderate, heavy, severe) 15, 30 and 60 minutes
+        ahead, from its recent readings (each time with its zone, e.g. 2012-03-07T08:00:00-08:00) or, without them,
+        its stored ones and its neighbours'; the same answer as POST /api/predict/congestion."""
         body: dict[str, Any] = {"sensor_id": sensor_id, **({"recent": recent} if recent is not None else {})}
         answer = await kit.services.predictions.predict_one("congestion", body, caller_of("predict"))
         return orjson.loads(answer)
@@ -213,7 +215,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         """The served models (or the one named): version, metrics against their baselines, inputs they accept."""
         registry = kit.services.resources.registry
         names = [name] if name else registry.names()
-        return {"models": [registry.get(n).info() for n in names]}
+        return {"models": [ModelInfo.of(registry.get(n).info()).model_dump(mode="json") for n in names]}
 
     @kit.tool("read", live=True)
     def recent_predictions(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
-from backend.ml.congestion.model import MAX_READINGS
+from backend.ml.congestion.model import LATEST_SECONDS, MAX_READINGS
 
 MAX_READINGS_PER_CALL = 10_000
 MAX_NEIGHBOURS = 64  # sensors in a congestion request's `neighbour_readings`
@@ -104,19 +109,92 @@ class ReadingOut(BaseModel):
     occupancy: float | None
 
 
+class TrafficDataSent(BaseModel):
+    """The nested layout's measurements."""
+
+    speed_mph: float = Field(ge=0, le=120, description="mph; 0 is a missing reading (the METR-LA layout)")
+    volume_vehicles_per_hour: float | None = Field(default=None, ge=0, description="not used by the model")
+    occupancy_percent: float | None = Field(default=None, ge=0, le=100, description="not used by the model")
+
+
+class ReadingSent(BaseModel):
+    """One reading sent with a congestion request, flat (`speed_mph`) or nested (`traffic_data`)."""
+
+    sensor_id: str | None = Field(default=None, max_length=64, description="optional: the sensor it is of")
+    timestamp: AwareDatetime | float = Field(
+        description="ISO-8601 with a zone (Z or +hh:mm), or epoch seconds (UTC); 1970-2999. A time without a zone "
+        "is refused: the forecast's times are given back in the zone of the newest reading"
+    )
+    speed_mph: float | None = Field(
+        default=None, ge=0, le=120, description="mph; 0 is a missing reading; or `traffic_data.speed_mph`"
+    )
+    volume: float | None = Field(default=None, ge=0, description="not used by the model")
+    occupancy: float | None = Field(default=None, ge=0, le=100, description="not used by the model")
+    traffic_data: TrafficDataSent | None = Field(default=None, description="the nested layout, instead of speed_mph")
+
+
+def _inlined(node: Any, defs: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inlined(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {key: _inlined(value, defs) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inlined(value, defs) for value in node]
+    return node
+
+
+@dataclass(frozen=True, slots=True)
+class DescribedBy:
+    """Documents a value as `model` in the JSON schema (and so in GET /api/models and OpenAPI) while it is
+    validated as it is typed: the model runtime checks readings itself, naming every bad field. The schema is
+    inlined whole: the predict route's OpenAPI body embeds the request's schema, where no `$defs` resolve."""
+
+    model: type[BaseModel]
+
+    def __get_pydantic_json_schema__(self, _: CoreSchema, __: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = self.model.model_json_schema()
+        return _inlined(schema, schema.get("$defs", {}))
+
+
+def _zoned(reading: dict[str, Any]) -> dict[str, Any]:
+    """Every time an answer gives carries its zone: a sent time without one is refused (as readings sent to
+    POST /api/traffic/readings are), and epoch seconds are read as the UTC instant they are."""
+    stamp = reading.get("timestamp")
+    if type(stamp) is str and len(stamp) <= 40:
+        try:
+            moment = datetime.fromisoformat(stamp)
+        except ValueError:
+            return reading  # the model runtime names what is wrong with it
+        if moment.tzinfo is None:
+            raise PydanticCustomError(
+                "time_zone_missing",
+                "timestamp has no time zone: '{value}'; add Z (UTC) or an offset such as +09:00",
+                {"value": stamp},
+            )
+    elif type(stamp) in (int, float) and math.isfinite(stamp) and 0 <= stamp < LATEST_SECONDS:
+        return {**reading, "timestamp": datetime.fromtimestamp(stamp, UTC).isoformat()}
+    return reading
+
+
+SentReading = Annotated[dict[str, Any], AfterValidator(_zoned), DescribedBy(ReadingSent)]
+
+
 class CongestionPredictRequest(BaseModel):
-    sensor_id: str = Field(min_length=1, max_length=64)
-    recent: list[dict[str, Any]] | None = Field(
+    """The body of POST /api/predict/congestion (and of each item of its batch route)."""
+
+    sensor_id: str = Field(min_length=1, max_length=64, description="a sensor of the model (GET /api/traffic/sensors)")
+    recent: list[SentReading] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_READINGS,
-        description="the sensor's recent readings (flat or nested, `sensor_id` optional); without them the "
-        "stored readings of the sensor and its neighbours are used",
+        description="the sensor's recent readings (flat or nested, `sensor_id` optional), at least "
+        "CONGESTION_MIN_READINGS (3 by default) with a speed above 0; the forecast starts from the newest. Without "
+        "them the stored readings of the sensor and its neighbours in the hour up to its newest are used",
     )
-    neighbour_readings: dict[str, list[dict[str, Any]]] | None = Field(
+    neighbour_readings: dict[str, list[SentReading]] | None = Field(
         default=None,
         max_length=MAX_NEIGHBOURS,
-        description="with `recent`: neighbours' readings by sensor id (optional)",
+        description=f"with `recent`: neighbours' readings by sensor id (optional), at most {MAX_READINGS} each",
     )
 
 

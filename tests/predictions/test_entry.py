@@ -135,7 +135,7 @@ def test_an_oversized_collection_is_refused_before_its_items_are_validated(
     assert refused.status_code == 413 and refused.json()["error"]["details"][0]["field"] == "recent[0]"
 
 
-@pytest.mark.parametrize("stamp", ["9999-12-31T23:50:00", 1e15, -1e12, "0001-01-01T00:00:00"])
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:50:00+00:00", 1e15, -1e12, "0001-01-01T00:00:00Z"])
 def test_a_reading_time_out_of_range_is_a_422_not_a_500(
     app_client: TestClient, app_resources: Resources, stamp: object
 ) -> None:

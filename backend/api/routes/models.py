@@ -11,10 +11,10 @@ router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[ANY_KEY]
 @router.get("")
 def list_models(registry: RegistryDep) -> ModelList:
     """Every loaded model: version, training date, metrics and the inputs it accepts."""
-    return ModelList(models=[ModelInfo(**registry.get(name).info()) for name in registry.names()])
+    return ModelList(models=[ModelInfo.of(registry.get(name).info()) for name in registry.names()])
 
 
 @router.get("/{name}", responses={404: {"model": ErrorResponse}})
 def get_model(name: str, registry: RegistryDep) -> ModelInfo:
     """One loaded model."""
-    return ModelInfo(**registry.get(name).info())
+    return ModelInfo.of(registry.get(name).info())

@@ -318,7 +318,8 @@ class CongestionModel:
             "metrics": {name: m.get(name) for name in metric_names},
             "features": list(FEATURES),
             "sensors": len(self.sensor_ids),
-            "time_range": m.get("time_range"),
+            # The training file's wall-clock times carry no zone: its first and last days, which need none.
+            "time_range": [str(moment)[:10] for moment in m.get("time_range") or []],
             "horizons_minutes": [h * 5 for h in HORIZONS],
             "levels": LEVELS,
         }
