@@ -203,6 +203,14 @@ class CongestionForecastItem(BaseModel):
     at: datetime
     speed_mph: float
     level: str
+    speed_mph_p10: float | None = Field(
+        default=None, description="the uncertainty band's low end (10th percentile): about 1 real speed in 10 is lower"
+    )
+    speed_mph_p90: float | None = Field(
+        default=None,
+        description="the band's high end (90th percentile): about 1 real speed in 10 is higher; the model's metrics "
+        "coverage_15/30/60 give the share of real speeds inside the band on its test windows",
+    )
 
 
 class CongestionPredictionResponse(BaseModel):

@@ -50,6 +50,7 @@ def save_congestion(
         ],  # fmt: skip
         "neighbours": {s: [m for m in neighbours.get(s, []) if m in set(ids)] for s in ids},
         "levels": LEVELS,
+        "band": result.band,
         "rows": int(frame.size),
         "time_range": [str(frame.index[0]), str(frame.index[-1])],
         "num_trees": result.booster.num_trees(),

@@ -15,6 +15,7 @@ import numpy as np
 WINDOW = 12
 HORIZONS = (3, 6, 12)  # steps of 5 minutes: 15, 30 and 60 minutes ahead
 STEPS_PER_DAY = 288
+MIN_PROFILE_WEEKS = 2
 FEATURES: tuple[str, ...] = (
     "horizon_min",
     "last",
@@ -147,6 +148,10 @@ class Profiles:
         smooth_counts = np.apply_along_axis(lambda r: np.convolve(r, kernel, "valid"), -1, padded_counts)
         with np.errstate(invalid="ignore", divide="ignore"):
             table = np.where(smooth_counts > 0, smooth_sums / smooth_counts, np.nan)
+        # One week holds one day of each weekday: a weekday's slot seen in fewer than two weeks is that day's noise,
+        # not a pattern, and takes every day's mean instead (the NaN `filled` falls back on).
+        seen_weeks = smooth_counts[:, :7] / (2 * smooth + 1)
+        table[:, :7] = np.where(seen_weeks >= MIN_PROFILE_WEEKS, table[:, :7], np.nan)
         return cls(table)
 
     def at(self, sensor: np.ndarray, weekday: np.ndarray, slot: np.ndarray) -> np.ndarray:

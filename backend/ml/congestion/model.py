@@ -18,6 +18,7 @@ import lightgbm as lgb
 import numpy as np
 
 from backend.ml.artifacts import load_booster, read_metadata
+from backend.ml.congestion.band import bin_of
 from backend.ml.congestion.features import (
     FEATURES,
     HORIZONS,
@@ -64,19 +65,23 @@ class CongestionForecast(NamedTuple):
     levels: tuple[str, ...]
     model_version: str
     readings_used: int
+    band: tuple[tuple[float, float], ...] | None = None  # (p10, p90) at each horizon; None: the model has no band
 
     def to_dict(self) -> dict[str, Any]:
+        forecasts = [
+            {"horizon_minutes": horizon * 5, "at": (self.as_of + timedelta(minutes=horizon * 5)).isoformat(),
+             "speed_mph": speed, "level": level}
+            for horizon, speed, level in zip(HORIZONS, self.speeds, self.levels, strict=True)
+        ]  # fmt: skip
+        for forecast, (low, high) in zip(forecasts, self.band or (), strict=False):
+            forecast["speed_mph_p10"], forecast["speed_mph_p90"] = low, high
         return {
             "sensor_id": self.sensor_id,
             "model_version": self.model_version,
             "as_of": self.as_of.isoformat(),
             "readings_used": self.readings_used,
-            "forecasts": [
-                {"horizon_minutes": horizon * 5, "at": (self.as_of + timedelta(minutes=horizon * 5)).isoformat(),
-                 "speed_mph": speed, "level": level}
-                for horizon, speed, level in zip(HORIZONS, self.speeds, self.levels, strict=True)
-            ],
-        }  # fmt: skip
+            "forecasts": forecasts,
+        }
 
 
 def _zone_of_newest(readings: Any) -> Any:
@@ -94,6 +99,10 @@ def _zone_of_newest(readings: Any) -> Any:
 
 
 EPOCH = datetime(1970, 1, 1)
+
+
+def _mph(speed: float) -> float:
+    return round(min(120.0, max(0.0, speed)), 2)
 
 
 # Readings from 1970 to 2999: forecast times (an hour later) and dates stay representable.
@@ -227,6 +236,11 @@ class CongestionModel:
         self._single = SingleRowPredictor(booster, len(FEATURES))
         self._free_flow: list[float] = self.free_flow.tolist()
         self._horizons = np.array(HORIZONS)
+        offsets = (metadata.get("band") or {}).get("offsets")
+        # Per horizon, per bin: (p10, p90) offsets from the forecast (backend.ml.congestion.band).
+        self._band: list[list[tuple[float, float]]] | None = (
+            [[(lo, hi) for lo, hi in offsets[str(h * 5)]] for h in HORIZONS] if offsets else None
+        )
 
     @classmethod
     def load(cls, folder: Path, *, num_threads: int = 1) -> CongestionModel:
@@ -291,13 +305,18 @@ class CongestionModel:
         """No DataFrame, no numpy per step: three rows through LightGBM's single-row fast path."""
         rows, base, s, end = self.features(row)
         raw = self._single.raw_each(rows)
-        speeds = tuple(round(min(120.0, max(0.0, base + delta)), 2) for delta in raw)
+        speeds = tuple(_mph(base + delta) for delta in raw)
         free_flow = self._free_flow[s]
         levels = tuple(congestion_level(v, free_flow) for v in speeds)
         readings = row.get("readings")
         as_of = (EPOCH + timedelta(seconds=end)).replace(tzinfo=_zone_of_newest(readings))
         used = len(readings) if isinstance(readings, list) else 0
-        return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version, used)
+        band = None
+        if self._band is not None:
+            where = bin_of(rows[0][1], free_flow)
+            band = tuple((_mph(v + by_bin[where][0]), _mph(v + by_bin[where][1]))
+                         for v, by_bin in zip(speeds, self._band, strict=True))  # fmt: skip
+        return CongestionForecast(self.sensor_ids[s], as_of, speeds, levels, self.version, used, band)
 
     def predict_many(self, rows: Sequence[Any]) -> list[CongestionForecast | InvalidRow]:
         """Equal to `predict_one` row by row; a bad row is its InvalidRow (index set)."""
@@ -306,7 +325,9 @@ class CongestionModel:
     def info(self) -> dict[str, Any]:
         m = self.metadata
         metric_names = [f"{kind}_{minutes}" for kind in ("mae", "rmse", "mape") for minutes in (15, 30, 60)]
-        metric_names += [f"baseline_{b}_mae_{minutes}" for b in ("last", "ha") for minutes in (15, 30, 60)]
+        metric_names += [f"baseline_{b}_{kind}_{minutes}" for b in ("last", "ha", "lgbm")
+                         for kind in ("mae", "rmse", "mape") for minutes in (15, 30, 60)]  # fmt: skip
+        metric_names += [f"coverage_{minutes}" for minutes in (15, 30, 60)]
         return {
             **{k: m.get(k) for k in IDENTITY_KEYS},
             "summary": (

@@ -4,7 +4,10 @@ Windows of 12 readings in; targets 3, 6 and 12 steps ahead (15/30/60 min); a chr
 windows with gaps so that no validation or test window starts before the previous part's last window ends; masked
 MAE/RMSE/MAPE (a target of 0 is missing and never scored) beside two baselines on the same test windows: copy-last
 (the last non-zero reading of the window) and historical average (the sensor's mean at the target's weekday and
-5-minute slot on the training part, else its mean at that slot). Then a final fit on train+validation for serving.
+5-minute slot on the training part, else its mean at that slot), and a plain LightGBM reference trained in the same
+run (the sensor's own 12 readings, slot of the day, weekday and sensor id: no graph, no profile). The uncertainty
+band's offsets come from the validation windows' errors (backend.ml.congestion.band), its coverage from the test
+windows. Then a final fit on train+validation for serving.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from backend.ml.congestion.band import apply_band, band_bin, band_metadata, coverage, fit_offsets
 from backend.ml.congestion.features import (
     FEATURES,
     HORIZONS,
@@ -34,7 +38,7 @@ from backend.ml.errors import DataFileError
 
 PARAMS: dict[str, Any] = {
     "objective": "l1",  # the metric's own
-    "learning_rate": 0.1,
+    "learning_rate": 0.2,
     "num_leaves": 31,
     "min_data_in_leaf": 200,
     "feature_fraction": 0.9,
@@ -45,7 +49,7 @@ PARAMS: dict[str, Any] = {
     "num_threads": 2,
     "verbosity": -1,
 }
-MAX_ROUNDS = 400
+MAX_ROUNDS = 200
 EARLY_STOPPING_ROUNDS = 30
 MAX_TRAIN_ROWS = 600_000
 NEIGHBOUR_DROPOUT = 0.2  # share of training rows without neighbours: the model must answer without them
@@ -147,6 +151,38 @@ class CongestionTraining:
     free_flow: np.ndarray
     metrics: dict[str, Any]
     table: list[dict[str, Any]]
+    band: dict[str, Any]
+
+
+REFERENCE_FEATURES = (*(f"lag_{i}" for i in range(WINDOW)), "slot", "weekday", "sensor")
+
+
+def plain_reference(
+    prepared: Prepared, split: Split, params: dict[str, Any], horizon: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The plain LightGBM's forecasts of the test windows (in `Prepared.rows` order): trained on the training
+    windows, stopped early on the validation ones, from the sensor's own readings, the time and the sensor id."""
+    speeds = prepared.speeds
+    sensors = speeds.shape[1]
+    windows = np.lib.stride_tricks.sliding_window_view(speeds, WINDOW, axis=0)
+
+    def rows(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t, s = np.repeat(ends, sensors), np.tile(np.arange(sensors), len(ends))
+        X = np.column_stack([windows[t - (WINDOW - 1), s], prepared.slot[t], prepared.weekday[t], s])
+        return X.astype(np.float64), speeds[t + horizon, s]
+
+    def dataset(ends: np.ndarray) -> lgb.Dataset:
+        stride = max(1, int(np.ceil(len(ends) * sensors / (MAX_TRAIN_ROWS // len(HORIZONS)))))
+        X, y = rows(ends[rng.integers(stride) :: stride])
+        keep = ~np.isnan(y)
+        return lgb.Dataset(X[keep], label=y[keep], feature_name=list(REFERENCE_FEATURES),
+                           categorical_feature=["sensor"], free_raw_data=False)  # fmt: skip
+
+    train, valid = dataset(split.train), dataset(split.valid)
+    booster = lgb.train(params, train, num_boost_round=MAX_ROUNDS, valid_sets=[valid],
+                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])  # fmt: skip
+    X, _ = rows(split.test)
+    return booster.predict(X, num_iteration=booster.best_iteration or None)
 
 
 def _calendar(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
@@ -218,10 +254,17 @@ def train_congestion(
 
     metrics: dict[str, Any] = {}
     table = []
+    offsets: dict[int, list[list[float]]] = {}
     for horizon in HORIZONS:
         minutes = horizon * 5
+        Xv, base_v, y_v = prepared.rows(split.valid, profiles, free_flow, horizon)
+        offsets[minutes] = fit_offsets(y_v - _predict(booster, Xv, base_v, best), _bins(Xv))
         X, base, y = prepared.rows(split.test, profiles, free_flow, horizon)
-        model = masked_metrics(_predict(booster, X, base, best), y)
+        predicted = _predict(booster, X, base, best)
+        model = masked_metrics(predicted, y)
+        low, high = apply_band(predicted, offsets[minutes], _bins(X))
+        covered = coverage(low, high, y)
+        reference = masked_metrics(plain_reference(prepared, split, params, horizon, rng), y)
         t = np.repeat(split.test, len(ids))
         s = np.tile(np.arange(len(ids)), len(split.test))
         last = X[:, FEATURES.index("last")]
@@ -230,13 +273,19 @@ def train_congestion(
         with _quiet():
             ha = averages.table[s, weekday[t + horizon], slot[t + horizon]].astype(np.float64)
         historical = masked_metrics(np.where(np.isnan(ha), every_day, ha), y)
-        for name, value in (("", model), ("baseline_last_", copy_last), ("baseline_ha_", historical)):
+        compared = (("", model), ("baseline_last_", copy_last), ("baseline_ha_", historical),
+                    ("baseline_lgbm_", reference))  # fmt: skip
+        for name, value in compared:
             for metric in ("mae", "rmse", "mape"):
                 metrics[f"{name}{metric}_{minutes}"] = round(value[metric], 4)
-        table.append({"minutes": minutes, "model": model, "copy_last": copy_last, "historical_average": historical})
-        log(f"{minutes:>2} min: model MAE {model['mae']:.3f} RMSE {model['rmse']:.3f} MAPE {model['mape']:.2f}% | "
-            f"copy-last MAE {copy_last['mae']:.3f} | historical average MAE {historical['mae']:.3f} "
-            f"({model['scored']} targets scored)")  # fmt: skip
+        metrics[f"coverage_{minutes}"] = round(covered, 4)
+        table.append({"minutes": minutes, "model": model, "copy_last": copy_last, "historical_average": historical,
+                      "plain_lgbm": reference, "coverage": covered})  # fmt: skip
+        log(
+            f"{minutes:>2} min: model MAE {model['mae']:.3f} RMSE {model['rmse']:.3f} MAPE {model['mape']:.2f}% | "
+            f"copy-last MAE {copy_last['mae']:.3f} | historical average MAE {historical['mae']:.3f} | plain "
+            f"LightGBM MAE {reference['mae']:.3f} | 10-90% band covers {covered:.1%} ({model['scored']} scored)"
+        )  # fmt: skip
 
     serve_until = split.valid[-1] + 1
     serving_profiles = Profiles.fit(speeds[:serve_until], weekday[:serve_until], slot[:serve_until])
@@ -249,13 +298,23 @@ def train_congestion(
         split_windows={"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
         best_iteration=best,
     )
-    return CongestionTraining(final, serving_profiles, serving_free_flow, metrics, table)
+    return CongestionTraining(final, serving_profiles, serving_free_flow, metrics, table, band_metadata(offsets))
+
+
+def _bins(X: np.ndarray) -> np.ndarray:
+    return band_bin(X[:, FEATURES.index("last")], X[:, FEATURES.index("free_flow")])
+
+
+COLUMNS = {"model": "model", "copy_last": "copy-last", "historical_average": "historical avg",
+           "plain_lgbm": "plain LightGBM"}  # fmt: skip
 
 
 def format_table(table: list[dict[str, Any]]) -> str:
-    lines = ["horizon | model MAE / RMSE / MAPE      | copy-last MAE / RMSE / MAPE  | historical avg MAE / RMSE / MAPE"]
+    """MAE / RMSE / MAPE of the model and each baseline by horizon, and the band's coverage."""
+    lines = ["horizon | " + " | ".join(f"{name + ' MAE / RMSE / MAPE':<34}" for name in COLUMNS.values())
+             + " | 10-90% band coverage"]  # fmt: skip
     for row in table:
-        cells = [f"{row[k]['mae']:.2f} / {row[k]['rmse']:.2f} / {row[k]['mape']:.1f}%"
-                 for k in ("model", "copy_last", "historical_average")]  # fmt: skip
-        lines.append(f"{row['minutes']:>4} min | {cells[0]:<28} | {cells[1]:<28} | {cells[2]}")
+        cells = [f"{row[k]['mae']:.2f} / {row[k]['rmse']:.2f} / {row[k]['mape']:.1f}%" for k in COLUMNS]
+        lines.append(f"{row['minutes']:>4} min | " + " | ".join(f"{c:<34}" for c in cells)
+                     + f" | {row['coverage']:.1%}")  # fmt: skip
     return "\n".join(lines)
