@@ -1,7 +1,8 @@
 """The MCP server over stdio, for desktop clients: `python -m backend.mcp`.
 
 It opens the service's models, database and Redis as the API does (the same settings, from the environment or
-.env) and acts as the API key in TRAFFIC_API_KEY, with that key's scopes; with AUTH_ENABLED=false, as anyone.
+.env) and acts as the API key in TRAFFIC_API_KEY, with that key's scopes, checked again at each tool call (a key
+revoked meanwhile is refused); with AUTH_ENABLED=false, as anyone.
 Logs go to stderr: stdout carries the protocol."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ async def serve() -> int:
     services = open_services(resources)
     try:
         principal: Principal = ANYONE
+        key = None
         if services.api_keys is not None:
             key = os.environ.get(KEY_VARIABLE)
             if not key:
@@ -40,7 +42,7 @@ async def serve() -> int:
             except ServiceError as exc:
                 print(f"{KEY_VARIABLE}: {exc.message}", file=sys.stderr)
                 return 2
-        with acting_as(principal):
+        with acting_as(principal, key):
             await build_server(services, settings).run_stdio_async()
     finally:
         await services.aclose()

@@ -19,6 +19,8 @@ from backend.core.errors import ServiceError
 from backend.services.keys import ANYONE, KeyDirectory, Principal
 
 CALLER: ContextVar[Principal | None] = ContextVar("mcp_caller", default=None)
+# The stdio server's key, checked again at each tool call: a key revoked while the server runs stops working.
+CALLER_KEY: ContextVar[str | None] = ContextVar("mcp_caller_key", default=None)
 
 
 class KeyVerifier:
@@ -37,12 +39,14 @@ class KeyVerifier:
 
 
 @contextmanager
-def acting_as(principal: Principal) -> Iterator[None]:
-    """Tools called inside run with `principal`'s scopes (the assistant's loop, the stdio server)."""
-    token = CALLER.set(principal)
+def acting_as(principal: Principal, key: str | None = None) -> Iterator[None]:
+    """Tools called inside run with `principal`'s scopes (the assistant's loop, the stdio server); with `key`, each
+    call checks it again (Toolkit.count)."""
+    token, key_token = CALLER.set(principal), CALLER_KEY.set(key)
     try:
         yield
     finally:
+        CALLER_KEY.reset(key_token)
         CALLER.reset(token)
 
 

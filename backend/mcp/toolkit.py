@@ -19,7 +19,7 @@ from backend.core.errors import ServiceError
 from backend.services.bundle import Services
 from backend.services.keys import Principal
 
-from .access import demand
+from .access import CALLER_KEY, demand
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,9 +47,12 @@ class Toolkit:
     def caller(self, scope: str | None) -> Principal:
         return demand(self.settings.auth_enabled, scope)
 
-    async def count(self, principal: Principal) -> None:
-        """A tool call takes a token of its key's rate limit, as a REST request does (RateLimited: 429)."""
+    async def count(self, principal: Principal, key: str | None = None) -> None:
+        """A tool call takes a token of its key's rate limit, as a REST request does (RateLimited: 429); the stdio
+        server's key (`key`) is checked again first (revoked since the server started: 401)."""
         keys = self.services.api_keys
+        if keys is not None and key is not None:
+            await keys.authenticate(key)
         if keys is not None and keys.limiter is not None and principal.key_id is not None:
             await keys.limiter.take(principal.key_id)
 
@@ -65,7 +68,7 @@ class Toolkit:
                 async def run_async(*args: Any, **kwargs: Any) -> Any:
                     principal = self.caller(scope)
                     try:
-                        await self.count(principal)
+                        await self.count(principal, CALLER_KEY.get())
                         return await fn(*args, **kwargs)
                     except ServiceError as exc:
                         raise tool_error(exc) from exc
@@ -79,7 +82,8 @@ class Toolkit:
                 def run(*args: Any, **kwargs: Any) -> Any:
                     principal = self.caller(scope)
                     try:
-                        anyio.from_thread.run(self.count, principal)  # sync tools run in anyio's worker threads
+                        # sync tools run in anyio's worker threads: the key is read here, where the context is
+                        anyio.from_thread.run(self.count, principal, CALLER_KEY.get())
                         return fn(*args, **kwargs)
                     except ServiceError as exc:
                         raise tool_error(exc) from exc

@@ -106,3 +106,19 @@ def test_stdio_refuses_to_start_without_a_valid_key(secured: Secured) -> None:
     ran = subprocess.run([sys.executable, "-m", "backend.mcp"], env=env, cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
     assert ran.returncode == 2 and "TRAFFIC_API_KEY" in ran.stderr and ran.stdout == ""
+
+
+def test_a_key_revoked_while_the_stdio_server_runs_is_refused_at_the_next_call(secured: Secured) -> None:
+    with secured.client(secured.keys["all"]) as admin:
+        made = admin.post("/api/keys", json={"name": "desktop", "scopes": ["predict", "read"]}).json()
+
+    async def work(client: Client) -> tuple[Any, Any]:
+        before = await client.call_tool("predict_eclo", {"accident": CLASSIC_EXAMPLE})
+        with secured.client(secured.keys["all"]) as admin:
+            assert admin.delete(f"/api/keys/{made['key_id']}").status_code == 204
+        await asyncio.sleep(1.5)  # the stdio server's own copy of the keys is AUTH_CACHE_SECONDS (1 s) old at most
+        return before, await client.call_tool("predict_eclo", {"accident": CLASSIC_EXAMPLE})
+
+    before, after = _over_stdio(secured, made["key"], work)
+    assert not before.is_error, before.content
+    assert after.is_error and "401" in after.content[0].text and "revoked" in after.content[0].text, after.content
