@@ -71,8 +71,10 @@ bench-upload: setup model
 smoke:
 	./test_mvp.sh
 
+# Shoots the stack `make run` started (found from the same settings: API_PORT, STREAMLIT_PORT, DATA_DIR's user key)
+# into screenshots/; needs Chromium (apt-get install chromium fonts-noto-cjk).
 screenshots: setup
-	$(PY) -m pip install -q -e '.[screenshots]'
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q -e '.[screenshots]'
 	$(PY) scripts/screenshots.py
 
 clean:

@@ -12,7 +12,9 @@ ENGLISH = {
     "차대사람": "vehicle-pedestrian", "차대차": "vehicle-vehicle", "차량단독": "single vehicle",
     "출근시간대": "morning rush 7-9h", "퇴근시간대": "evening rush 17-19h", "심야": "late night 22-5h",
     "일반시간대": "regular hours", "교차로": "intersection", "교차로안": "inside", "교차로부근": "near",
-    "교차로횡단보도내": "on a crosswalk", "단일로": "road segment", "고가도로위": "overpass", "교량": "bridge",
+    "교차로횡단보도내": "on a crosswalk", "횡단보도상": "on a crosswalk", "횡단보도부근": "near a crosswalk",
+    "낮": "daytime", "밤": "night", "새벽": "dawn", "아침": "morning", "저녁": "evening", "단일로": "road segment",
+    "고가도로위": "overpass", "교량": "bridge",
     "지하차도(도로)내": "underpass", "터널": "tunnel", "미분류": "unclassified", "주차장": "parking lot",
     "월요일": "Mon", "화요일": "Tue", "수요일": "Wed", "목요일": "Thu", "금요일": "Fri", "토요일": "Sat",
     "일요일": "Sun", "중구": "Jung-gu", "동구": "Dong-gu", "서구": "Seo-gu", "남구": "Nam-gu", "북구": "Buk-gu",
@@ -27,6 +29,11 @@ def label(value: str) -> str:
     if not any(hints):
         return value
     return f"{value} ({' - '.join(h or p for h, p in zip(hints, parts, strict=True))})"
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 row', '114 rows', '1,000 rows'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def risk_badge(answer: dict[str, Any]) -> str:

@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from frontend.connection import api_call, client
+from frontend.labels import plural
 from frontend.model_inputs import input_fields, model_or_stop
 from frontend.settings import get_settings
 from frontend.spreadsheet import csv_bytes
+from frontend.tables import dataframe
 
 MAX_ROWS = 100
 FINAL = ("success", "partial", "failure")
@@ -73,6 +75,35 @@ def read_rows(data: bytes) -> list[dict]:
     return rows
 
 
+def problem_of(error: dict) -> str:
+    """What the API refused in a row: each field's reason ("district: unknown value 'Atlantis'; …"), else its
+    message."""
+    reasons = [f"{d['field']}: {d['message']}" if d.get("field") else d["message"]
+               for d in error.get("details") or [] if isinstance(d, dict) and d.get("message")]  # fmt: skip
+    return "; ".join(reasons) or error["message"]
+
+
+def results_table(rows: list[dict], status: dict) -> pd.DataFrame:
+    """One line per row sent, in order: its answer (or the API's reason for refusing it), then the row itself."""
+    answers = {r["index"]: r for r in status["results"]}
+    errors = {e["index"]: problem_of(e) for e in status["errors"]}
+    lines = []
+    for index, row in enumerate(rows):
+        answer = answers.get(index)
+        lines.append({
+            "row": index + 1,
+            "risk_level": answer["risk_level"] if answer else None,
+            "p_severe": round(answer["p_severe"], 3) if answer else None,
+            "relative_risk": round(answer["relative_risk"], 3) if answer else None,
+            "eclo": round(answer["eclo"], 3) if answer else None,
+            "problem": errors.get(index, ""),
+            "notes": "; ".join(answer.get("notes", [])) if answer else "",
+            **row,
+        })  # fmt: skip
+    table = pd.DataFrame(lines)
+    return table.drop(columns=[c for c in ("problem", "notes") if not table[c].any()])  # shown when there are any
+
+
 def progress_bar(status: dict) -> None:
     done, total = status["progress"]["done"], status["progress"]["total"]
     st.progress(done / total, text=f"{status['status']}: {done} of {total} rows")
@@ -108,12 +139,13 @@ if uploaded is not None:
         )
         st.stop()
     preview = pd.DataFrame(rows)
-    preview["issues"] = [row_issues(row) for row in rows]
+    preview.insert(0, "issues", [row_issues(row) for row in rows])  # first: the columns after it run off the page
     flagged = int((preview["issues"] != "").sum())
     st.subheader(f"Preview: {len(rows)} rows")
     if flagged:
-        st.warning(f"{flagged} row(s) have issues: the API will report them by row and score the others.")
-    st.dataframe(preview, hide_index=True)
+        st.warning(f"{plural(flagged, 'row')} {'has' if flagged == 1 else 'have'} issues: the API will report them "
+                   "by row and score the others.")  # fmt: skip
+    st.dataframe(preview, hide_index=True, column_config={"district": st.column_config.TextColumn(width="medium")})
 
     if st.button(f"Score {len(rows)} rows", type="primary"):
         with api_call():
@@ -126,17 +158,18 @@ if "following" in st.session_state:
 elif "batch" in st.session_state:
     rows, status = st.session_state["batch"]
     progress_bar(status)
-    table = pd.DataFrame(rows)
-    answers = ["eclo", "p_severe", "relative_risk", "risk_level", "notes", "error"]
-    for column in answers:
-        table[column] = None
-    for result in status["results"]:
-        table.loc[result["index"], answers[:-1]] = [
-            round(result["eclo"], 3), round(result["p_severe"], 4), round(result["relative_risk"], 3),
-            result["risk_level"], "; ".join(result.get("notes", [])),
-        ]  # fmt: skip
-    for error in status["errors"]:
-        table.loc[error["index"], "error"] = error["message"]
-    st.success(f"Batch {status['status']}: {len(status['results'])} results, {len(status['errors'])} errors.")
-    st.dataframe(table, hide_index=True)
+    table = results_table(rows, status)
+    results, errors = len(status["results"]), len(status["errors"])
+    message = f"Batch {status['status']}: {plural(results, 'result')}, {plural(errors, 'error')}."
+    (st.success if not errors else st.warning)(message)
+    # The answers first: the row's own columns follow, as sent.
+    dataframe(table, hide_index=True, column_config={
+        "row": st.column_config.NumberColumn(width=50),
+        "risk_level": "risk",
+        "p_severe": st.column_config.NumberColumn("severe", format="percent", help="chance of a death or serious "
+                                                  "injury"),
+        "relative_risk": st.column_config.NumberColumn("× average", format="%.2f", help="relative risk"),
+        "eclo": st.column_config.NumberColumn("ECLO", format="%.2f", help="expected ECLO"),
+        "district": st.column_config.TextColumn(width="medium"),
+    })  # fmt: skip
     st.download_button("Download the results (CSV)", csv_bytes(table), "eclo_batch_results.csv", "text/csv")

@@ -14,7 +14,9 @@ import streamlit as st
 from frontend.admin import admin_call, admin_client, require_admin
 from frontend.client import ApiClient
 from frontend.connection import api_call, client, public_api_url
+from frontend.labels import plural
 from frontend.settings import get_settings
+from frontend.tables import utc
 
 FINAL = ("success", "partial", "failure", "cancelled")
 RUNNING = ("pending", "processing")
@@ -72,18 +74,28 @@ def _counts(dataset: dict[str, Any]) -> None:
         cols[0].metric("Rows", f"{dataset['rows']:,}")
         cols[1].metric("Columns", f"{len(dataset['columns']):,}")
         cols[2].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
-        st.caption(f"{dataset['filename']} · a table (explored, not scored) · {dataset['encoding']} · SHA-256 "
+        st.caption(f"{dataset['filename']} · a table (explored, not scored) · {dataset['encoding']} · uploaded "
+                   f"{utc(dataset['uploaded_at'])} · id {dataset['id']} · SHA-256 "
                    f"{dataset['checksum'][:16]}…")  # fmt: skip
         return
     cols = st.columns(4)
     cols[0].metric("Rows", f"{dataset['rows']:,}")
-    cols[1].metric("Valid", f"{dataset['valid_rows']:,}")
-    cols[2].metric("Problems", f"{dataset['problems']:,}")
+    cols[1].metric("Valid", f"{dataset['valid_rows']:,}", help="checked against the model: these rows are scored")
+    cols[2].metric("Invalid", f"{dataset['rows'] - dataset['valid_rows']:,}",
+                   help=f"rows left out of scoring: {report_title(dataset)} in the validation report")  # fmt: skip
     cols[3].metric("Size", f"{dataset['size_bytes'] / 1e6:.1f} MB")
     st.caption(
         f"{dataset['filename']} · {dataset['layout']} layout · {dataset['encoding']} · checked against model "
-        f"{dataset['model_name']} · SHA-256 {dataset['checksum'][:16]}…"
+        f"{dataset['model_name']} · uploaded {utc(dataset['uploaded_at'])} · id {dataset['id']} · SHA-256 "
+        f"{dataset['checksum'][:16]}…"
     )
+
+
+def report_title(dataset: dict[str, Any]) -> str:
+    """'115 problems in 114 rows': the report lists problems, and a row can have several."""
+    if dataset.get("kind") == TABLE or not dataset["problems"]:
+        return "no problems"
+    return f"{plural(dataset['problems'], 'problem')} in {plural(dataset['rows'] - dataset['valid_rows'], 'row')}"
 
 
 def _report(report: dict[str, Any]) -> None:
@@ -91,7 +103,8 @@ def _report(report: dict[str, Any]) -> None:
         st.success("Every row is valid.")
         return
     st.dataframe(pd.DataFrame(report["items"]), hide_index=True)
-    st.caption(f"Page {report['page']} of {report['pages']}; rows are counted from 1 below the header.")
+    st.caption(f"Page {report['page']} of {report['pages']} of {plural(report['total'], 'problem')} (a row can "
+               "have several); rows are counted from 1 below the header.")  # fmt: skip
 
 
 token = st.query_params.get("share")
@@ -110,7 +123,7 @@ if token:
         st.info("A table: it is explored, not scored.")
     else:
         st.info("Not scored yet.")
-    st.subheader(f"Validation report ({dataset['problems']:,})")
+    st.subheader(f"Validation report ({report_title(dataset)})")
     _report(dataset["report"])
     st.caption("A read-only view through a share link.")
     st.stop()
@@ -158,22 +171,32 @@ if not listing["items"]:
     st.info("No dataset yet: upload a file above.")
     st.stop()
 
-st.subheader(f"{listing['total']} datasets")
+st.subheader(plural(listing["total"], "dataset"))
 table = pd.DataFrame(listing["items"])
-table["invalid_rows"] = table["rows"] - table["valid_rows"]
+table["invalid"] = table["rows"] - table["valid_rows"]
 table["layout"] = table["layout"].fillna("–")  # a table has none
-shown = ["name", "kind", "rows", "valid_rows", "invalid_rows", "layout", "encoding", "has_outcomes", "uploaded_at",
-         "id"]  # fmt: skip
-st.dataframe(table[shown], hide_index=True, height=min(38 * (len(table) + 1), 260))
-ids = table["id"].tolist()
-names = dict(zip(table["id"], table["name"], strict=True))
-kinds = dict(zip(table["id"], table["kind"], strict=True))
+table["uploaded"] = table["uploaded_at"].map(lambda stamp: utc(stamp, seconds=True))
+table["id"] = table["id"].str[:8]  # as the Dataset box names it; the whole id is under the counts below
+table = table.rename(columns={"valid_rows": "valid", "has_outcomes": "outcomes"})
+shown = ["name", "uploaded", "kind", "rows", "valid", "invalid", "layout", "encoding", "outcomes", "id"]
+st.dataframe(table[shown], hide_index=True, height=min(35 * (len(table) + 1) + 3, 260), column_config={
+    "name": st.column_config.TextColumn(width=270),
+    "outcomes": st.column_config.CheckboxColumn(help="the file holds the outcome (ECLO or injury counts)"),
+    "valid": st.column_config.NumberColumn(help="rows checked against the model: scored"),
+    "invalid": st.column_config.NumberColumn(help="rows left out of scoring (see the validation report)"),
+    "id": st.column_config.TextColumn(help="its first 8 characters"),
+})  # fmt: skip
+items = {item["id"]: item for item in listing["items"]}
+ids = list(items)
 current = st.session_state.get("dataset")
 chosen = st.selectbox(
     "Dataset",
     ids,
     index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: f"{names[i]} · {kinds[i]} ({i[:8]})",
+    # the upload time and id tell apart files uploaded under one name
+    format_func=lambda i: (
+        f"{items[i]['name']} · {items[i]['kind']} · uploaded {utc(items[i]['uploaded_at'])} ({i[:8]})"
+    ),
 )
 st.session_state["dataset"] = chosen
 
@@ -196,7 +219,8 @@ def _job_panel(dataset: dict[str, Any], job: dict[str, Any] | None) -> None:
     if job["status"] in ("success", "partial"):
         st.success(f"Scored {done:,} rows" + (f" in {seconds:.1f} s" if seconds else ""))
     else:
-        st.warning(f"The last job is {job['status']} after {done:,} of {total:,} rows: {job.get('error') or ''}")
+        reason = f": {job['error']}" if job.get("error") else "."
+        st.warning(f"The last job is {job['status']} after {done:,} of {total:,} rows{reason}")
     _evaluation(job)
     if job.get("results_url"):
         _fetched_downloads(dataset["id"])
@@ -230,7 +254,7 @@ with api_call():
 _counts(dataset)
 
 if dataset.get("kind") == TABLE:
-    exploring, report_tab, sharing = st.tabs(["Explore", f"Validation report ({dataset['problems']:,})",
+    exploring, report_tab, sharing = st.tabs(["Explore", f"Validation report ({report_title(dataset)})",
                                               "Share / delete"])  # fmt: skip
     with exploring:
         st.info("A table is explored, not scored: its columns, charts, a map of its points and what lies near another "
@@ -238,7 +262,7 @@ if dataset.get("kind") == TABLE:
         st.page_link(EXPLORE_PAGE, label=f"Explore {dataset['name']}", icon=":material/query_stats:")
 else:
     scoring, report_tab, sharing = st.tabs(
-        ["Scoring", f"Validation report ({dataset['problems']:,})", "Share / delete"]
+        ["Scoring", f"Validation report ({report_title(dataset)})", "Share / delete"]
     )
     with scoring:
         _job_panel(dataset, job)
@@ -264,7 +288,7 @@ with sharing:
         page_url = str(st.context.url or "").split("?")[0]
         st.code(f"{page_url}?share={share['token']}", language=None)
         st.caption(f"This page, read-only. For programs, the API's own link: `{public_api_url()}{share['url']}`.")
-        st.caption(f"Anyone with the link can read the dataset and its results until {share['expires_at']}.")
+        st.caption(f"Anyone with the link can read the dataset and its results until {utc(share['expires_at'])}.")
     confirm = st.checkbox("I want to delete this dataset, its results and its links")
     if st.button("Delete", disabled=not confirm):
         with admin_call():

@@ -36,6 +36,7 @@ from frontend.explore_charts import (
     value_bars,
 )
 from frontend.maps import PointLayer, base_map, fit
+from frontend.tables import utc
 
 DATASETS_PAGE = "views/datasets.py"
 ADDRESS_COLUMN = "소재지지번주소"  # the Daegu side tables' lot-number address: it names the 구 and the 동
@@ -121,7 +122,9 @@ def _shown(value: Any, form: str) -> str:
 
 
 def label_of(dataset: dict[str, Any]) -> str:
-    return f"{dataset['name']} · {KINDS.get(dataset['kind'], dataset['kind'])} · {dataset['rows']:,} rows"
+    """Its name, kind and rows, and the upload time and id that tell apart files uploaded under one name."""
+    return (f"{dataset['name']} · {KINDS.get(dataset['kind'], dataset['kind'])} · {dataset['rows']:,} rows · "
+            f"uploaded {utc(dataset['uploaded_at'])} ({dataset['id'][:8]})")  # fmt: skip
 
 
 def default_label(columns: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> str | None:
@@ -150,7 +153,7 @@ def _overview(dataset: dict[str, Any], table: dict[str, Any]) -> None:
     cols[3].metric("Coordinates", f"{found['latitude']} / {found['longitude']}" if found else "none",
                    help="the latitude and longitude columns the API found (they put the rows on a map)")  # fmt: skip
     st.caption(f"{dataset['filename']} · {KINDS.get(dataset['kind'], dataset['kind'])} · {dataset['encoding']} · "
-               f"uploaded {str(dataset['uploaded_at'])[:16].replace('T', ' ')} · id {dataset['id']}")  # fmt: skip
+               f"uploaded {utc(dataset['uploaded_at'])} · id {dataset['id']}")  # fmt: skip
 
 
 def without_nulls(frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,8 +14,13 @@ from frontend.client import ApiError
 from frontend.connection import api_call, client, show_error
 from frontend.maps import LEVEL_COLORS
 from frontend.spreadsheet import csv_bytes
+from frontend.tables import dataframe
 
 DAY = timedelta(hours=24)
+
+
+def free_flow(mph: float | None) -> str:
+    return "free-flow speed unknown" if mph is None else f"free-flow {mph:.0f} mph"
 
 
 def readings_between(sensor_id: str, since: datetime, until: datetime) -> pd.DataFrame:
@@ -81,7 +86,9 @@ def speed_chart(
             marker={"size": [0, 11, 11, 11], "color": ["#6a1b9a", *[LEVEL_COLORS.get(p["level"]) for p in points]]},
             text=["last reading", *[f"+{p['horizon_minutes']} min: {p['level']}" for p in points]],
         ))  # fmt: skip
-    figure.update_layout(height=460, margin={"t": 30}, yaxis_title="speed (mph)", legend={"orientation": "h"})
+    # The legend above the plot: below it, it covers the time axis's second line (the date).
+    legend = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0}
+    figure.update_layout(height=480, margin={"t": 60}, yaxis_title="speed (mph)", legend=legend)
     return figure
 
 
@@ -99,7 +106,8 @@ with api_call():
     detail = client().sensor(sensor_id)
 latest = detail.get("latest")
 if latest is None:
-    st.info(f"Sensor {sensor_id} has no readings yet (the Readings page loads a CSV of them).")
+    st.info(f"Sensor {sensor_id} has no readings yet: the Readings page loads a sample day or a CSV of them, and "
+            "`make run` starts a demo feed on a database without readings.")  # fmt: skip
     st.stop()
 
 until = datetime.fromisoformat(latest["timestamp"])
@@ -128,12 +136,12 @@ if neighbour_ids and st.toggle(f"Show its {len(neighbour_ids)} neighbours", key=
     with api_call():
         shown = {n: readings_between(n, since, until + timedelta(seconds=1)) for n in neighbour_ids}
 st.plotly_chart(speed_chart(sensor_id, history, band, forecast, shown, until), width="stretch")
-st.caption(f"last 24 hours up to {until.isoformat()} (times on the clock of UTC{until.strftime('%z')}) · "
+st.caption(f"last 24 hours up to {until:%Y-%m-%d %H:%M} (times on the clock of UTC{until:%z}) · "
            f"{len(history)} readings · usual speeds from the "
-           f"same weekdays of the 8 weeks before · free-flow {detail.get('free_flow_mph') or '–'} mph")  # fmt: skip
+           f"same weekdays of the 8 weeks before · {free_flow(detail.get('free_flow_mph'))}")  # fmt: skip
 
 st.subheader("Recent readings")
 table = history.sort_values("timestamp", ascending=False)
-st.dataframe(table, hide_index=True, height=300)
+dataframe(table, hide_index=True, height=300)
 st.download_button("Download CSV", csv_bytes(table),
                    file_name=f"sensor-{sensor_id}-readings.csv", mime="text/csv")  # fmt: skip

@@ -11,17 +11,28 @@ import streamlit as st
 from frontend.client import record_filters
 from frontend.connection import api_call, client, public_api_url
 from frontend.settings import get_settings
+from frontend.tables import dataframe, utc
 
 # Streamlit's bundled icon font: drawn without internet or an emoji font.
 STATUS_ICON = {"ok": ":green[:material/check_circle:]", "degraded": ":orange[:material/warning:]",
                "down": ":red[:material/error:]"}  # fmt: skip
-BY_HORIZON = re.compile(r"^(?:baseline_(?P<baseline>[a-z]+)_)?(?P<metric>mae|rmse|mape)_(?P<minutes>\d+)$")
-BASELINES = {"last": "copy-last", "ha": "historical average"}
+BY_HORIZON = re.compile(r"^(?:baseline_(?P<baseline>[a-z]+)_)?(?P<metric>[a-z]+)_(?P<minutes>\d+)$")
+BASELINES = {"last": "copy-last", "ha": "historical average", "lgbm": "plain LightGBM"}
+METRICS = {"mae": "MAE (mph)", "rmse": "RMSE (mph)", "mape": "MAPE (%)"}
+DETAIL_CHARS = 85  # about what the health table's detail column shows on a laptop screen
 
 
-def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A model's numeric metrics: those per forecast horizon (model and baselines side by side), and the rest."""
-    horizons: dict[int, dict[str, Any]] = {}
+def short(detail: str) -> str:
+    """A detail cut to what the health table's cell shows, at a word: the whole is written under the table."""
+    return detail[: detail.rfind(" ", 0, DETAIL_CHARS - 2)] + " …"
+
+
+def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, float], list[dict[str, Any]]]:
+    """A model's numeric metrics: its errors per forecast horizon (one row per measure and horizon, the model and
+    each baseline side by side: a column per baseline would run off the page), its uncertainty band's coverage per
+    horizon, and the rest."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    coverage: dict[int, float] = {}
     other = []
     for name, value in metrics.items():
         if not isinstance(value, int | float):
@@ -30,11 +41,16 @@ def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[
         if found is None:
             other.append({"metric": name.replace("_", " "), "value": value})
             continue
-        minutes = int(found["minutes"])
-        row = horizons.setdefault(minutes, {"horizon": f"+{minutes} min"})
+        metric, minutes = found["metric"], int(found["minutes"])
+        if metric == "coverage" and not found["baseline"]:
+            coverage[minutes] = value
+            continue
+        row = rows.setdefault((metric, minutes), {"measure": METRICS.get(metric, metric), "horizon": f"+{minutes} min"})
         who = BASELINES.get(found["baseline"], found["baseline"]) if found["baseline"] else "model"
-        row[f"{found['metric'].upper()} {who}"] = round(value, 4)
-    return [horizons[m] for m in sorted(horizons)], other
+        row[who] = round(value, 4)
+    order = list(METRICS)
+    ranked = sorted(rows, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[0], k[1]))
+    return [rows[k] for k in ranked], dict(sorted(coverage.items())), other
 
 
 def evaluation_tables(evaluation: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -102,18 +118,18 @@ with api_call():
     recent = client().predictions(size=10)
 
 st.subheader(f"{STATUS_ICON.get(health['status'], '')} Service {health['status']}")
-st.dataframe(
+components = {name.replace("_", " "): c for name, c in health["components"].items()}
+long_details = {name: c["detail"] for name, c in components.items() if len(c.get("detail") or "") > DETAIL_CHARS}
+dataframe(
     [
-        {
-            "component": name,
-            "status": c["status"],
-            "detail": c.get("detail") or "",
-            "latency ms": c.get("latency_ms"),
-        }  # fmt: skip
-        for name, c in health["components"].items()
+        {"component": name, "status": c["status"], "latency ms": c.get("latency_ms"),
+         "detail": short(c.get("detail") or "") if name in long_details else c.get("detail") or ""}
+        for name, c in components.items()
     ],
     hide_index=True,
-)
+)  # fmt: skip
+for name, detail in long_details.items():  # whole, where the table's cell would cut it off
+    st.caption(f"**{name}**: {detail}")
 
 st.subheader("Models")
 for model in models:
@@ -125,36 +141,43 @@ for model in models:
     eclo_rows, severe_rows = evaluation_tables(evaluation)
     if eclo_rows:
         st.markdown("Expected ECLO (log scale error; lower is better)")
-        st.dataframe(eclo_rows, hide_index=True)
+        dataframe(eclo_rows, hide_index=True)
         st.markdown("Chance of a death or serious injury")
-        st.dataframe(severe_rows, hide_index=True)
+        dataframe(severe_rows, hide_index=True)
         temporal = evaluation.get("temporal")
         if temporal and temporal["severe"].get("calibration"):
             first, last = temporal["test_years"]
             title = f"Calibration on {first}-{last} (each half calibrated by the other)"
             st.plotly_chart(calibration_chart(temporal["severe"]["calibration"], title), width="stretch")
     else:
-        by_horizon, other = metrics_tables(model["metrics"])
+        by_horizon, coverage, other = metrics_tables(model["metrics"])
         if by_horizon:
-            st.dataframe(by_horizon, hide_index=True)
+            dataframe(by_horizon, hide_index=True, height=35 * (len(by_horizon) + 1) + 3)  # every row, unscrolled
+        if coverage:
+            st.caption(f"The forecasts' 10th-90th percentile band held "
+                       f"{' / '.join(f'{share:.1%}' for share in coverage.values())} of the real speeds at "
+                       f"+{'/'.join(str(m) for m in coverage)} min on the test windows.")  # fmt: skip
         if other:
-            st.dataframe(other, hide_index=True)
+            dataframe(other, hide_index=True)
     rows = f"{model['rows']:,} rows" if model.get("rows") else "rows unknown"
-    st.caption(f"trained {model['trained_at']} on {model['data_source']} ({rows})")
+    st.caption(f"trained {utc(model['trained_at']) or 'at an unknown time'} on {model['data_source']} ({rows})")
 
 st.subheader("Links")
 st.link_button("API documentation (OpenAPI)", f"{public_api_url()}/docs")
 st.link_button("Flower: workers and tasks", get_settings().flower_url)
 
 st.subheader("Latest predictions")
-st.dataframe(
-    [
-        {"created_at": item["created_at"], "model": item["model_name"], "answer": record_answer(item),
-         "model_version": item["model_version"], "cached": item["cached"], "key_id": item["key_id"]}
-        for item in recent["items"]
-    ],
-    hide_index=True,
-)  # fmt: skip
+if recent["items"]:
+    dataframe(
+        [
+            {"at": utc(item["created_at"], seconds=True), "model": item["model_name"], "answer": record_answer(item),
+             "model version": item["model_version"], "cached": item["cached"], "key": item["key_id"]}
+            for item in recent["items"]
+        ],
+        hide_index=True,
+    )  # fmt: skip
+else:
+    st.info("No prediction recorded yet: the Predict and Batch pages make some.")
 
 st.subheader("Export the records")
 st.caption("Every single prediction in the chosen days (UTC), oldest first, as CSV: when, which model and key, the "

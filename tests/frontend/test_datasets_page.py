@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,20 @@ def test_a_scored_dataset_shows_its_counts_report_evaluation_and_downloads(live_
     assert all(d.deferred_file_id for d in downloads.values())  # fetched when clicked, with the dashboard's key
 
 
+def test_invalid_rows_and_problems_are_counted_apart_and_uploads_told_apart(live_api: str, scored: dict) -> None:
+    app = _open(scored["id"])
+    invalid = scored["rows"] - scored["valid_rows"]
+    assert invalid and scored["problems"] >= invalid
+    assert {m.label: m.value for m in app.metric}["Invalid"] == f"{invalid:,}"
+    title = f"Validation report ({scored['problems']:,} problems in {invalid:,} rows)"
+    assert title in [t.label for t in app.tabs], [t.label for t in app.tabs]
+    (box,) = [s for s in app.selectbox if s.label == "Dataset"]
+    pattern = rf"page test · eclo · uploaded \d{{4}}-\d\d-\d\d \d\d:\d\d UTC \({scored['id'][:8]}\)"
+    assert any(re.fullmatch(pattern, option) for option in box.options), box.options
+    listed = app.dataframe[0].value
+    assert {"uploaded", "valid", "invalid"} <= set(listed.columns) and "uploaded_at" not in listed.columns
+
+
 def test_a_share_link_opens_the_dataset_read_only(live_api: str, scored: dict) -> None:
     app = _open(scored["id"])
     next(b for b in app.button if b.label == "Create a read-only link").click().run()
@@ -69,8 +84,8 @@ def test_a_table_shows_its_kind_and_offers_explore_instead_of_scoring(live_api: 
     app = _open(table["id"])
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Rows"] == "120" and metrics["Columns"] == "7" and "Valid" not in metrics
-    listed = app.dataframe[0].value.set_index("id")
-    assert listed.loc[table["id"], "kind"] == "table" and listed.loc[table["id"], "layout"] == "–"
+    listed = app.dataframe[0].value.set_index("id")  # the ids' first 8 characters, as the Dataset box names them
+    assert listed.loc[table["id"][:8], "kind"] == "table" and listed.loc[table["id"][:8], "layout"] == "–"
     assert not [b for b in app.button if b.label.startswith("Score")]  # a table cannot be scored (the API: 409)
     links = [(e.proto.label, e.proto.page) for e in app.get("page_link")]
     assert ("Explore parking page test", "explore") in links, links  # the Explore page's url_path
