@@ -73,7 +73,8 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     if len(details) == 1 and details[0]["field"] == "body":  # the body as a whole, e.g. a bare list of batch rows
         return error_response(422, "validation_error", f"invalid request body: {details[0]['message']}", details)
     fields = ", ".join(d["field"] for d in details)
-    return error_response(422, "validation_error", f"invalid request in {len(details)} field(s): {fields}", details)
+    count = f"{len(details)} {'field' if len(details) == 1 else 'fields'}"
+    return error_response(422, "validation_error", f"invalid request in {count}: {fields}", details)
 
 
 async def _model_not_found(_: Request, exc: Exception) -> JSONResponse:

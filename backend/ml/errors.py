@@ -21,7 +21,8 @@ class InvalidRow(ValueError):
     index: int | None = None
 
     def summary(self) -> str:
-        return f"invalid input in {len(self.errors)} field(s): {', '.join(e.field for e in self.errors)}"
+        fields = "field" if len(self.errors) == 1 else "fields"
+        return f"invalid input in {len(self.errors)} {fields}: {', '.join(e.field for e in self.errors)}"
 
     def __str__(self) -> str:
         where = f"row {self.index}: " if self.index is not None else ""

@@ -63,7 +63,7 @@ def check_workers(client: redis.Redis, prefix: str) -> ComponentHealth:
         alive = alive_workers(client, prefix)
         if not alive:
             raise CheckFailed(f"no worker process seen in the last {ALIVE_SECONDS:.0f} s")
-        return f"{len(alive)} worker process(es)"
+        return f"{len(alive)} worker {'process' if len(alive) == 1 else 'processes'}"
 
     return _timed(seen)
 
@@ -100,7 +100,7 @@ def check_demo_feed(status: Callable[[], dict | None]) -> ComponentHealth | None
     return ComponentHealth(
         status="ok",
         detail=f"demo readings of the congestion model's {found['sensors']} sensors, timestamped now, since "
-        f"{found['since'][:19]} UTC; set DEMO_FEED=off to turn it off",
+        f"{found['since'][:16].replace('T', ' ')} UTC; set DEMO_FEED=off to turn it off",
     )
 
 

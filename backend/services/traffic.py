@@ -90,7 +90,8 @@ def upsert_sensors(sessions: sessionmaker[Session], items: Sequence[Any]) -> Sen
             continue
         valid[sensor.sensor_id] = sensor.model_dump(exclude_unset=True)
     if problems:
-        raise InvalidRequest(f"{len(problems)} sensor field(s) are invalid; nothing was stored", details=problems)
+        wrong = "1 sensor field is" if len(problems) == 1 else f"{len(problems)} sensor fields are"
+        raise InvalidRequest(f"{wrong} invalid; nothing was stored", details=problems)
     try:
         with sessions() as session:
             created, updated = stored.upsert_sensors(session, list(valid.values()))

@@ -13,6 +13,7 @@ from streamlit_folium import st_folium
 from frontend.connection import api_call, client
 from frontend.maps import LEVEL_COLORS, NO_DATA_COLOR, base_map
 from frontend.settings import get_settings
+from frontend.tables import utc
 
 HORIZONS = {"now": None, "+15 min": 15, "+30 min": 30, "+60 min": 60}
 SENSOR_PAGE = "views/sensor.py"
@@ -135,7 +136,7 @@ def network() -> None:
         st.session_state["sensor_id"] = clicked
         st.page_link(SENSOR_PAGE, label=f"Open sensor {clicked}: history and forecast", icon=":material/show_chart:")
     drawn = time.perf_counter() - answered
-    st.caption(f"{len(rows)} sensors · newest reading {forecast.get('as_of') or '–'} · model "
+    st.caption(f"{len(rows)} sensors · newest reading {utc(forecast.get('as_of')) or '–'} · model "
                f"{forecast['model_version']} · {len(forecast['unavailable'])} without a forecast · drawn in "
                f"{drawn:.2f} s after the API answered in {answered - asked:.2f} s")  # fmt: skip
     with st.expander("Sensors as a table"):

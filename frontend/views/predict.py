@@ -25,13 +25,22 @@ def choice(title: str, field: str, default: str, options: list[str] | None = Non
     return st.selectbox(title, values, index=values.index(default) if default in values else 0, format_func=label)
 
 
+# The form's names of the fields an explanation names.
+FIELD_TITLES = {
+    "weather": "기상상태 · weather", "road_surface": "노면상태 · road surface", "road_type": "도로형태 · road type",
+    "accident_type": "사고유형 · accident type", "district": "시군구 · district", "accident_hour": "사고시각 · hour",
+    "time_period": "시간대 · time band", "day_of_week": "요일 · weekday", "accident_year": "연도 · year",
+    "accident_month": "월 · month", "accident_day": "일 · day of month",
+}  # fmt: skip
+
+
 def contribution_chart(contributions: list[dict], title: str, unit: str) -> None:
     """An explanation's contributions as bars: raising ones red, lowering ones green."""
     parts = sorted(contributions, key=lambda c: c["contribution"])
     figure = go.Figure(
         go.Bar(
             x=[c["contribution"] for c in parts],
-            y=[c["feature"] for c in parts],
+            y=[FIELD_TITLES.get(c["feature"], c["feature"]) for c in parts],
             orientation="h",
             marker_color=["#c62828" if c["contribution"] > 0 else "#2e7d32" for c in parts],
         )
@@ -93,14 +102,14 @@ if answer:
                     "contribution (log-odds)",
                 )
                 st.caption(
-                    "Each input's contribution to the log-odds of a death or serious injury: positive (red) raises "
-                    "the chance, negative (green) lowers it."
+                    "The five inputs that moved it most, each as its contribution to the log-odds of a death or "
+                    "serious injury: positive (red) raises the chance, negative (green) lowers it."
                 )
             else:
                 st.caption("This API does not explain the chance of a severe outcome.")
         with eclo:
             contribution_chart(answer["explanation"], "What drove the expected ECLO", "contribution (log(1 + ECLO))")
             st.caption(
-                "Each input's effect on log(1 + ECLO): positive (red) raises the expected ECLO, negative (green) "
-                "lowers it."
+                "The five inputs that moved it most, each as its effect on log(1 + ECLO): positive (red) raises the "
+                "expected ECLO, negative (green) lowers it."
             )

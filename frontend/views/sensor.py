@@ -79,6 +79,14 @@ def speed_chart(
     if forecast is not None and not history.empty:
         points = forecast["forecasts"]
         last = history.iloc[-1]
+        if all(p.get("speed_mph_p10") is not None for p in points):
+            times = [last["timestamp"], *[wall_clock(p["at"], zone_of) for p in points]]
+            figure.add_trace(go.Scatter(x=times, y=[last["speed_mph"], *[p["speed_mph_p90"] for p in points]],
+                                        line={"width": 0}, showlegend=False, hoverinfo="skip"))  # fmt: skip
+            figure.add_trace(go.Scatter(
+                x=times, y=[last["speed_mph"], *[p["speed_mph_p10"] for p in points]], line={"width": 0},
+                fill="tonexty", fillcolor="rgba(106,27,154,0.18)", name="forecast band (10th-90th pct)",
+            ))  # fmt: skip
         figure.add_trace(go.Scatter(
             x=[last["timestamp"], *[wall_clock(p["at"], zone_of) for p in points]],
             y=[last["speed_mph"], *[p["speed_mph"] for p in points]],
@@ -127,8 +135,11 @@ cols = st.columns(5)
 cols[0].metric("speed now", f"{latest['speed_mph']:.1f} mph", help=f"reading of {latest['timestamp']}")
 cols[1].metric("level now", latest.get("level") or "–")
 for col, point in zip(cols[2:], (forecast or {}).get("forecasts", []), strict=False):
+    low, high = point.get("speed_mph_p10"), point.get("speed_mph_p90")
     col.metric(f"+{point['horizon_minutes']} min", f"{point['speed_mph']:.1f} mph", point["level"],
-               delta_color="off", delta_arrow="off")  # fmt: skip
+               delta_color="off", delta_arrow="off",
+               help=None if low is None or high is None else f"8 in 10 likely between {low:.1f} and {high:.1f} "
+               "mph (the model's 10th-90th percentile band)")  # fmt: skip
 
 neighbour_ids = detail.get("neighbours", [])
 shown: dict[str, pd.DataFrame] = {}

@@ -121,7 +121,7 @@ def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None
     insert_batch_job_if_absent(db_session, batch_id="b1", model_name="eclo", status="pending", total=2)
     rows = [
         {"row_index": 0, "model_version": "v1", "output": {"eclo": 3.2, "risk_level": "low", "model_version": "v1"}},
-        {"row_index": 1, "error": "invalid input in 1 field(s): weather", "details": [{"field": "weather"}]},
+        {"row_index": 1, "error": "invalid input in 1 field: weather", "details": [{"field": "weather"}]},
     ]
     save_batch_rows(db_session, batch_id="b1", rows=rows)
     save_batch_rows(db_session, batch_id="b1", rows=[{**rows[0], "output": {"eclo": 99.0}}])

@@ -77,6 +77,10 @@ def test_the_sensor_page_draws_history_usual_speeds_and_the_forecast(live_api: s
     traces = {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
     assert len(traces[f"sensor {sensor}"]["x"]) == 288
     assert len(traces["forecast"]["y"]) == 4 and traces["usual (median)"]["y"]
+    data = json.loads(chart.proto.spec)["data"]
+    band_at = next(i for i, t in enumerate(data) if t.get("name") == "forecast band (10th-90th pct)")
+    low, high, middle = data[band_at]["y"], data[band_at - 1]["y"], traces["forecast"]["y"]
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(low, middle, high, strict=True)) and low[1] < high[1]
     assert [m.label for m in app.metric][2:] == ["+15 min", "+30 min", "+60 min"]
     app.toggle[0].set_value(True).run()
     (chart,) = app.get("plotly_chart")

@@ -99,7 +99,7 @@ def test_a_batch_of_the_second_kind_in_process(app_client: TestClient, app_resou
         {"index": 0, "doubled": 2, "model_version": "echo-1", "cached": False},
         {"index": 2, "doubled": 5.0, "model_version": "echo-1", "cached": False},
     ]
-    assert body["errors"] == [{"index": 1, "message": "invalid input in 1 field(s): x",
+    assert body["errors"] == [{"index": 1, "message": "invalid input in 1 field: x",
                                "details": [{"field": "x", "message": "must be a number"}]}]  # fmt: skip
 
 
