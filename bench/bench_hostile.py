@@ -4,18 +4,22 @@ connections each sending a 128 MB header, with `GET /health/live` probed beside 
 `python bench/bench_hostile.py` (no make target). Two servers of the same app in the same run, each a real process
 with default settings and AUTH_ENABLED=false, a SQLite file: the API's own server (`python -m backend.api.server`,
 SERVER_HEAD_TIMEOUT_SECONDS 10, SERVER_HEAD_MAX_BYTES 64 KiB) and, as the baseline, plain uvicorn
-(`python -m uvicorn backend.main:app`). Load client: asyncio sockets in this process (the attackers) and one httpx
-client sending a probe every 50 ms, sequentially, on one kept-alive connection. Medians of `--rounds` rounds.
+(`python -m uvicorn backend.main:app`). Load client: asyncio sockets in this process (the attackers) and, in a
+process of its own (so that opening 1,000 sockets here does not delay its clock), one httpx client sending a probe
+every 50 ms, sequentially, on one kept-alive connection. Medians of `--rounds` rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import httpx
@@ -55,29 +59,50 @@ async def _slow_head(port: int, seconds: float) -> float | None:
     return None
 
 
-async def _probe(url: str, until: asyncio.Event) -> list[float]:
+def _probe(url: str, stop: EventType, out: Connection) -> None:
+    """In its own process: a probe every 50 ms until `stop`, then the latencies sent back."""
     latencies = []
-    async with httpx.AsyncClient(timeout=10) as client:
-        while not until.is_set():
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
             started = time.perf_counter()
-            response = await client.get(url)
+            response = client.get(url)
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 200
-            await asyncio.sleep(0.05)
-    return latencies
+            time.sleep(0.05)
+    out.send(latencies)
 
 
-async def _round(port: int, connections: int, seconds: float) -> tuple[list[float], list[float | None], list[float]]:
+class Prober:
+    """A probing process, started on entry; `latencies` once it has stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.stop = multiprocessing.Event()
+        self.receive, send = multiprocessing.Pipe(duplex=False)
+        self.process = multiprocessing.Process(target=_probe, args=(url, self.stop, send))
+        self.latencies: list[float] = []
+
+    def __enter__(self) -> Prober:
+        self.process.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.latencies = self.receive.recv()
+        self.process.join()
+
+
+def _round(port: int, connections: int, seconds: float) -> tuple[list[float], list[float | None], list[float]]:
     url = f"http://127.0.0.1:{port}/health/live"
-    quiet = asyncio.Event()
-    baseline = asyncio.create_task(_probe(url, quiet))
-    await asyncio.sleep(3)
-    quiet.set()
-    done = asyncio.Event()
-    probes = asyncio.create_task(_probe(url, done))
-    slow = await asyncio.gather(*[_slow_head(port, seconds) for _ in range(connections)])
-    done.set()
-    return await baseline, list(slow), await probes
+    with Prober(url) as quiet:
+        time.sleep(3)
+    with Prober(url) as loud:
+        time.sleep(0.5)  # the probe's connection is up before the attack starts
+        slow = asyncio.run(_attack(port, connections, seconds))
+    return quiet.latencies, slow, loud.latencies
+
+
+async def _attack(port: int, connections: int, seconds: float) -> list[float | None]:
+    return list(await asyncio.gather(*[_slow_head(port, seconds) for _ in range(connections)]))
 
 
 def _rss_mb(pid: int) -> float:
@@ -128,7 +153,7 @@ def main() -> int:
             assert wait_until(lambda port=port: _live(port), timeout=60), f"{name} did not start"
             quiet, loud, closed, closed_by = [], [], [], []
             for _ in range(args.rounds):
-                baseline, slow, probes = asyncio.run(_round(port, args.connections, args.wait))
+                baseline, slow, probes = _round(port, args.connections, args.wait)
                 quiet.append(baseline)
                 loud.append(probes)
                 finished = [s for s in slow if s is not None]
