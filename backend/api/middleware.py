@@ -84,7 +84,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        began = time.perf_counter()
         given = next((v for k, v in scope["headers"] if k == HEADER), b"")
         request_id = given.decode("ascii") if SAFE_REQUEST_ID.fullmatch(given) else self.ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -150,8 +150,17 @@ class RequestContextMiddleware:
                 except ClientDisconnect:
                     if not refused:  # else what the app was told: the client has its 413, nothing to log
                         raise
+        except ClientDisconnect:
+            raise
+        except Exception as exc:
+            # Answered here, not by Starlette's outermost handler: that one re-raises after its 500, and the server
+            # then drops the connection; a client's keep-alive connection outlives an unexpected error.
+            if started:
+                raise
+            response = await _handler_of(scope["app"].exception_handlers, exc)(Request(scope), exc)
+            await response(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - began
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
