@@ -50,8 +50,11 @@ def test_a_500_keeps_the_connection_and_says_nothing_internal(served: str, caplo
         failed = client.get("/test/boom")
         after = client.get("/test/port").json()
     assert failed.status_code == 500
-    assert failed.json()["error"] == {"code": "internal_error", "message": "internal error; it has been logged",
-                                      "details": []}
+    assert failed.json()["error"] == {
+        "code": "internal_error",
+        "message": "internal error; it has been logged",
+        "details": [],
+    }
     assert "a bug" not in failed.text and failed.headers["x-request-id"]
     assert failed.headers.get("connection") != "close"
     assert before == after  # the same connection before and after the 500

@@ -335,6 +335,12 @@ class CongestionModel:
                 f"{m['baseline_last_mae_15']:.2f}/{m['baseline_last_mae_30']:.2f}/"
                 f"{m['baseline_last_mae_60']:.2f}, historical average {m['baseline_ha_mae_15']:.2f}/"
                 f"{m['baseline_ha_mae_30']:.2f}/{m['baseline_ha_mae_60']:.2f}"
+                + (
+                    f", plain LightGBM {m['baseline_lgbm_mae_15']:.2f}/{m['baseline_lgbm_mae_30']:.2f}/"
+                    f"{m['baseline_lgbm_mae_60']:.2f}"
+                    if "baseline_lgbm_mae_15" in m
+                    else ""
+                )
             ),  # fmt: skip
             "metrics": {name: m.get(name) for name in metric_names},
             "features": list(FEATURES),
