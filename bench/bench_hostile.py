@@ -77,18 +77,23 @@ class Prober:
 
     def __init__(self, url: str) -> None:
         self.stop = multiprocessing.Event()
-        self.receive, send = multiprocessing.Pipe(duplex=False)
-        self.process = multiprocessing.Process(target=_probe, args=(url, self.stop, send))
+        self.receive, self.send = multiprocessing.Pipe(duplex=False)
+        self.process = multiprocessing.Process(target=_probe, args=(url, self.stop, self.send))
         self.latencies: list[float] = []
 
     def __enter__(self) -> Prober:
         self.process.start()
+        self.send.close()  # the child's copy only: a child that dies then ends the pipe, not this wait
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.latencies = self.receive.recv()
-        self.process.join()
+        try:
+            self.latencies = self.receive.recv()
+        except EOFError as exc:
+            raise RuntimeError(f"the prober died (exit code {self.process.exitcode})") from exc
+        finally:
+            self.process.join()
 
 
 def _round(port: int, connections: int, seconds: float) -> tuple[list[float], list[float | None], list[float]]:

@@ -201,20 +201,28 @@ def dacon_csv(rows: int = 3000) -> bytes:
 
 def wide_csv(api: APIRequestContext, steps: int = 24) -> bytes:
     """Two hours of the METR-LA wide layout for the last three registered sensors (not the Sensor page's first),
-    two days ago (UTC, written without a zone), one cell out of range: older than any sensor's newest reading, so
-    the map and the demo feed's check of the database are left as they were."""
+    20 hours ago (UTC, written without a zone), one cell out of range. The values are the readings already stored
+    for those times (the sample day's), so the upload shows duplicates and one refusal and stores nothing new: the
+    map and the demo feed's check of the database are left as they were."""
     answer = api.get("/api/traffic/sensors")
     if not answer.ok:
         raise Stop(f"GET /api/traffic/sensors answered {answer.status}: {answer.text()[:200]}")
     sensors = [s["sensor_id"] for s in answer.json()[-3:]]
-    start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    start = (datetime.now(UTC) - timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
+    until = start + timedelta(minutes=5 * steps)
+    stored: dict[str, dict[datetime, float]] = {}
+    for sensor in sensors:
+        page = api.get(f"/api/traffic/sensors/{sensor}/readings",
+                       params={"since": start.isoformat(), "until": until.isoformat(), "size": 1000})  # fmt: skip
+        items = page.json().get("items", []) if page.ok else []
+        stored[sensor] = {datetime.fromisoformat(r["timestamp"]).astimezone(UTC): r["speed_mph"] for r in items}
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["", *sensors])
     for step in range(steps):
         stamp = start + timedelta(minutes=5 * step)
-        writer.writerow([f"{stamp:%Y-%m-%d %H:%M:%S}", *[50 + step % 7 + i for i in range(len(sensors))]])
-    writer.writerow([f"{start + timedelta(minutes=5 * steps):%Y-%m-%d %H:%M:%S}", 200, 55, 56][: len(sensors) + 1])
+        writer.writerow([f"{stamp:%Y-%m-%d %H:%M:%S}", *[stored[s].get(stamp, "") for s in sensors]])
+    writer.writerow([f"{until:%Y-%m-%d %H:%M:%S}", 200])
     return out.getvalue().encode("utf-8")
 
 

@@ -67,12 +67,10 @@ def insert_new(session: Session, rows: Sequence[ReadingRow]) -> int:
     return result.rowcount
 
 
-def latest_per_sensor(session: Session) -> dict[str, TrafficReading]:
-    newest = (
-        select(TrafficReading.sensor_id, func.max(TrafficReading.timestamp).label("newest"))
-        .group_by(TrafficReading.sensor_id)
-        .subquery()
-    )
+def latest_per_sensor(session: Session, earliest: bool = False) -> dict[str, TrafficReading]:
+    """Each sensor's newest reading (with `earliest`, its oldest)."""
+    edge = func.min(TrafficReading.timestamp) if earliest else func.max(TrafficReading.timestamp)
+    newest = select(TrafficReading.sensor_id, edge.label("newest")).group_by(TrafficReading.sensor_id).subquery()
     query = select(TrafficReading).join(
         newest,
         (TrafficReading.sensor_id == newest.c.sensor_id) & (TrafficReading.timestamp == newest.c.newest),

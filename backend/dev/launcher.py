@@ -228,6 +228,9 @@ class Launcher:
         drops mid-acknowledgement), within the restart budget. Returns why it stopped."""
         stopping: list[str] = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+        # Ctrl-C stops the stack even when this process was started with SIGINT ignored (a background job of a
+        # shell without job control), where Python installs no KeyboardInterrupt of its own.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while not stopping:
                 for name, process in list(self.group.processes.items()):

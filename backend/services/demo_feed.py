@@ -3,7 +3,10 @@ timestamps of now, so that a first run shows a live network. At start it fast-fo
 need it), then publishes one step of every sensor at each 5-minute mark, as road-side sensors would.
 
 DEMO_FEED: `on` runs it; `off` never; `auto` (the default) runs it in ENVIRONMENT=local on a database holding no
-readings but the demo's own (a fresh one, or one the demo fed before), so real readings are never mixed with it.
+readings but the demo's own (a fresh one, or one the demo fed before: each sensor's newest and oldest readings are
+the values the demo gives for their times), so real readings are not mixed with it. The demo's values come from the
+served model: after a retrained or promoted congestion model, its earlier readings no longer match and `auto` stays
+off (`on` forces it).
 Run: `python -m backend.services.demo_feed` (`make run` starts it when it would run).
 """
 
@@ -29,7 +32,9 @@ from backend.db import readings as stored
 from backend.db.session import make_engine, session_factory
 from backend.ml.congestion.demo import demo_readings, demo_speeds, is_demo_speed, step_of
 from backend.ml.congestion.model import CongestionModel
+from backend.schemas.traffic import MAX_READINGS_PER_CALL
 from backend.services.feed import publish, stream_key
+from backend.services.readings import IngestOutcome, SensorDirectory, ingest
 from backend.wiring import open_registry
 
 log = logging.getLogger(__name__)
@@ -65,14 +70,14 @@ def decide(settings: Settings, sessions: sessionmaker[Session], model: Congestio
     if settings.environment != "local":
         return Decision(False, "off: DEMO_FEED=auto runs only with ENVIRONMENT=local (DEMO_FEED=on forces it)")
     try:
-        with sessions() as session:
-            newest = stored.latest_per_sensor(session)
+        with sessions() as session:  # each sensor's newest and oldest: a real history under a sample day shows
+            edges = [*stored.latest_per_sensor(session).values(), *stored.latest_per_sensor(session, True).values()]
     except SQLAlchemyError:
         return Decision(False, "off: the database cannot be read")
-    if not newest:
+    if not edges:
         return Decision(True, f"on: the database holds no readings ({OFF_HINT})")
-    for sensor_id, reading in newest.items():
-        index = model.index.get(sensor_id)
+    for reading in edges:
+        index = model.index.get(reading.sensor_id)
         if index is None or not is_demo_speed(
             model.profiles, model.free_flow, index, reading.timestamp, reading.speed_mph
         ):
@@ -87,6 +92,21 @@ def sample_readings(model: CongestionModel, until: datetime, steps: int) -> list
     for step in range(last - steps + 1, last + 1):
         readings += demo_readings(model.sensor_ids, demo_speeds(model.profiles, model.free_flow, step), step)
     return readings
+
+
+def store_sample(
+    sessions: sessionmaker[Session], sensors: SensorDirectory, model: CongestionModel, until: datetime, steps: int
+) -> IngestOutcome:
+    """`sample_readings` stored through the readings' one `ingest`, a call per MAX_READINGS_PER_CALL readings (as a
+    client would send them); the outcome summed, refused indexes counted over the whole sample."""
+    sample = sample_readings(model, until, steps)
+    total = IngestOutcome()
+    for start in range(0, len(sample), MAX_READINGS_PER_CALL):
+        part = ingest(sessions, sensors, sample[start : start + MAX_READINGS_PER_CALL], "sample")
+        total.accepted += part.accepted
+        total.duplicates += part.duplicates
+        total.rejected += [{**r, "index": start + r["index"]} for r in part.rejected]
+    return total
 
 
 class DemoFeed:

@@ -41,7 +41,7 @@ if admin is None:
 with st.container(border=True):
     st.markdown(
         "**No readings of your own yet?** Load a sample day: the last 24 hours of every congestion-model sensor, as "
-        "the demo feed publishes them (the speeds the model learned for that time of the week, with noise). "
+        "the demo feed publishes them (the speeds the model learned for that time, with noise). "
         "Readings already stored count as duplicates."
     )
     if st.button("Load a sample day", icon=":material/science:"):

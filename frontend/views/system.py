@@ -24,7 +24,10 @@ DETAIL_CHARS = 85  # about what the health table's detail column shows on a lapt
 
 def short(detail: str) -> str:
     """A detail cut to what the health table's cell shows, at a word: the whole is written under the table."""
-    return detail[: detail.rfind(" ", 0, DETAIL_CHARS - 2)] + " …"
+    if len(detail) <= DETAIL_CHARS:
+        return detail
+    cut = detail.rfind(" ", 0, DETAIL_CHARS - 2)
+    return detail[: cut if cut > 0 else DETAIL_CHARS - 2] + " …"
 
 
 def metrics_tables(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, float], list[dict[str, Any]]]:

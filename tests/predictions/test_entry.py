@@ -3,6 +3,7 @@ and a dataset result row (a row is the single answer plus its `index`); inline r
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,15 @@ def test_a_reading_time_out_of_range_is_a_422_not_a_500(
     answer = app_client.post("/api/predict/congestion", json={"sensor_id": model.sensor_ids[0], "recent": recent})
     assert answer.status_code == 422, answer.text
     assert "readings[3].timestamp" in {d["field"] for d in answer.json()["error"]["details"]}  # the model's name
+
+
+def test_a_huge_integer_time_in_a_batch_is_a_422_not_a_500(app_client: TestClient, app_resources: Resources) -> None:
+    """The batch route's JSON keeps 10**400 an integer (the single route's parser makes it a float)."""
+    model = app_resources.registry.get("congestion")
+    assert isinstance(model, CongestionModel)
+    recent = _readings(4)
+    recent[-1]["timestamp"] = 10**400
+    body = json.dumps({"items": [{"sensor_id": model.sensor_ids[0], "recent": recent}]})
+    answer = app_client.post("/api/predict/congestion/batch", content=body,
+                             headers={"content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 422, answer.text

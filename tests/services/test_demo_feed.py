@@ -46,30 +46,41 @@ def _settings(redis_url: str, demo_feed: str, environment: str = "local") -> Set
 def test_off_never_runs_and_on_always_does(
     redis_url: str, sessions: sessionmaker[Session], model: CongestionModel
 ) -> None:
-    assert not decide(_settings(redis_url, demo_feed="off"), sessions, model).run
-    assert decide(_settings(redis_url, demo_feed="on", environment="production"), sessions, model).run
-    assert not decide(_settings(redis_url, demo_feed="on"), sessions, None).run  # nothing to replay
+    assert not decide(_settings(redis_url, "off"), sessions, model).run
+    assert decide(_settings(redis_url, "on", "production"), sessions, model).run
+    assert not decide(_settings(redis_url, "on"), sessions, None).run  # nothing to replay
 
 
 def test_auto_runs_on_a_database_of_no_readings_or_only_its_own(
     redis_url: str, sessions: sessionmaker[Session], model: CongestionModel
 ) -> None:
-    auto = _settings(redis_url, demo_feed="auto")
+    auto = _settings(redis_url, "auto")
     first = decide(auto, sessions, model)
     assert first.run and "no readings" in first.reason and "DEMO_FEED=off" in first.reason
     directory = SensorDirectory(sessions)
     outcome = ingest(sessions, directory, sample_readings(model, datetime.now(UTC), 3), "sample")
     assert outcome.accepted == 3 * len(model.sensor_ids) and not outcome.rejected
     assert decide(auto, sessions, model).run  # the demo's own readings: a restarted `make run` goes on
-    assert not decide(_settings(redis_url, demo_feed="auto", environment="production"), sessions, model).run
+    assert not decide(_settings(redis_url, "auto", "production"), sessions, model).run
     real = {"sensor_id": model.sensor_ids[0], "timestamp": datetime.now(UTC).isoformat(), "speed_mph": 12.34}
     assert ingest(sessions, directory, [real], "rest").accepted == 1
     refused = decide(auto, sessions, model)
     assert not refused.run and "other than the demo's" in refused.reason
 
 
+def test_auto_stays_off_when_a_real_history_lies_under_a_sample_day(
+    redis_url: str, sessions: sessionmaker[Session], model: CongestionModel
+) -> None:
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0).isoformat()
+    real = {"sensor_id": model.sensor_ids[0], "timestamp": three_days_ago, "speed_mph": 12.34}
+    directory = SensorDirectory(sessions)
+    assert ingest(sessions, directory, [real], "rest").accepted == 1
+    ingest(sessions, directory, sample_readings(model, datetime.now(UTC), 3), "sample")  # every newest: the demo's
+    assert not decide(_settings(redis_url, "auto"), sessions, model).run
+
+
 def test_the_feed_fast_forwards_the_last_hour_then_beats_and_says_so(redis_url: str, model: CongestionModel) -> None:
-    settings = _settings(redis_url, demo_feed="on")
+    settings = _settings(redis_url, "on")
     client = redis.Redis.from_url(redis_url)
     feed = DemoFeed(settings, client, model, "on (test)")
     stopping: list[str] = []

@@ -85,8 +85,9 @@ async def load_sample_readings(
 ) -> IngestResult:
     """Store the demo's readings of every congestion-model sensor for the last `hours` (a sample day by default):
     the same values the demo feed publishes, so what it already stored counts as duplicates."""
-    sample = demo_feed.sample_readings(congestion.model(), datetime.now(UTC), hours * 12)
-    outcome = await run_in_threadpool(readings.ingest, sessions, sensors, sample, "sample")
+    outcome = await run_in_threadpool(
+        demo_feed.store_sample, sessions, sensors, congestion.model(), datetime.now(UTC), hours * 12
+    )
     return IngestResult(accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected[:20])
 
 

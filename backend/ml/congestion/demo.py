@@ -1,7 +1,8 @@
 """Demo speeds: the congestion model's own network at any moment, so a first run shows a live map.
 
-Each sensor runs at the profile the model learned for the local weekday and 5-minute slot (the real METR-LA week
-it was trained on: its rush hours, its slow sensors), with a slow wobble and a little noise. Every value is a pure
+Each sensor runs at the profile the model learned for the local weekday and 5-minute slot (the default model's,
+from the real METR-LA week: every day's profile, with its rush hours and its slow sensors), with a slow wobble and a
+little noise. Every value is a pure
 function of the sensor and the moment, so a replay, a sample day and a restarted feed agree on every reading, and a
 stored reading can be recognised as the demo's (`is_demo_speed`).
 """

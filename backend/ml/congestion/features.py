@@ -150,8 +150,8 @@ class Profiles:
             table = np.where(smooth_counts > 0, smooth_sums / smooth_counts, np.nan)
         # One week holds one day of each weekday: a weekday's slot seen in fewer than two weeks is that day's noise,
         # not a pattern, and takes every day's mean instead (the NaN `filled` falls back on).
-        seen_weeks = smooth_counts[:, :7] / (2 * smooth + 1)
-        table[:, :7] = np.where(seen_weeks >= MIN_PROFILE_WEEKS, table[:, :7], np.nan)
+        seen_weeks = smooth_counts[:, :7] / (2 * smooth + 1)  # readings over the slots averaged: weeks, less gaps
+        table[:, :7] = np.where(seen_weeks > MIN_PROFILE_WEEKS - 0.5, table[:, :7], np.nan)
         return cls(table)
 
     def at(self, sensor: np.ndarray, weekday: np.ndarray, slot: np.ndarray) -> np.ndarray:

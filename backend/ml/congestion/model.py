@@ -8,7 +8,6 @@ five-minute slots up to the newest reading are used; neighbours' readings are op
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,7 +118,7 @@ def _timestamp(value: Any) -> float | None:
         except ValueError:
             return None
         seconds = ((moment.replace(tzinfo=None) if moment.tzinfo else moment) - EPOCH).total_seconds()
-    elif type(value) in (int, float) and math.isfinite(value):
+    elif type(value) in (int, float) and 0 <= value < LATEST_SECONDS:  # NaN, inf and huge ints fail the range
         seconds = float(value)
     return seconds if seconds is not None and 0 <= seconds < LATEST_SECONDS else None
 
