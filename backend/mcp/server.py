@@ -54,14 +54,14 @@ def _resources(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
     @server.resource("models://cards", name="model cards", mime_type="application/json")
     def model_cards() -> str:
         """Every served model's card: version, metrics against their baselines, evaluation and inputs."""
-        kit.caller(None)
+        kit.admit(None)
         cards = [ModelInfo.of(registry.get(n).info()).model_dump(mode="json") for n in registry.names()]
         return json.dumps({"models": cards})
 
     @server.resource("traffic://sensors", name="road sensors", mime_type="application/json")
     def sensors() -> str:
         """The registered road sensors: id, position, free-flow speed and newest reading."""
-        kit.caller("read")
+        kit.admit("read")
         with kit.services.resources.sessions() as session:
             listed = traffic.list_sensors(session)
         return json.dumps([s.model_dump(mode="json") for s in listed])
@@ -69,7 +69,7 @@ def _resources(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
     @server.resource("eclo://vocabulary", name="ECLO input values", mime_type="application/json")
     def vocabulary() -> str:
         """The values each categorical ECLO input takes, each with its English meaning."""
-        kit.caller(None)
+        kit.admit(None)
         return json.dumps(
             {field: [{"value": v, "english": ENGLISH.get(v)} for v in values] for field, values in allowed.items()},
             ensure_ascii=False,

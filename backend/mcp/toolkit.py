@@ -47,6 +47,16 @@ class Toolkit:
     def caller(self, scope: str | None) -> Principal:
         return demand(self.settings.auth_enabled, scope)
 
+    def admit(self, scope: str | None) -> Principal:
+        """A resource read (run in anyio's worker thread) checked as a tool call is: the caller's scope, the stdio
+        server's key again, a token of the key's rate limit."""
+        principal = self.caller(scope)
+        try:
+            anyio.from_thread.run(self.count, principal, CALLER_KEY.get())
+        except ServiceError as exc:
+            raise tool_error(exc) from exc
+        return principal
+
     async def count(self, principal: Principal, key: str | None = None) -> None:
         """A tool call takes a token of its key's rate limit, as a REST request does (RateLimited: 429); the stdio
         server's key (`key`) is checked again first (revoked since the server started: 401)."""

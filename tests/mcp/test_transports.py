@@ -112,13 +112,20 @@ def test_a_key_revoked_while_the_stdio_server_runs_is_refused_at_the_next_call(s
     with secured.client(secured.keys["all"]) as admin:
         made = admin.post("/api/keys", json={"name": "desktop", "scopes": ["predict", "read"]}).json()
 
-    async def work(client: Client) -> tuple[Any, Any]:
+    async def work(client: Client) -> tuple[Any, Any, str | None]:
         before = await client.call_tool("predict_eclo", {"accident": CLASSIC_EXAMPLE})
+        assert (await client.read_resource("traffic://sensors")).contents  # readable while the key is valid
         with secured.client(secured.keys["all"]) as admin:
             assert admin.delete(f"/api/keys/{made['key_id']}").status_code == 204
         await asyncio.sleep(1.5)  # the stdio server's own copy of the keys is AUTH_CACHE_SECONDS (1 s) old at most
-        return before, await client.call_tool("predict_eclo", {"accident": CLASSIC_EXAMPLE})
+        after = await client.call_tool("predict_eclo", {"accident": CLASSIC_EXAMPLE})
+        try:
+            await client.read_resource("traffic://sensors")
+        except Exception as exc:  # the SDK raises the server's error
+            return before, after, str(exc)
+        return before, after, None
 
-    before, after = _over_stdio(secured, made["key"], work)
+    before, after, resource_error = _over_stdio(secured, made["key"], work)
     assert not before.is_error, before.content
     assert after.is_error and "401" in after.content[0].text and "revoked" in after.content[0].text, after.content
+    assert resource_error == "Error reading resource traffic://sensors"  # the SDK words it; the server logs why
