@@ -83,6 +83,16 @@ def register(kit: Toolkit) -> None:
             "truncated": answer.truncated,
         }
 
+    def matching_rows(
+        dataset_id: str, answer: QueryResult, columns: list[str], filters: list[Filter]
+    ) -> dict[str, Any]:
+        """A row query's answer with the chosen columns; `matching` counts every row meeting the filters,
+        `left_out` those not returned."""
+        rows = _project(answer, columns)
+        matching = count(dataset_id, filters)
+        return {"columns": columns or answer.columns, "rows": rows, "matching": matching,
+                "left_out": matching - len(rows)}  # fmt: skip
+
     def most() -> int:
         """The most rows one query answers: EXPLORE_MAX_ROWS, within a TableQuery's limit."""
         return min(kit.settings.explore_max_rows, QUERY_LIMIT)
@@ -178,14 +188,7 @@ def register(kit: Toolkit) -> None:
         {"column": "제한속도", "op": "between", "value": [30, 50]}], "columns": ["소재지지번주소", "제한속도"],
         "order_by": [{"column": "제한속도", "desc": true}], "limit": 10}"""
         answer = query(dataset_id, filters=filters, order_by=order_by, limit=min(limit, kit.max_rows, most()))
-        rows = _project(answer, columns)
-        matching = count(dataset_id, filters)
-        return {
-            "columns": columns or answer.columns,
-            "rows": rows,
-            "matching": matching,
-            "left_out": matching - len(rows),
-        }
+        return matching_rows(dataset_id, answer, columns, filters)
 
     @kit.tool("read")
     def sample_rows(
@@ -198,14 +201,7 @@ def register(kit: Toolkit) -> None:
         the chosen columns; `matching` counts the rows meeting the filters.
         Example: {"dataset_id": "<id>", "n": 3, "filters": [{"column": "제한속도", "op": "not_null"}]}"""
         answer = query(dataset_id, filters=filters, limit=min(n, kit.max_rows, most()))
-        rows = _project(answer, columns)
-        matching = count(dataset_id, filters)
-        return {
-            "columns": columns or answer.columns,
-            "rows": rows,
-            "matching": matching,
-            "left_out": matching - len(rows),
-        }
+        return matching_rows(dataset_id, answer, columns, filters)
 
     @kit.tool("read")
     def group_aggregate(

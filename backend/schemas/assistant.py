@@ -58,23 +58,20 @@ class MessageOut(BaseModel):
     created_at: datetime
 
 
-class ConversationSummary(BaseModel):
+class _Conversation(BaseModel):
     id: str
     title: str | None
     dataset_id: str | None
     model: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class ConversationSummary(_Conversation):
     messages: int
 
 
-class ConversationOut(BaseModel):
-    id: str
-    title: str | None
-    dataset_id: str | None
-    model: str | None
-    created_at: datetime
-    updated_at: datetime
+class ConversationOut(_Conversation):
     messages: list[MessageOut]
 
 

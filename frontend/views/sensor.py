@@ -59,16 +59,19 @@ def profile_band(sensor_id: str, since: datetime, until: datetime) -> pd.DataFra
     return pd.DataFrame(parts, columns=["timestamp", "p10", "median", "p90"])
 
 
+def shade(figure: go.Figure, x: Any, low: Any, high: Any, color: str, name: str) -> None:
+    """A band between `low` and `high`: an unseen upper edge, then the lower one filled up to it."""
+    figure.add_trace(go.Scatter(x=x, y=high, line={"width": 0}, showlegend=False, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=x, y=low, line={"width": 0}, fill="tonexty", fillcolor=color, name=name))
+
+
 def speed_chart(
     sensor_id: str, history: pd.DataFrame, band: pd.DataFrame, forecast: dict | None, neighbours: dict,
     zone_of: datetime,
 ) -> go.Figure:  # fmt: skip
     figure = go.Figure()
     if not band.empty:
-        figure.add_trace(go.Scatter(x=band["timestamp"], y=band["p90"], line={"width": 0}, showlegend=False,
-                                    hoverinfo="skip"))  # fmt: skip
-        figure.add_trace(go.Scatter(x=band["timestamp"], y=band["p10"], line={"width": 0}, fill="tonexty",
-                                    fillcolor="rgba(96,125,139,0.25)", name="usual (10th-90th pct)"))  # fmt: skip
+        shade(figure, band["timestamp"], band["p10"], band["p90"], "rgba(96,125,139,0.25)", "usual (10th-90th pct)")
         figure.add_trace(go.Scatter(x=band["timestamp"], y=band["median"], name="usual (median)",
                                     line={"color": "#607d8b", "dash": "dot"}))  # fmt: skip
     for neighbour, frame in neighbours.items():
@@ -81,12 +84,9 @@ def speed_chart(
         last = history.iloc[-1]
         if all(p.get("speed_mph_p10") is not None for p in points):
             times = [last["timestamp"], *[wall_clock(p["at"], zone_of) for p in points]]
-            figure.add_trace(go.Scatter(x=times, y=[last["speed_mph"], *[p["speed_mph_p90"] for p in points]],
-                                        line={"width": 0}, showlegend=False, hoverinfo="skip"))  # fmt: skip
-            figure.add_trace(go.Scatter(
-                x=times, y=[last["speed_mph"], *[p["speed_mph_p10"] for p in points]], line={"width": 0},
-                fill="tonexty", fillcolor="rgba(106,27,154,0.18)", name="forecast band (10th-90th pct)",
-            ))  # fmt: skip
+            low = [last["speed_mph"], *[p["speed_mph_p10"] for p in points]]
+            high = [last["speed_mph"], *[p["speed_mph_p90"] for p in points]]
+            shade(figure, times, low, high, "rgba(106,27,154,0.18)", "forecast band (10th-90th pct)")
         figure.add_trace(go.Scatter(
             x=[last["timestamp"], *[wall_clock(p["at"], zone_of) for p in points]],
             y=[last["speed_mph"], *[p["speed_mph"] for p in points]],
