@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = app.state
         configure_celery(celery_app, settings)
         resources = state.resources = open_resources(settings)
-        resources.registry.load()  # once, before the first request
+        resources.start_models()  # once, before the first request; then following the alias table
         state.broker_redis = (
             resources.redis if settings.broker_url == settings.redis_url else sync_redis(settings.broker_url, settings)
         )

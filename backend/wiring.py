@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.core.config import Settings
 from backend.core.redis import sync_redis
 from backend.core.storage import LocalStorage
+from backend.db.lifecycle import read_aliases
 from backend.db.recorder import SpillFile
 from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
-from backend.ml.registry import ModelRegistry, get_registry, import_loader
+from backend.ml.registry import ModelRegistry, ModelWatcher, get_registry, import_loader
 from backend.predictions.entry import Predictions
 from backend.predictions.kinds import servings
 from backend.stores.batches import BatchStore
@@ -32,7 +33,17 @@ def model_loaders(settings: Settings) -> dict[str, ModelLoader]:
 
 def open_registry(settings: Settings) -> ModelRegistry:
     """The process-wide registry; predictions use one thread each (the API's event loop, a worker child)."""
-    return get_registry(settings.model_dir, model_loaders(settings), num_threads=1)
+    return get_registry(settings.model_dir, model_loaders(settings), num_threads=1, versions_dir=settings.versions_dir)
+
+
+def model_watcher(registry: ModelRegistry, sessions: sessionmaker[Session], settings: Settings) -> ModelWatcher:
+    """Serves the alias table's champions in this process, re-read every MODEL_RELOAD_SECONDS."""
+
+    def aliases() -> dict[str, dict[str, str]]:
+        with sessions() as session:
+            return read_aliases(session)
+
+    return ModelWatcher(registry, aliases, settings.model_reload_seconds)
 
 
 @dataclass
@@ -47,8 +58,15 @@ class Resources:
     dataset_files: DatasetFiles
     spill: SpillFile
     predictions: Predictions
+    watcher: ModelWatcher
+
+    def start_models(self) -> None:
+        """Load the models, serve the champions the alias table names, and follow its moves."""
+        self.registry.load()
+        self.watcher.start()
 
     def close(self) -> None:
+        self.watcher.stop()
         self.engine.dispose()
         self.redis.close()
 
@@ -70,4 +88,5 @@ def open_resources(settings: Settings) -> Resources:
         spill=SpillFile(settings.data_dir / "spill" / "records.jsonl", settings.spill_max_bytes),
         # The workers' entry: no cache, no prediction records (a batch and a dataset job are their own records).
         predictions=Predictions(registry, servings(sessions, settings.congestion_min_readings)),
+        watcher=model_watcher(registry, sessions, settings),
     )

@@ -63,6 +63,7 @@ BEARER_DOC: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 AnyKey = Annotated[Principal, Depends(require(None))]
 PredictKey = Annotated[Principal, Depends(require("predict"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]
 # For routes that need the check but not the principal: `dependencies=[READ]`.
 ANY_KEY = Depends(require(None))
 READ = Depends(require("read"))

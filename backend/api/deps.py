@@ -21,6 +21,7 @@ from backend.predictions.entry import Predictions
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
 from backend.services.explore import ExploreService
+from backend.services.models import ModelLifecycle
 from backend.services.readings import SensorDirectory
 from backend.stores.batches import BatchStore
 from backend.wiring import Resources
@@ -63,6 +64,10 @@ async def get_predictions(request: Request) -> Predictions:
     return request.app.state.services.predictions
 
 
+async def get_lifecycle(request: Request) -> ModelLifecycle:
+    return request.app.state.services.lifecycle
+
+
 async def get_sensor_directory(request: Request) -> SensorDirectory:
     return request.app.state.services.sensors
 
@@ -94,6 +99,7 @@ DatasetServiceDep = Annotated[DatasetService, Depends(get_dataset_service)]
 ExploreServiceDep = Annotated[ExploreService, Depends(get_explore_service)]
 PredictionsDep = Annotated[Predictions, Depends(get_predictions)]
 SensorDirectoryDep = Annotated[SensorDirectory, Depends(get_sensor_directory)]
+ModelLifecycleDep = Annotated[ModelLifecycle, Depends(get_lifecycle)]
 RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 SessionDep = Annotated[Session, Depends(get_db)]

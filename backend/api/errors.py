@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.errors import ServiceError
-from backend.ml.errors import InvalidRow, ModelNotFound
+from backend.ml.errors import InvalidRow, ModelNotFound, VersionNotFound
 from backend.schemas.health import HealthResponse
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,11 @@ async def _model_not_found(_: Request, exc: Exception) -> JSONResponse:
     return error_response(404, "not_found", str(exc), [{"available": exc.available}])
 
 
+async def _version_not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VersionNotFound)
+    return error_response(404, "not_found", str(exc), [{"field": "version"}])
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == FASTAPI_BODY_ERROR:  # a declared body that is no JSON text
@@ -101,5 +106,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRow, _invalid_row)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ModelNotFound, _model_not_found)
+    app.add_exception_handler(VersionNotFound, _version_not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

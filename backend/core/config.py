@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     # Extra model kinds, as a JSON object kind -> "package.module:loader" (a test double's kind, a plug-in).
     model_plugins: dict[str, str] = {}
     data_dir: Path = PROJECT_ROOT / "var"
+
+    # Model lifecycle: trained versions under `<data_dir>/models/<name>/<version>`; every process serves the
+    # `champion` alias's version within MODEL_RELOAD_SECONDS of a move.
+    model_reload_seconds: float = Field(default=5.0, gt=0, le=3600)
+    model_keep_versions: int = Field(default=5, ge=1, le=1000)
+    training_time_limit_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    # A running training job whose process has not beaten for this long is failed (its worker was killed).
+    training_stale_seconds: float = Field(default=60.0, ge=2, le=3600)
+    # Single predictions waiting to be scored by the challenger; beyond it they are skipped (counted), never
+    # slowing an answer.
+    shadow_queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    drift_max_rows: int = Field(default=50_000, ge=100, le=5_000_000)
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'traffic.db'}"
 
     # Redis: broker, result backend and cache unless overridden
@@ -183,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def result_backend_url(self) -> str:
         return self.celery_result_backend or self.redis_url
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def cache_redis_url(self) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,6 +23,14 @@ READINGS = Counter("readings_total", "Sensor readings received, by outcome and s
 BATCHES_SUBMITTED = Counter("batches_submitted_total", "Batches accepted for the workers", ["model"])
 ASSISTANT_CACHE = Counter("assistant_cache_total", "Assistant first questions looked up in the cache", ["result"])
 ASSISTANT_STEPS = Counter("assistant_tool_calls_total", "Tools the assistant called", ["tool", "outcome"])
+SHADOW_SCORES = Counter(
+    "shadow_scores_total",
+    "Single predictions offered to the challenger, by outcome (scored, skipped, failed)",
+    ["model", "outcome"],
+)
+MODEL_DRIFT_SHARE = Gauge("model_drift_share", "Share of input fields drifted, as last computed", ["model"])
+MODEL_DRIFT_PSI = Gauge("model_drift_psi", "PSI of each input field and prediction, as last computed",
+                        ["model", "field"])  # fmt: skip
 RATE_LIMITED = Counter("rate_limited_total", "Requests refused (429) by their API key's rate limit")
 RATE_LIMIT_UNCHECKED = Counter(
     "rate_limit_unchecked_total", "Requests let through without their rate limit checked (Redis did not answer)"

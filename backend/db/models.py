@@ -283,3 +283,77 @@ class ConversationMessage(Base):
     __table_args__ = (
         Index("ix_conversation_messages_conversation_id_position", "conversation_id", "position", unique=True),
     )
+
+
+class ModelAlias(Base):
+    """Which version of a model name an alias points at: `champion` is what every process serves, `challenger`
+    is scored beside it (shadow) without being answered."""
+
+    __tablename__ = "model_aliases"
+
+    model_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasMove(Base):
+    """The append-only history of alias moves: who moved which alias of which model, when, from what, to what
+    (`to_version` None: the alias was removed)."""
+
+    __tablename__ = "model_alias_moves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    alias: Mapped[str] = mapped_column(String(16))
+    from_version: Mapped[str | None] = mapped_column(String(64))
+    to_version: Mapped[str | None] = mapped_column(String(64))
+    moved_by: Mapped[str | None] = mapped_column(String(32))
+    moved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_model_alias_moves_model_name_id", "model_name", "id"),)
+
+
+class TrainingJob(Base):
+    """A request to train a new version of a model, and how it went."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stage: Mapped[str | None] = mapped_column(String(64))
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    log: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(String(32))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Beaten by the training process while it runs: a job whose beat stops (its worker killed) is failed.
+    heartbeat_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_training_jobs_model_name_created_at", "model_name", "created_at"),)
+
+
+class ShadowScore(Base):
+    """A single prediction scored again by the challenger, off the response path, beside what the champion
+    answered."""
+
+    __tablename__ = "shadow_scores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model_name: Mapped[str] = mapped_column(String(64))
+    champion_version: Mapped[str] = mapped_column(String(64))
+    challenger_version: Mapped[str] = mapped_column(String(64))
+    champion_value: Mapped[float | None] = mapped_column(Float)
+    challenger_value: Mapped[float | None] = mapped_column(Float)
+    champion_level: Mapped[str | None] = mapped_column(String(32))
+    challenger_level: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_shadow_scores_model_name_created_at", "model_name", "created_at"),)

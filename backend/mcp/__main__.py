@@ -27,7 +27,7 @@ async def serve() -> int:
     settings = get_settings()
     configure_logging(settings.log_level, stream="ext://sys.stderr")
     resources = open_resources(settings)
-    resources.registry.load()
+    resources.start_models()
     services = open_services(resources)
     try:
         principal: Principal = ANYONE

@@ -45,3 +45,10 @@ class DataFileError(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class VersionNotFound(LookupError):
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(f"model {name!r} has no version {version!r}; GET /api/models/{name}/versions lists them")
+        self.name = name
+        self.version = version

@@ -29,6 +29,7 @@ from backend.ml.protocol import PredictiveModel
 from backend.ml.registry import ModelRegistry
 from backend.predictions.caches import Cache
 from backend.predictions.kinds import DirectServing, Serving
+from backend.predictions.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +74,20 @@ class Predictions:
         servings: Mapping[str, Serving],
         caches: Mapping[str, Cache] | None = None,
         recorder: Recorder | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.registry = registry
         self.servings = dict(servings)
         self.caches = dict(caches or {})
         self.recorder = recorder
+        self.shadow = shadow
         self._direct = DirectServing()
         self._no_cache = NoCache()
 
-    def model(self, name: str) -> tuple[PredictiveModel, Serving]:
-        """The model served under `name` and its kind's serving; ModelNotFound (404) when there is none."""
-        model = self.registry.get(name)
+    def model(self, name: str, version: str | None = None) -> tuple[PredictiveModel, Serving]:
+        """The model served under `name` (or that version of it) and its kind's serving; ModelNotFound or
+        VersionNotFound (404) when there is none."""
+        model = self.registry.get(name, version)
         return model, self.servings.get(model.kind, self._direct)
 
     async def predict_one(self, name: str, body: Any, caller: Caller = Caller()) -> bytes:
@@ -110,6 +114,8 @@ class Predictions:
         content = orjson.dumps(answer)
         cache.set(key, content)
         self._record(model, serving, body, answer, started, False, caller)
+        if self.shadow is not None:
+            self.shadow.offer(name, model.version, prepared.row, answer)
         return content[:-1] + b',"cached":false}'
 
     def prepare_batch(self, name: str, items: list[Any]) -> tuple[list[Any], dict[int, InvalidRow]]:
@@ -134,9 +140,12 @@ class Predictions:
                 raise
         return rows, refused
 
-    def predict(self, name: str, rows: Sequence[Any], caller: Caller = Caller()) -> list[dict[str, Any]]:
-        """One outcome per model row, in order (see `outcome_of`); one bad row never sinks the others."""
-        model, serving = self.model(name)
+    def predict(
+        self, name: str, rows: Sequence[Any], caller: Caller = Caller(), version: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One outcome per model row, in order (see `outcome_of`); one bad row never sinks the others. `version`:
+        that version's outcomes (a batch keeps the version it was submitted under), else the champion's."""
+        model, serving = self.model(name, version)
         return [outcome_of(o) for o in serving.predict_rows(model, rows)]
 
     def _record(

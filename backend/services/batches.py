@@ -58,12 +58,12 @@ def submit_batch(
     """Rows are validated by the worker, each on its own: one bad row does not refuse the batch. The entry's
     `prepare_batch` turns the items into the model's rows at submission (congestion: read from the stored
     readings now); the rows it refuses are stored as their errors before the task runs."""
-    predictions.model(model)  # an unknown model: ModelNotFound (404) before anything is recorded
+    served, _ = predictions.model(model)  # an unknown model: ModelNotFound (404) before anything is recorded
     _check_size(items, settings)
     items, refused = predictions.prepare_batch(model, items)
     batch_id = uuid.uuid4().hex
     try:
-        active = store.create(batch_id, items, model, request_id, settings.max_pending_batches, owner)
+        active = store.create(batch_id, items, model, request_id, settings.max_pending_batches, owner, served.version)
     except redis.RedisError as exc:
         raise DependencyUnavailable("redis", "cannot record the batch") from exc
     except TypeError as exc:  # the record could not be encoded; nothing was written

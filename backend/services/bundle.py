@@ -3,16 +3,24 @@ server's tools and the assistant's tool loop all call these same objects."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.redis import async_redis
+from backend.db.lifecycle import insert_shadow_scores
 from backend.db.recorder import Recorder
 from backend.predictions.caches import LocalPredictionCache, PredictionCache
 from backend.predictions.entry import Predictions
+from backend.predictions.shadow import ShadowScorer
 from backend.services.congestion import CongestionService
 from backend.services.datasets import DatasetService
 from backend.services.explore import ExploreService
 from backend.services.keys import KeyDirectory
+from backend.services.models import ModelLifecycle
 from backend.services.readings import SensorDirectory
 from backend.services.upload_check import UploadChecker
 from backend.wiring import Resources
@@ -29,8 +37,11 @@ class Services:
     explore: ExploreService
     api_keys: KeyDirectory | None  # None: AUTH_ENABLED=false
     cache_client: object | None
+    shadow: ShadowScorer
+    lifecycle: ModelLifecycle
 
     async def aclose(self) -> None:
+        self.shadow.stop()
         self.recorder.stop()
         self.datasets.checker.close()
         if self.cache_client is not None:
@@ -48,14 +59,28 @@ def open_services(resources: Resources) -> Services:
     recorder = Recorder(resources.sessions, resources.spill)
     recorder.start()
     servings = resources.predictions.servings
+    shadow = ShadowScorer(
+        resources.registry, partial(write_shadow_scores, resources.sessions), settings.shadow_queue_size
+    )
+    shadow.start()
     return Services(
         resources=resources,
         recorder=recorder,
-        predictions=Predictions(resources.registry, servings, {"local": local_cache, "shared": shared_cache}, recorder),
+        predictions=Predictions(
+            resources.registry, servings, {"local": local_cache, "shared": shared_cache}, recorder, shadow
+        ),
         congestion=CongestionService(resources.registry, resources.sessions, servings["congestion"]),
         sensors=SensorDirectory(resources.sessions),
         datasets=DatasetService(resources, UploadChecker(settings)),
         explore=ExploreService(resources),
         api_keys=KeyDirectory.for_api(resources.sessions, settings) if settings.auth_enabled else None,
         cache_client=cache_client,
+        shadow=shadow,
+        lifecycle=ModelLifecycle(resources),
     )
+
+
+def write_shadow_scores(sessions: sessionmaker[Session], rows: Sequence[dict[str, Any]]) -> None:
+    with sessions() as session:
+        insert_shadow_scores(session, rows)
+        session.commit()

@@ -220,7 +220,8 @@ class DatasetService:
         chunk_rows = chunk_rows or self.settings.dataset_chunk_rows
         job_id = uuid.uuid4().hex
         try:
-            running = self.jobs.create(job_id, dataset_id, model_name, total, chunk_rows)
+            version = self.resources.registry.get(model_name).version
+            running = self.jobs.create(job_id, dataset_id, model_name, total, chunk_rows, version)
         except redis.RedisError as exc:
             raise DependencyUnavailable("redis", "cannot record the job") from exc
         if running is not None:

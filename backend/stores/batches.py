@@ -32,7 +32,7 @@ local pending = redis.call('ZCARD', active)
 if pending >= limit then return -1 end
 redis.call('ZADD', active, now, ARGV[5])
 redis.call('HSET', record, 'status', 'pending', 'total', ARGV[6], 'model', ARGV[7], 'request_id', ARGV[8],
-           'created_at', ARGV[1], 'deliveries', 0, 'owner', ARGV[10])
+           'created_at', ARGV[1], 'deliveries', 0, 'owner', ARGV[10], 'model_version', ARGV[11])
 redis.call('SET', items, ARGV[9], 'EX', ttl)
 redis.call('EXPIRE', record, ttl)
 return pending + 1
@@ -53,6 +53,8 @@ class BatchRecord:
     deliveries: int
     error: str | None
     owner: str | None = None
+    # The version the batch was submitted under: it is scored by it even if the champion moves meanwhile.
+    model_version: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -97,7 +99,14 @@ class BatchStore:
         return f"{self.prefix}stats:batches_finished"
 
     def create(
-        self, batch_id: str, items: list[Any], model: str, request_id: str, max_pending: int, owner: str | None = None
+        self,
+        batch_id: str,
+        items: list[Any],
+        model: str,
+        request_id: str,
+        max_pending: int,
+        owner: str | None = None,
+        model_version: str | None = None,
     ) -> int | None:
         """Record a new batch; returns how many are active now, or None when `max_pending` are already."""
         now = time.time()
@@ -114,6 +123,7 @@ class BatchStore:
                 request_id,
                 orjson.dumps(items),
                 owner or "",
+                model_version or "",
             ],
         )
         return None if int(active) < 0 else int(active)
@@ -146,6 +156,7 @@ class BatchStore:
             deliveries=int(text.get("deliveries", 0)),
             error=text["error"].decode() if text.get("error") else None,
             owner=text["owner"].decode() if text.get("owner") else None,
+            model_version=text["model_version"].decode() if text.get("model_version") else None,
         )
 
     def start_delivery(self, batch_id: str) -> int:

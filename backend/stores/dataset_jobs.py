@@ -32,7 +32,8 @@ if current then
 end
 redis.call('SET', running, ARGV[2], 'EX', ARGV[3])
 redis.call('HSET', record, 'dataset_id', ARGV[4], 'model', ARGV[5], 'status', 'pending', 'total', ARGV[6],
-           'chunk_rows', ARGV[7], 'chunks', ARGV[8], 'chunks_done', 0, 'done', 0, 'created_at', ARGV[9])
+           'chunk_rows', ARGV[7], 'chunks', ARGV[8], 'chunks_done', 0, 'done', 0, 'created_at', ARGV[9],
+           'model_version', ARGV[10])
 redis.call('EXPIRE', record, ARGV[3])
 return ''
 """
@@ -73,6 +74,8 @@ class JobRecord:
     finished_at: float | None
     error: str | None
     evaluation: dict[str, Any] | None
+    # The version the job started under: every chunk is scored by it even if the champion moves meanwhile.
+    model_version: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -98,12 +101,25 @@ class DatasetJobStore:
     def _running_key(self, dataset_id: str) -> str:
         return f"{self.prefix}dataset:{dataset_id}:running"
 
-    def create(self, job_id: str, dataset_id: str, model: str, total: int, chunk_rows: int) -> str | None:
+    def create(
+        self, job_id: str, dataset_id: str, model: str, total: int, chunk_rows: int, model_version: str | None = None
+    ) -> str | None:
         """Record a job; None, or the id of the job already running for the dataset (nothing recorded then)."""
         chunks = -(-total // chunk_rows)
         current = self._create(
             keys=[self._running_key(dataset_id), self._key(job_id)],
-            args=[self.prefix, job_id, self.ttl, dataset_id, model, total, chunk_rows, chunks, time.time()],
+            args=[
+                self.prefix,
+                job_id,
+                self.ttl,
+                dataset_id,
+                model,
+                total,
+                chunk_rows,
+                chunks,
+                time.time(),
+                model_version or "",
+            ],  # fmt: skip
         )
         return current.decode() if current else None
 
@@ -132,6 +148,7 @@ class DatasetJobStore:
             finished_at=float(text["finished_at"]) if text.get("finished_at") else None,
             error=text.get("error") or None,
             evaluation=orjson.loads(evaluation) if evaluation else None,
+            model_version=text.get("model_version") or None,
         )
 
     def running_job(self, dataset_id: str) -> str | None:

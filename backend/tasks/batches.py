@@ -73,13 +73,15 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
         request_id=record.request_id,
     )
     try:
-        resources.predictions.model(record.model)
+        resources.predictions.model(record.model, record.model_version)
         items = store.items(batch_id) or []
         done = store.done_indices(batch_id)
         todo = [i for i in range(len(items)) if i not in done]
         for start in range(0, len(todo), settings.batch_chunk_rows):
             chunk = todo[start : start + settings.batch_chunk_rows]
-            outcomes = resources.predictions.predict(record.model, [items[i] for i in chunk])
+            outcomes = resources.predictions.predict(
+                record.model, [items[i] for i in chunk], version=record.model_version
+            )
             store.save_outcomes(batch_id, dict(zip(chunk, outcomes, strict=True)))
             if report is not None:
                 report(len(done) + start + len(chunk), len(items))

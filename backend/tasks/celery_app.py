@@ -15,6 +15,11 @@ def bulk_queue(settings: Settings) -> str:
     return f"{settings.celery_queue}-bulk"
 
 
+def training_queue(settings: Settings) -> str:
+    """The queue of training jobs: `make run` and compose give it a worker of its own."""
+    return f"{settings.celery_queue}-training"
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
@@ -23,13 +28,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "backend.tasks.batches",
             "backend.tasks.datasets",
             "backend.tasks.reconcile",
+            "backend.tasks.training",
             "backend.tasks.worker",
         ],
         "task_default_queue": settings.celery_queue,
         # Whole files on a queue of their own: a worker takes from both queues in turn, so an interactive batch
         # waits for the chunks already running, never behind every chunk of a file.
-        "task_queues": [Queue(settings.celery_queue), Queue(bulk_queue(settings))],
-        "task_routes": {"datasets.score_chunk": {"queue": bulk_queue(settings)}},
+        "task_queues": [Queue(settings.celery_queue), Queue(bulk_queue(settings)), Queue(training_queue(settings))],
+        "task_routes": {
+            "datasets.score_chunk": {"queue": bulk_queue(settings)},
+            "models.train": {"queue": training_queue(settings)},
+        },
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -52,7 +52,8 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
     try:
         if not files.storage.exists(key):
             rows = files.read_rows(record.dataset_id, start, stop)
-            outcomes = resources.predictions.predict(record.model, [row for _, row, _ in rows])
+            outcomes = resources.predictions.predict(record.model, [row for _, row, _ in rows],
+                                                     version=record.model_version)  # fmt: skip
             lines = (orjson.dumps([index, o]) for (index, _, _), o in zip(rows, outcomes, strict=True))
             files.storage.put_if_absent(key, b"\n".join(lines) + b"\n")
         done = jobs.chunk_done(job_id, chunk, stop - start)
@@ -109,7 +110,7 @@ def evaluate_job(resources: Resources, record: JobRecord) -> tuple[int, dict[str
     if not pairs:
         return failed, None
     prediction, actual = (np.log1p(np.asarray(v, dtype=np.float64)) for v in zip(*pairs, strict=True))
-    constants = resources.registry.get(record.model).metadata.get("constants", {})
+    constants = resources.registry.get(record.model, record.model_version).metadata.get("constants", {})
     training_mean = float(constants.get("mean_log_eclo", float(np.mean(actual))))
     model_rmsle = rmse(prediction, actual)
     constant_rmsle = rmse(np.full_like(actual, training_mean), actual)

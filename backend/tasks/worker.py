@@ -25,7 +25,7 @@ def _json_logs(**_: Any) -> None:
 def _open_resources(**_: Any) -> None:
     """Boosters are loaded here, in each child: LightGBM's OpenMP state does not survive fork."""
     resources = open_resources(get_settings())
-    resources.registry.load()
+    resources.start_models()
     BatchTask.resources = resources
     global _heartbeat
     _heartbeat = WorkerHeartbeat(resources.redis, resources.settings.key_prefix)
