@@ -13,6 +13,7 @@ import yaml
 from backend.core.config import Settings
 from backend.dev.launcher import DASHBOARD_SCOPES
 from backend.dev.processes import PROJECT_ROOT
+from backend.tasks.celery_app import training_queue
 from frontend.hosts import host_allowed
 from frontend.settings import DashboardSettings
 
@@ -38,7 +39,17 @@ def _command(service: str) -> list[str]:
 
 
 def test_expected_services() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "beat", "feed", "demo-feed", "flower", "frontend"}
+    assert set(SERVICES) == {"postgres", "redis", "api", "worker", "trainer", "beat", "feed", "demo-feed", "flower",
+                             "frontend"}  # fmt: skip
+
+
+def test_training_has_a_worker_of_its_own() -> None:
+    """The trainer takes only the training queue and the worker every queue but it: a long training never takes a
+    batch's place."""
+    queue = training_queue(Settings(_env_file=None))
+    assert _command("worker")[-2:] == ["-X", queue]
+    assert _command("trainer")[-2:] == ["-Q", queue] and _command("trainer")[:3] == ["celery", "-A", "backend.tasks"]
+    assert "appdata:/app/var" in SERVICES["trainer"]["volumes"]
 
 
 def test_the_demo_feed_stays_down_when_it_is_not_needed() -> None:

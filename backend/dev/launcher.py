@@ -32,6 +32,7 @@ from backend.services.demo_feed import decide_for
 from backend.services.feed import stream_key
 from backend.services.keys import SCOPES, is_active, key_id_of, revoke_key
 from backend.services.traffic import register_model_sensors
+from backend.tasks.celery_app import training_queue
 from backend.wiring import open_registry
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -165,10 +166,16 @@ class Launcher:
         python = sys.executable
         api = f"http://{s.api_host}:{s.api_port}"
         self.group.spawn("api", [python, "-m", "backend.api.server", "--host", s.api_host, "--port", str(s.api_port)])
+        # Training on a worker of its own: a long training never takes a batch's place.
         self.group.spawn(
             "worker",
             [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", str(s.worker_concurrency),
-             "--loglevel", "INFO", "-n", "embedded@%h"],
+             "--loglevel", "INFO", "-n", "embedded@%h", "-X", training_queue(s)],
+        )  # fmt: skip
+        self.group.spawn(
+            "trainer",
+            [python, "-m", "celery", "-A", "backend.tasks", "worker", "-c", "1", "--loglevel", "INFO",
+             "-n", "trainer@%h", "-Q", training_queue(s)],
         )  # fmt: skip
         self.group.spawn("feed", [python, "-m", "backend.services.feed"])
         demo, _ = decide_for(s)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -241,13 +242,18 @@ def _train_congestion(resources: Resources, name: str, request: dict[str, Any], 
     since, until = datetime.fromisoformat(request["since"]), datetime.fromisoformat(request["until"])
     with session_scope(resources.sessions) as session:
         readings = session.execute(
-            select(TrafficReading.sensor_id, TrafficReading.timestamp, TrafficReading.speed_mph).where(
-                TrafficReading.timestamp >= since, TrafficReading.timestamp < until
-            )
-        ).all()
+            select(TrafficReading.sensor_id, TrafficReading.timestamp, TrafficReading.speed_mph,
+                   TrafficReading.utc_offset_minutes)
+            .where(TrafficReading.timestamp >= since, TrafficReading.timestamp < until)
+        ).all()  # fmt: skip
         registered = session.scalars(select(Sensor)).all()
     job_log(f"{len(readings)} stored readings from {since.isoformat()} to {until.isoformat()}")
-    frame = speeds_frame(((r[0], r[1], r[2]) for r in readings), since, until)
+    # The model learns the clock of the place (its profiles are by local weekday and time of day, as serving reads
+    # them): the grid is on the readings' own offset.
+    offset = timedelta(minutes=Counter(int(r[3] or 0) for r in readings).most_common(1)[0][0] if readings else 0)
+    local = ((r[0], r[1].astimezone(UTC).replace(tzinfo=None) + offset, r[2]) for r in readings)
+    frame = speeds_frame(local, since.astimezone(UTC).replace(tzinfo=None) + offset,
+                         until.astimezone(UTC).replace(tzinfo=None) + offset - timedelta(seconds=1))  # fmt: skip
     sensors = pd.DataFrame(
         [
             {"sensor_id": s.sensor_id, "latitude": s.latitude, "longitude": s.longitude}
