@@ -3,6 +3,9 @@ worker would), compare, promote, roll back, shadow scoring and drift."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +171,67 @@ def test_drift_flags_shifted_inputs_and_not_the_training_ones(
     assert not drifted["road_type"]["drifted"]
     metrics = app_client.get("/metrics").text
     assert 'model_drift_share{model="eclo"}' in metrics
+
+
+def test_a_congestion_version_from_stored_readings_beats_copy_last(
+    app_client: TestClient, app_resources: Resources, small_network: dict[str, Path]
+) -> None:
+    from backend.db.readings import insert_new
+    from backend.ml.congestion import loaders
+    from backend.services.traffic import register_model_sensors
+
+    register_model_sensors(app_resources.sessions, app_resources.registry.get("congestion"))  # type: ignore[arg-type]
+    speeds = loaders.read_speeds(small_network["speeds_gz"]).iloc[: 288 * 4]  # four days, in Los Angeles time
+    offset = -420  # the readings' own clock (PDT), as the feed stores them
+    rows = [
+        (
+            sensor,
+            moment.tz_localize("UTC").to_pydatetime() - timedelta(minutes=offset),
+            float(value),
+            None,
+            None,
+            offset,
+        )
+        for moment, values in speeds.iterrows()
+        for sensor, value in values.items()
+        if value > 0
+    ]
+    with app_resources.sessions() as session:
+        assert insert_new(session, rows) == len(rows)
+        session.commit()
+    since = (speeds.index[0].tz_localize("UTC") - timedelta(minutes=offset)).isoformat()
+    until = (speeds.index[-1].tz_localize("UTC") - timedelta(minutes=offset - 5)).isoformat()
+    accepted = app_client.post("/api/models/congestion/versions", json={"since": since, "until": until})
+    assert accepted.status_code == 202, accepted.text
+    run_training(app_resources, accepted.json()["job_id"])
+    job = app_client.get(accepted.json()["poll_url"]).json()
+    assert job["status"] == "success", job
+    new = app_client.get("/api/models/congestion/versions").json()["versions"][-1]
+    assert new["version"] == job["version"] and new["training_data"]["steps"] == len(speeds)
+    # The grid is the readings' own clock: the first step is the first local moment.
+    assert new["training_data"]["time_range"][0] == str(speeds.index[0])
+    comparison = new["comparison"]
+    assert comparison["windows"] > 0
+    for horizon in ("15", "30", "60"):
+        assert comparison["new"]["mae"][horizon] < comparison["copy_last"]["mae"][horizon]
+    assert comparison["champion"]["version"] == app_client.get("/api/models/congestion").json()["version"]
+    refused = app_client.post("/api/models/congestion/versions", json={"since": until, "until": since})
+    assert refused.status_code == 422 and refused.json()["error"]["details"] == [{"field": "until"}]
+
+
+def test_only_versions_beyond_the_kept_ones_and_without_an_alias_are_deleted(
+    app_client: TestClient, app_resources: Resources, trained: dict[str, Any]
+) -> None:
+    folder = app_resources.settings.versions_dir / "eclo"
+    older = folder / ("0" * 16)  # a version trained before the kept ones
+    shutil.copytree(folder / trained["version"], older)
+    metadata = json.loads((older / "metadata.json").read_text())
+    (older / "metadata.json").write_text(json.dumps({**metadata, "trained_at": "2020-01-01T00:00:00+00:00"}))
+    app_resources.settings.model_keep_versions = 1
+    listing = {v["version"]: v for v in app_client.get("/api/models/eclo/versions").json()["versions"]}
+    assert listing[older.name]["deletable"] and not listing[trained["version"]]["deletable"]
+    refused = app_client.delete(f"/api/models/eclo/versions/{trained['version']}")
+    assert refused.status_code == 409 and "MODEL_KEEP_VERSIONS" in refused.json()["error"]["message"]
+    assert app_client.delete(f"/api/models/eclo/versions/{older.name}").status_code == 204
+    assert not older.exists()
+    assert app_client.delete(f"/api/models/eclo/versions/{older.name}").status_code == 404
