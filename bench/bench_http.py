@@ -223,6 +223,38 @@ def make_key(database_url: str) -> str:
         engine.dispose()
 
 
+def make_challenger(versions_dir: Path) -> str:
+    """A second version of the default ECLO model for the shadow measurement: the same model less its last tree
+    (the same features, vocabulary and cost per row, other bytes: another version), put where trained versions go."""
+    import lightgbm as lgb
+
+    from backend.ml.artifacts import METADATA_FILE, file_version, read_metadata, write_json_atomic
+    from backend.ml.eclo.model import SEVERE_MODEL_FILE
+    from backend.ml.versions import ModelVersions
+
+    default = ROOT / "model" / "eclo"
+    store = ModelVersions(ROOT / "model", versions_dir)
+    partial_folder = store.partial_folder("eclo", "bench")
+    booster = lgb.Booster(model_file=str(default / "model.txt"))
+    booster.save_model(str(partial_folder / "model.txt"), num_iteration=booster.num_trees() - 1)
+    shutil.copy(default / SEVERE_MODEL_FILE, partial_folder / SEVERE_MODEL_FILE)
+    metadata = read_metadata(default)
+    metadata["version"] = file_version(partial_folder / "model.txt", partial_folder / SEVERE_MODEL_FILE)
+    metadata["num_trees"] = booster.num_trees() - 1
+    write_json_atomic(partial_folder / METADATA_FILE, metadata)
+    return store.publish("eclo", partial_folder)
+
+
+def shadow_counts(base: str, headers: dict[str, str]) -> dict[str, float]:
+    """shadow_scores_total by outcome, from the API's /metrics."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", headers=headers, timeout=10).text.splitlines():
+        if line.startswith("shadow_scores_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            counts[outcome] = counts.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def start_server(group: ProcessGroup, name: str, command: list[str], ready_url: str) -> subprocess.Popen[bytes]:
     """`command` spawned in `group` (its log: `<logs>/<name>.log`), once `ready_url` answers 200."""
     process = group.spawn(name, command)
@@ -323,7 +355,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (Debian package `wrk`)")
 
-    needed = ROWS_PER_SECOND * round(args.seconds) * args.rounds * 3
+    needed = ROWS_PER_SECOND * round(args.seconds) * args.rounds * 5
     print(f"making {needed:,} distinct rows ...", flush=True)
     rows = Rows(distinct_rows(needed))
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -331,7 +363,8 @@ def main() -> None:
     key = make_key(database_url)
     headers = {"Authorization": f"Bearer {key}"}
     env = bench_env(MODEL_DIR=str(ROOT / "model"), DATABASE_URL=database_url, DATA_DIR=str(logs / "data"),
-                    AUTH_ENABLED="true")  # fmt: skip
+                    AUTH_ENABLED="true", MODEL_RELOAD_SECONDS="1")  # fmt: skip
+    challenger = make_challenger(logs / "data" / "models")
     port, bare_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     group = ProcessGroup(logs, env)
@@ -377,6 +410,28 @@ def main() -> None:
                     headers,
                     hits,
                 )
+        # Shadow scoring: the same measurement with a challenger set, then without it again; the cost is the
+        # challenger's rate against the mean of the two without it (the machine's drift between them cancels).
+        moved = httpx.put(f"{base}/api/models/eclo/aliases/challenger", json={"version": challenger},
+                          headers=headers, timeout=10)  # fmt: skip
+        moved.raise_for_status()
+        time.sleep(2.5)  # MODEL_RELOAD_SECONDS=1: the API has loaded the challenger
+        shadow_before = shadow_counts(base, headers)
+        label = "`POST /api/predict/eclo`, a challenger scored in the shadow"
+        results["shadow", 32, 2] = measure(label, predict_url, args.rounds, args.seconds, 32, 2, rows, headers, hits)
+        shadow_after = shadow_counts(base, headers)
+        httpx.delete(f"{base}/api/models/eclo/aliases/challenger", headers=headers, timeout=10).raise_for_status()
+        time.sleep(2.5)
+        results["predict again", 32, 2] = measure("`POST /api/predict/eclo` (no challenger, again)", predict_url,
+                                                  args.rounds, args.seconds, 32, 2, rows, headers, hits)  # fmt: skip
+        without = (results["predict", 32, 2]["rate"] + results["predict again", 32, 2]["rate"]) / 2
+        shadow_cost = 1 - results["shadow", 32, 2]["rate"] / without
+        scored = {k: shadow_after.get(k, 0.0) - shadow_before.get(k, 0.0) for k in ("scored", "skipped", "failed")}
+        shadow_line = (f"with a challenger: {results['shadow', 32, 2]['rate']:,.0f} req/s against {without:,.0f} "
+                       f"without (the mean of before and after): {shadow_cost:+.1%} fewer; shadow scores "
+                       f"{scored['scored']:,.0f} scored, {scored['skipped']:,.0f} skipped, "
+                       f"{scored['failed']:,.0f} failed")  # fmt: skip
+        print(shadow_line)
         ratios = []
         for concurrency in (1, 32):
             ratio = results["live", concurrency]["rate"] / results["bare", concurrency]["rate"]
@@ -410,6 +465,9 @@ another and polled every 5 ms. {run_line()}
 
 `GET /health/live` (a constant written straight to the response) against the bare FastAPI route:
 {", ".join(ratios)}.
+
+Shadow scoring (a challenger set: the default model less its last tree, scored on a thread after each answer,
+in batches), c=32 with wrk -t2, against the same measurement just before and just after it: {shadow_line}.
 """,
     )
 
