@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -41,7 +41,9 @@ class TrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DATASETS)
+    dataset_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_DATASETS
+    )
     holdout_from_year: int | None = Field(default=None, ge=2000, le=2100)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None

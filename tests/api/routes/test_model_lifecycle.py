@@ -87,6 +87,10 @@ def test_promote_then_roll_back(app_client: TestClient, app_resources: Resources
 def test_bad_requests_name_the_field(app_client: TestClient, tmp_path: Path) -> None:
     assert app_client.post("/api/models/eclo/versions", json={"dataset_ids": ["nope"], "holdout_from_year": 2021}
                            ).json()["error"]["details"] == [{"field": "dataset_ids[0]"}]  # fmt: skip
+    too_long = app_client.post("/api/models/eclo/versions", json={"dataset_ids": ["x" * 65], "holdout_from_year": 2021})
+    assert too_long.status_code == 422 and too_long.json()["error"]["details"][0]["field"] == "dataset_ids.0"
+    too_many = app_client.post("/api/models/eclo/versions", json={"dataset_ids": ["x"] * 21, "holdout_from_year": 2021})
+    assert too_many.status_code == 422 and too_many.json()["error"]["details"][0]["field"] == "dataset_ids"
     outcomes = ("사망자수", "중상자수", "경상자수", "부상자수", "ECLO")
     no_outcomes = _dataset(app_client, tmp_path, 300, seed=5, drop=outcomes)
     refused = app_client.post("/api/models/eclo/versions", json={"dataset_ids": [no_outcomes],
