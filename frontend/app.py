@@ -41,6 +41,7 @@ pages = {
     ],
     "Operations": [
         st.Page(HERE / "views" / "system.py", title="System", icon=":material/monitor_heart:", url_path="system"),
+        st.Page(HERE / "views" / "models.py", title="Models", icon=":material/model_training:", url_path="models"),
         st.Page(HERE / "views" / "keys.py", title="API keys", icon=":material/key:", url_path="keys"),
     ],
 }

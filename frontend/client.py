@@ -182,6 +182,52 @@ class ApiClient:
     def model(self, name: str) -> dict[str, Any]:
         return self.request("GET", f"/api/models/{name}")
 
+    # The model lifecycle: versions, training jobs, the champion and challenger aliases, shadow scores, drift.
+    def model_versions(self, name: str) -> dict[str, Any]:
+        """Every version (oldest first) with its training data, metrics, comparison and aliases."""
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/versions")
+
+    def train_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a training job (admin): ECLO `dataset_ids` and `holdout_from_year`, congestion `since` and
+        `until` (ISO with zone); {job_id, status, poll_url}."""
+        return self.request("POST", f"/api/models/{quote(name, safe='')}/versions", json=body)
+
+    def training_jobs(self, name: str) -> list[dict[str, Any]]:
+        """The model's latest training jobs, newest first."""
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/training")["jobs"]
+
+    def training_job(self, name: str, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/training/{quote(job_id, safe='')}")
+
+    def cancel_training(self, name: str, job_id: str) -> dict[str, Any]:
+        path = f"/api/models/{quote(name, safe='')}/training/{quote(job_id, safe='')}/cancel"
+        return self.request("POST", path)
+
+    def move_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
+        """Point `champion` or `challenger` at a version (admin); {alias, version, previous, reload_seconds}."""
+        path = f"/api/models/{quote(name, safe='')}/aliases/{quote(alias, safe='')}"
+        return self.request("PUT", path, json={"version": version})
+
+    def remove_challenger(self, name: str) -> dict[str, Any]:
+        return self.request("DELETE", f"/api/models/{quote(name, safe='')}/aliases/challenger")
+
+    def rollback_model(self, name: str) -> dict[str, Any]:
+        """Move the champion back to the version it pointed at before its last move (admin)."""
+        return self.request("POST", f"/api/models/{quote(name, safe='')}/rollback")
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        """Every move of the model's aliases, newest first."""
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/aliases/history")["moves"]
+
+    def shadow_summary(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/shadow")
+
+    def model_drift(self, name: str, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+        """The champion's drift report over [since, until) (zoned times; the API's defaults: the last 7 days)."""
+        given = {"since": since and since.isoformat(), "until": until and until.isoformat()}
+        params = {key: value for key, value in given.items() if value}
+        return self.request("GET", f"/api/models/{quote(name, safe='')}/drift", params=params)
+
     def predict_eclo(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/predict/eclo", json=row)
 

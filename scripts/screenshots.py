@@ -454,6 +454,67 @@ def system(page: Page, out: Path) -> None:
     capture(page, out / "10-system.png")
 
 
+def shadow_rows(rows: int = 30) -> list[dict[str, object]]:
+    """Single-prediction bodies from the batch's sample rows (no time band: the API derives it from the hour)."""
+    found = csv.DictReader(io.StringIO(sample_csv(rows).decode("utf-8")))
+    numbers = {"accident_hour", "accident_year", "accident_month", "accident_day"}
+    return [{k: int(v) if k in numbers else v for k, v in row.items() if v} for row in found]
+
+
+def choose_model(page: Page, name: str) -> None:
+    """Pick a model in the Models page's "Model" box (the page keeps it for the session)."""
+    box = page.get_by_label("Model", exact=True)
+    if box.count() and box.input_value().startswith(f"{name} ("):
+        return
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Model").first.click()
+    page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(name)} \(")).first.click()
+    settle(page)
+
+
+def models(page: Page, api: APIRequestContext, key: str | None, out: Path) -> None:
+    """The Models page. The first time, a version is trained through it (from the accident file the Datasets page
+    uploaded) and set as the ECLO challenger (the served answers stay the champion's), then a few single
+    predictions are scored in its shadow: the page shows the comparison, the alias history, the shadow scores and
+    the drift of the recorded inputs (the predictions and the scored file)."""
+    open_page(page, "Models")
+    choose_model(page, "eclo")
+    sign_in_as_admin(page, key)
+    answer = api.get("/api/models/eclo/versions")
+    if not answer.ok:
+        raise Stop(f"GET /api/models/eclo/versions answered {answer.status}: {answer.text()[:200]}")
+    listing = answer.json()
+    if not [v for v in listing["versions"] if not v["is_default"]]:
+        before = {j["job_id"] for j in api.get("/api/models/eclo/training").json()["jobs"]}
+        page.get_by_role("button", name="Train a new version").click()
+        deadline = time.monotonic() + 900
+        while True:  # the page follows the job; its end is read from the API
+            jobs = [j for j in api.get("/api/models/eclo/training").json()["jobs"] if j["job_id"] not in before]
+            if jobs and jobs[0]["status"] in ("success", "failure", "cancelled"):
+                break
+            if time.monotonic() > deadline:
+                raise Stop("the training of an ECLO version took over 15 minutes: is the stack's worker running?")
+            time.sleep(2)
+        if jobs[0]["status"] != "success":
+            raise Stop(f"the training of an ECLO version {jobs[0]['status']}: {jobs[0].get('error')}")
+        wait_for_text(page, "The last training .* made version", 60_000)
+        settle(page)
+        listing = api.get("/api/models/eclo/versions").json()
+    if listing["challenger"] is None:
+        page.get_by_role("button", name="Set as challenger").click()  # the newest version is chosen
+        settle(page)
+        page.get_by_role("button", name="Confirm").click()
+        wait_for_text(page, "The challenger of eclo moved", 60_000)
+        settle(page)
+        time.sleep(6)  # every process follows the aliases within MODEL_RELOAD_SECONDS (5 s by default)
+    shadow = api.get("/api/models/eclo/shadow").json()
+    if shadow["challenger"] and not shadow["count"]:
+        for row in shadow_rows():
+            api.post("/api/predict/eclo", data=row)
+        time.sleep(2)  # scored off the answers' path
+        open_page(page, "Models")
+    capture(page, out / "12-models.png")
+
+
 def keys(page: Page, key: str | None, out: Path) -> None:
     open_page(page, "API keys")
     sign_in_as_admin(page, key)
@@ -500,6 +561,7 @@ def main() -> None:
             readings(page, api, key, args.out)
             system(page, args.out)
             keys(page, key, args.out)
+            models(page, api, key, args.out)
             explore(page, base, api, args.daegu, generated, args.out)
         except Exception:
             page.screenshot(path=args.out / "failed.png", full_page=True)

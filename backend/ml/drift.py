@@ -38,12 +38,14 @@ FIELD_KINDS: dict[str, dict[str, str]] = {
         "district": CATEGORICAL,
         "day_of_week": CATEGORICAL,
         "accident_hour": NUMERIC,
-        "accident_month": NUMERIC,
+        # Not the month: a window of days holds one or two months, a training year all twelve; that is the
+        # season, not drift.
     },
     "congestion": {"sensor_id": CATEGORICAL, "speed_now": NUMERIC, "hour": NUMERIC},
 }
 CONGESTION_SPEED = "speed_mph_15"  # the forecast at the first horizon (15 minutes ahead)
-PREDICTION_FIELDS: dict[str, tuple[str, ...]] = {"eclo": ("eclo", "p_severe"), "congestion": (CONGESTION_SPEED,)}
+# What a single prediction's record keeps of the answer (ECLO: the expected ECLO and the risk level).
+PREDICTION_FIELDS: dict[str, tuple[str, ...]] = {"eclo": ("eclo",), "congestion": (CONGESTION_SPEED,)}
 
 
 def _number(value: Any) -> float | None:
@@ -171,7 +173,9 @@ def _categorical_buckets(
     for category in _categories(values):
         counts[position.get(category, len(kept))] += 1
     labels = [*kept, OTHER if pooled else UNSEEN]
-    return labels, [*(float(s) for s in shares.values()), float(pooled)], counts, int(counts[-1])
+    # Pooled: a value outside the kept categories may be one of the pooled ones; how many are new is unknown.
+    unseen = None if pooled else int(counts[-1])
+    return labels, [*(float(s) for s in shares.values()), float(pooled)], counts, unseen
 
 
 def _psi(reference_shares: np.ndarray, recorded_shares: np.ndarray) -> float:
@@ -384,5 +388,13 @@ def drift_of(
     outputs: Sequence[Mapping[str, Any]],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """`compare` of recorded request bodies and answers of a model kind."""
-    return compare(reference, input_columns(kind, inputs), prediction_columns(kind, outputs), threshold)
+    """`compare` of recorded request bodies and answers of a model kind, on the fields the kind compares (a
+    reference may keep more)."""
+    kept = {
+        **reference,
+        "fields": {k: v for k, v in reference.get("fields", {}).items() if k in FIELD_KINDS.get(kind, {})},
+        "predictions": {
+            k: v for k, v in reference.get("predictions", {}).items() if k in PREDICTION_FIELDS.get(kind, ())
+        },  # fmt: skip
+    }
+    return compare(kept, input_columns(kind, inputs), prediction_columns(kind, outputs), threshold)

@@ -31,6 +31,8 @@ class VersionList(BaseModel):
     name: str
     champion: str
     challenger: str | None
+    rollback_to: str | None = Field(description="where POST /rollback moves the champion: the version it pointed at "
+                                    "before its last move (else the default); none when there is no other")  # fmt: skip
     keep_versions: int
     versions: list[VersionOut]
 

@@ -105,6 +105,7 @@ class ModelLifecycle:
             name=name,
             champion=champion,
             challenger=challenger,
+            rollback_to=self._rollback_target(name, champion),
             keep_versions=self.settings.model_keep_versions,
             versions=[self._version_out(v, champion, challenger, kept) for v in found],
         )
@@ -283,15 +284,19 @@ class ModelLifecycle:
         return AliasMoved(name=name, alias=alias, version=None, previous=before,
                           reload_seconds=self.settings.model_reload_seconds)  # fmt: skip
 
-    def rollback(self, name: str, key_id: str | None) -> AliasMoved:
-        """Move the champion back to the version it pointed at before its last move."""
-        current = self.champion(name)
+    def _rollback_target(self, name: str, current: str) -> str | None:
+        """The version the champion pointed at before it came to `current` (else the default); None when there is
+        none other."""
         with self._session("read the alias history") as session:
             previous = records.previous_champion(session, model_name=name, current=current)
+        previous = previous or self._default_version(name)
+        return previous if previous != current else None
+
+    def rollback(self, name: str, key_id: str | None) -> AliasMoved:
+        """Move the champion back to the version it pointed at before its last move."""
+        previous = self._rollback_target(name, self.champion(name))
         if previous is None:
-            previous = self._default_version(name)
-            if previous == current:
-                raise Conflict(f"the champion of {name!r} has no earlier version to roll back to")
+            raise Conflict(f"the champion of {name!r} has no earlier version to roll back to")
         return self.move_alias(name, CHAMPION, previous, key_id)
 
     def history(self, name: str) -> AliasHistory:

@@ -20,7 +20,8 @@ from tests.fixtures.stack import PROJECT_ROOT
 from tests.fixtures.traffic import LA, hour_of_readings
 
 PAGES = ["views/predict.py", "views/batch.py", "views/risk_map.py", "views/system.py", "views/network.py",
-         "views/sensor.py", "views/readings.py", "views/datasets.py", "views/explore.py", "views/keys.py"]  # fmt: skip
+         "views/sensor.py", "views/readings.py", "views/datasets.py", "views/explore.py", "views/keys.py",
+         "views/models.py"]  # fmt: skip
 
 
 def _open(page: str) -> AppTest:

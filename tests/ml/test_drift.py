@@ -191,12 +191,9 @@ def test_eclo_columns_of_request_bodies() -> None:
     ])  # fmt: skip
     assert list(columns) == list(FIELD_KINDS["eclo"])
     assert columns["district"] == ["중구", "중구", None] and columns["road_type"] == ["교차로", "교차로", None]
-    assert columns["accident_hour"] == [7.0, None, None] and columns["accident_month"] == [None, 12.0, None]
+    assert columns["accident_hour"] == [7.0, None, None] and "accident_month" not in columns
     assert columns["weather"] == [None, None, None]
-    assert prediction_columns("eclo", [{"eclo": 3.5, "p_severe": 0.2}, {"error": "x"}]) == {
-        "eclo": [3.5, None],
-        "p_severe": [0.2, None],
-    }
+    assert prediction_columns("eclo", [{"eclo": 3.5, "p_severe": 0.2}, {"error": "x"}]) == {"eclo": [3.5, None]}
 
 
 def test_eclo_bodies_of_the_reference_distribution_are_not_flagged() -> None:

@@ -73,6 +73,7 @@ def test_promote_then_roll_back(app_client: TestClient, app_resources: Resources
     app_resources.watcher.refresh()  # what every process's watcher does within MODEL_RELOAD_SECONDS
     assert app_client.post("/api/predict/eclo", json=classic_row).json()["model_version"] == new
     assert app_client.get("/api/models/eclo").json()["version"] == new
+    assert app_client.get("/api/models/eclo/versions").json()["rollback_to"] == old
     back = app_client.post("/api/models/eclo/rollback")
     assert back.status_code == 200 and back.json()["version"] == old
     app_resources.watcher.refresh()
