@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 from results import run_line, write_section
 
+from backend.core.config import Settings
 from backend.dev.processes import ProcessGroup, free_port, wait_until
 from backend.ml.eclo.dacon import api_rows
 from backend.ml.eclo.datagen import generate_dacon_frame
@@ -245,13 +246,22 @@ def make_challenger(versions_dir: Path) -> str:
     return store.publish("eclo", partial_folder)
 
 
-def shadow_counts(base: str, headers: dict[str, str]) -> dict[str, float]:
-    """shadow_scores_total by outcome, from the API's /metrics."""
-    counts: dict[str, float] = {}
+def shadow_counts(base: str, headers: dict[str, str], database_url: str) -> dict[str, float]:
+    """Shadow scores recorded by the workers (the stack's database) and skipped by the API (its /metrics)."""
+    from sqlalchemy import func, select
+
+    from backend.db.models import ShadowScore
+    from backend.db.session import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            counts = {"scored": float(connection.scalar(select(func.count()).select_from(ShadowScore)) or 0)}
+    finally:
+        engine.dispose()
     for line in httpx.get(f"{base}/metrics", headers=headers, timeout=10).text.splitlines():
-        if line.startswith("shadow_scores_total{"):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            counts[outcome] = counts.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+        if line.startswith("shadow_scores_total{") and 'outcome="skipped"' in line:
+            counts["skipped"] = counts.get("skipped", 0.0) + float(line.rsplit(" ", 1)[1])
     return counts
 
 
@@ -355,7 +365,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (Debian package `wrk`)")
 
-    needed = ROWS_PER_SECOND * round(args.seconds) * args.rounds * 5
+    needed = ROWS_PER_SECOND * round(args.seconds) * args.rounds * 8
     print(f"making {needed:,} distinct rows ...", flush=True)
     rows = Rows(distinct_rows(needed))
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -410,27 +420,35 @@ def main() -> None:
                     headers,
                     hits,
                 )
-        # Shadow scoring: the same measurement with a challenger set, then without it again; the cost is the
-        # challenger's rate against the mean of the two without it (the machine's drift between them cancels).
-        moved = httpx.put(f"{base}/api/models/eclo/aliases/challenger", json={"version": challenger},
-                          headers=headers, timeout=10)  # fmt: skip
-        moved.raise_for_status()
-        time.sleep(2.5)  # MODEL_RELOAD_SECONDS=1: the API has loaded the challenger
-        shadow_before = shadow_counts(base, headers)
-        label = "`POST /api/predict/eclo`, a challenger scored in the shadow"
-        results["shadow", 32, 2] = measure(label, predict_url, args.rounds, args.seconds, 32, 2, rows, headers, hits)
-        shadow_after = shadow_counts(base, headers)
-        httpx.delete(f"{base}/api/models/eclo/aliases/challenger", headers=headers, timeout=10).raise_for_status()
-        time.sleep(2.5)
-        results["predict again", 32, 2] = measure("`POST /api/predict/eclo` (no challenger, again)", predict_url,
-                                                  args.rounds, args.seconds, 32, 2, rows, headers, hits)  # fmt: skip
-        without = (results["predict", 32, 2]["rate"] + results["predict again", 32, 2]["rate"]) / 2
-        shadow_cost = 1 - results["shadow", 32, 2]["rate"] / without
-        scored = {k: shadow_after.get(k, 0.0) - shadow_before.get(k, 0.0) for k in ("scored", "skipped", "failed")}
-        shadow_line = (f"with a challenger: {results['shadow', 32, 2]['rate']:,.0f} req/s against {without:,.0f} "
-                       f"without (the mean of before and after): {shadow_cost:+.1%} fewer; shadow scores "
-                       f"{scored['scored']:,.0f} scored, {scored['skipped']:,.0f} skipped, "
-                       f"{scored['failed']:,.0f} failed")  # fmt: skip
+        # Shadow scoring, paired: rounds without and with a challenger alternate (without, with, with, without,
+        # ...), so that the machine's drift over the run falls on both; the cost is the median of the pairs' ratios.
+        shadow_before = shadow_counts(base, headers, database_url)
+        paired: dict[bool, list[tuple[Result, float]]] = {False: [], True: []}
+        order = [False, True, True, False] * ((args.rounds + 1) // 2)
+        for challenged in order:
+            if challenged:
+                httpx.put(f"{base}/api/models/eclo/aliases/challenger", json={"version": challenger},
+                          headers=headers, timeout=10).raise_for_status()  # fmt: skip
+            else:
+                httpx.delete(f"{base}/api/models/eclo/aliases/challenger", headers=headers, timeout=10)
+            time.sleep(2.5)  # MODEL_RELOAD_SECONDS=1: the API follows the alias
+            paired[challenged].append(run_round(predict_url, args.seconds, 32, 2, rows, headers, hits))
+        httpx.delete(f"{base}/api/models/eclo/aliases/challenger", headers=headers, timeout=10)
+        time.sleep(3)  # the last sends reach the workers and are recorded
+        shadow_after = shadow_counts(base, headers, database_url)
+        results["no shadow", 32, 2] = summarize("`POST /api/predict/eclo`, no challenger (paired rounds)", 32, 2,
+                                                paired[False], True)  # fmt: skip
+        results["shadow", 32, 2] = summarize("`POST /api/predict/eclo`, a challenger scored in the shadow", 32, 2,
+                                             paired[True], True)  # fmt: skip
+        pair_ratios = [w[0].rate / wo[0].rate for w, wo in zip(paired[True], paired[False], strict=True)]
+        shadow_cost = 1 - statistics.median(pair_ratios)
+        scored = {k: shadow_after.get(k, 0.0) - shadow_before.get(k, 0.0) for k in ("scored", "skipped")}
+        shadow_line = (f"requests/s with a challenger over those without: {1 - shadow_cost:.3f}, the median of "
+                       f"{len(pair_ratios)} paired rounds' ratios ({', '.join(f'{r:.3f}' for r in pair_ratios)}); "
+                       f"SHADOW_SAMPLE_RATE "
+                       f"{Settings(_env_file=None).shadow_sample_rate:g} (the default): shadow scores "
+                       f"{scored['scored']:,.0f} recorded by the workers, "
+                       f"{scored['skipped']:,.0f} skipped")  # fmt: skip
         print(shadow_line)
         ratios = []
         for concurrency in (1, 32):
@@ -466,8 +484,9 @@ another and polled every 5 ms. {run_line()}
 `GET /health/live` (a constant written straight to the response) against the bare FastAPI route:
 {", ".join(ratios)}.
 
-Shadow scoring (a challenger set: the default model less its last tree, scored on a thread after each answer,
-in batches), c=32 with wrk -t2, against the same measurement just before and just after it: {shadow_line}.
+Shadow scoring (a challenger set: the default model less its last tree; the API queues each answered row and
+sends them in batches to the workers, which score and record them), c=32 with wrk -t2, rounds with and without
+it alternating: {shadow_line}.
 """,
     )
 

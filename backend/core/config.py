@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Single predictions waiting to be scored by the challenger; beyond it they are skipped (counted), never
     # slowing an answer.
     shadow_queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # The share of single predictions scored by the challenger (every k-th one): 1 scores them all.
+    shadow_sample_rate: float = Field(default=0.2, gt=0, le=1)
     drift_max_rows: int = Field(default=50_000, ge=100, le=5_000_000)
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'traffic.db'}"
 

@@ -115,6 +115,7 @@ class ShadowSummary(BaseModel):
     level_differs_share: float | None = Field(description="share of predictions whose level (risk, congestion) "
                                               "differs between the two")  # fmt: skip
     compared: str = Field(description="the figure compared")
+    sample_rate: float = Field(description="the share of single predictions scored in the shadow (SHADOW_SAMPLE_RATE)")
     first: datetime | None
     last: datetime | None
 

@@ -3,15 +3,9 @@ server's tools and the assistant's tool loop all call these same objects."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.redis import async_redis
-from backend.db.lifecycle import insert_shadow_scores
 from backend.db.recorder import Recorder
 from backend.predictions.caches import LocalPredictionCache, PredictionCache
 from backend.predictions.entry import Predictions
@@ -23,6 +17,7 @@ from backend.services.keys import KeyDirectory
 from backend.services.models import ModelLifecycle
 from backend.services.readings import SensorDirectory
 from backend.services.upload_check import UploadChecker
+from backend.tasks.shadow import send_shadow_scores
 from backend.wiring import Resources
 
 
@@ -60,7 +55,7 @@ def open_services(resources: Resources) -> Services:
     recorder.start()
     servings = resources.predictions.servings
     shadow = ShadowScorer(
-        resources.registry, partial(write_shadow_scores, resources.sessions), settings.shadow_queue_size
+        resources.registry, send_shadow_scores, settings.shadow_queue_size, settings.shadow_sample_rate
     )
     shadow.start()
     return Services(
@@ -78,9 +73,3 @@ def open_services(resources: Resources) -> Services:
         shadow=shadow,
         lifecycle=ModelLifecycle(resources),
     )
-
-
-def write_shadow_scores(sessions: sessionmaker[Session], rows: Sequence[dict[str, Any]]) -> None:
-    with sessions() as session:
-        insert_shadow_scores(session, rows)
-        session.commit()

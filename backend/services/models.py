@@ -318,8 +318,8 @@ class ModelLifecycle:
         if challenger is not None:
             with self._session("read the shadow scores") as session:
                 summary = records.shadow_summary(session, model_name=name, champion=champion, challenger=challenger)
-        return ShadowSummary(name=name, champion=champion, challenger=challenger,
-                             compared=COMPARED.get(kind, "none"), **summary)  # fmt: skip
+        return ShadowSummary(name=name, champion=champion, challenger=challenger, compared=COMPARED.get(kind, "none"),
+                             sample_rate=self.settings.shadow_sample_rate, **summary)  # fmt: skip
 
     def drift(self, name: str, since: datetime | None, until: datetime | None) -> DriftReport:
         model = self.registry.get(name)

@@ -28,6 +28,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "backend.tasks.batches",
             "backend.tasks.datasets",
             "backend.tasks.reconcile",
+            "backend.tasks.shadow",
             "backend.tasks.training",
             "backend.tasks.worker",
         ],
@@ -37,6 +38,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(settings.celery_queue), Queue(bulk_queue(settings)), Queue(training_queue(settings))],
         "task_routes": {
             "datasets.score_chunk": {"queue": bulk_queue(settings)},
+            "models.shadow_score": {"queue": bulk_queue(settings)},
             "models.train": {"queue": training_queue(settings)},
         },
         "task_serializer": "json",

@@ -18,7 +18,7 @@ from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.drill
 
-RELOAD = {"MODEL_RELOAD_SECONDS": "1"}
+RELOAD = {"MODEL_RELOAD_SECONDS": "1", "SHADOW_SAMPLE_RATE": "1"}
 SLOW = {"BATCH_THROTTLE_SECONDS": "0.2", "BATCH_CHUNK_ROWS": "10", "BATCH_TIME_LIMIT_SECONDS": "30",
         "BATCH_SOFT_TIME_LIMIT_SECONDS": "25", "CELERY_VISIBILITY_TIMEOUT_SECONDS": "60"}  # fmt: skip
 
@@ -74,6 +74,15 @@ def test_promote_and_roll_back_reach_every_process(
         assert wait_until(lambda: served_versions(apis, classic_row) == {old}, timeout=5)
         assert {r["model_version"] for r in wait_for_batch(first, submit(first, csv_rows[:10])["batch_id"],
                                                            timeout=60)["results"]} == {old}  # fmt: skip
+        # The new version as challenger: the single predictions of both APIs scored in its shadow by the worker.
+        assert first.put("/api/models/eclo/aliases/challenger", json={"version": new}).status_code == 200
+        assert wait_until(lambda: all(a.get("/health").status_code == 200 for a in apis), timeout=10)
+        time.sleep(1.5)  # MODEL_RELOAD_SECONDS: both APIs know the challenger
+        answers = [apis[i % 2].post("/api/predict/eclo", json=row).json() for i, row in enumerate(csv_rows[:30])]
+        computed = sum(not a["cached"] for a in answers)
+        assert wait_until(lambda: first.get("/api/models/eclo/shadow").json()["count"] == computed, timeout=15)
+        summary = first.get("/api/models/eclo/shadow").json()
+        assert summary["champion"] == old and summary["challenger"] == new and summary["largest_difference"] > 0
         moves = first.get("/api/models/eclo/aliases/history").json()["moves"]
         assert [(m["alias"], m["from_version"], m["to_version"]) for m in moves] == [
-            ("champion", new, old), ("champion", None, new)]  # fmt: skip
+            ("challenger", None, new), ("champion", new, old), ("champion", None, new)]  # fmt: skip

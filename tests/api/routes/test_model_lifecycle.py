@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from backend.ml.eclo.dacon import api_rows
 from backend.ml.eclo.datagen import write_dacon_csv
+from backend.tasks.shadow import run_shadow_scores
 from backend.tasks.training import run_training
 from backend.wiring import Resources
 from tests.fixtures.datasets import upload
@@ -139,9 +140,16 @@ def test_shadow_scoring_with_a_challenger(
     moved = app_client.put("/api/models/eclo/aliases/challenger", json={"version": trained["version"]})
     assert moved.status_code == 200
     app_resources.watcher.refresh()
-    answers = [app_client.post("/api/predict/eclo", json=row).json() for row in csv_rows[:40]]
     services = app_client.app.state.services  # type: ignore[attr-defined]
+    services.shadow.every = 1  # every prediction (SHADOW_SAMPLE_RATE=1)
+    # The workers' task, run here on what the API sends it (through JSON, as the broker carries it).
+    sent: list[int] = []
+    services.shadow.send = lambda name, version, items: sent.append(
+        run_shadow_scores(app_resources, name, version, json.loads(json.dumps(items)))
+    )
+    answers = [app_client.post("/api/predict/eclo", json=row).json() for row in csv_rows[:40]]
     services.shadow.drain()
+    assert sum(sent) == sum(not a["cached"] for a in answers)
     summary = app_client.get("/api/models/eclo/shadow").json()
     computed = [(r, a) for r, a in zip(csv_rows[:40], answers, strict=True) if not a["cached"]]
     assert summary["challenger"] == trained["version"] and summary["count"] == len(computed) > 30
