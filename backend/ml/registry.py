@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-ALIASES = (CHAMPION, CHALLENGER)
 PINNED_VERSIONS = 8  # versions kept loaded for batches that started under an earlier champion
 
 # name -> alias -> version, as the alias table holds them.
