@@ -89,6 +89,26 @@ def update_training_job(session: Session, *, job_id: str, only_if_status: Sequen
     return session.execute(statement.values(**fields)).rowcount > 0  # type: ignore[attr-defined]
 
 
+def stale_training_error(seconds: float) -> str:
+    return (f"the training process stopped (no sign of life for {seconds:.0f} s: its worker was killed or lost); "
+            "no version was made")  # fmt: skip
+
+
+def fail_stale_training_jobs(session: Session, *, beaten_before: datetime, error: str) -> list[tuple[str, str]]:
+    """Fail the running jobs whose process last beat before `beaten_before`; their (id, model name)."""
+    stale = session.execute(
+        select(TrainingJob.id, TrainingJob.model_name).where(
+            TrainingJob.status == "running", TrainingJob.heartbeat_at < beaten_before
+        )
+    ).all()
+    failed = []
+    for job_id, model_name in stale:
+        if update_training_job(session, job_id=job_id, only_if_status=("running",), status="failure", error=error,
+                               finished_at=utcnow()):  # fmt: skip
+            failed.append((job_id, model_name))
+    return failed
+
+
 def insert_shadow_scores(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert(ShadowScore), list(rows))

@@ -70,9 +70,12 @@ class ModelVersions:
             raise VersionNotFound(name, version)
         return VersionFolder(name, version, folder, read_metadata(folder), False)
 
+    def partial_path(self, name: str, job_id: str) -> Path:
+        return self.versions_dir / name / f"{PARTIAL_PREFIX}{job_id}"
+
     def partial_folder(self, name: str, job_id: str) -> Path:
         """An empty folder for a version being trained (hidden from `list` until `publish`)."""
-        folder = self.versions_dir / name / f"{PARTIAL_PREFIX}{job_id}"
+        folder = self.partial_path(name, job_id)
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)

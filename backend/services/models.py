@@ -227,18 +227,16 @@ class ModelLifecycle:
 
     def _fail_if_stale(self, session: Session, job: TrainingJob) -> TrainingJob:
         """A running job whose process stopped beating was killed with its worker: failed, its partial folder
-        removed (no version is left behind)."""
+        removed (no version is left behind). The beat's reconciliation does the same for jobs no one reads."""
         if job.status != "running" or job.heartbeat_at is None:
             return job
-        if self.clock() - job.heartbeat_at <= timedelta(seconds=self.settings.training_stale_seconds):
-            return job
-        error = (f"the training process stopped (no sign of life for {self.settings.training_stale_seconds:.0f} s: "
-                 "its worker was killed or lost); no version was made")  # fmt: skip
-        if records.update_training_job(session, job_id=job.id, only_if_status=("running",), status="failure",
-                                       error=error, finished_at=self.clock()):  # fmt: skip
-            session.commit()
-            log.warning("training job %s failed: its process stopped", job.id)
-        self.versions_store.discard(self.versions_store.versions_dir / job.model_name / f".partial-{job.id}")
+        seconds = self.settings.training_stale_seconds
+        failed = records.fail_stale_training_jobs(session, beaten_before=self.clock() - timedelta(seconds=seconds),
+                                                  error=records.stale_training_error(seconds))  # fmt: skip
+        session.commit()
+        for job_id, model_name in failed:
+            log.warning("training job %s failed: its process stopped", job_id)
+            self.versions_store.discard(self.versions_store.partial_path(model_name, job_id))
         session.refresh(job)
         return job
 

@@ -7,7 +7,8 @@ A batch is stuck once no delivery of its task could still be running or still co
   It is sent again while its deliveries are under BATCH_MAX_DELIVERIES (each re-send waits `stuck_after`
   again), and failed after that.
 - Only the database knows it (Redis lost the record): nothing can score it any more; failed, saying why.
-Dataset jobs the database holds as running but Redis has forgotten are failed the same way.
+Dataset jobs the database holds as running but Redis has forgotten are failed the same way, and training jobs
+whose process stopped beating for TRAINING_STALE_SECONDS (killed with their worker), their partial folder removed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.core.config import get_settings
 from backend.core.redis import sync_redis
+from backend.db.lifecycle import fail_stale_training_jobs, stale_training_error
 from backend.db.models import BatchJob, DatasetJob
 from backend.db.session import session_scope
 from backend.schemas.batches import FAILURE, PENDING, PROCESSING
@@ -75,10 +77,28 @@ def reconcile(resources: Resources, now: float | None = None) -> dict[str, list[
         if resources.dataset_jobs.get(job_id) is None:
             _mark_lost(resources, DatasetJob, job_id)
             done["lost"].append(job_id)
+    done["training_failed"] = _fail_stale_training(resources)
     if any(done.values()):
         log.warning("reconcile: %s", done)
     resources.redis.set(last_pass_key(settings.key_prefix), now)
     return done
+
+
+def _fail_stale_training(resources: Resources) -> list[str]:
+    """Training jobs whose process stopped beating (killed with its worker), failed even if no one polls them."""
+    seconds = resources.settings.training_stale_seconds
+    try:
+        with session_scope(resources.sessions) as session:
+            failed = fail_stale_training_jobs(session, beaten_before=datetime.now(UTC) - timedelta(seconds=seconds),
+                                              error=stale_training_error(seconds))  # fmt: skip
+    except SQLAlchemyError as exc:
+        log.warning("reconcile: training jobs not checked (%s)", type(exc).__name__)
+        return []
+    versions = resources.registry.versions
+    for job_id, model_name in failed:
+        if versions is not None:
+            versions.discard(versions.partial_path(model_name, job_id))
+    return [job_id for job_id, _ in failed]
 
 
 def last_pass_key(prefix: str) -> str:

@@ -64,3 +64,27 @@ def test_the_beat_health_check_sees_the_last_pass(app_resources: Resources, monk
         assert main(["--check"]) == 0
     finally:
         get_settings.cache_clear()
+
+
+def test_a_training_job_whose_process_stopped_beating_is_failed(app_resources: Resources) -> None:
+    from backend.db.lifecycle import get_training_job, insert_training_job
+
+    versions = app_resources.registry.versions
+    assert versions is not None
+    beaten = datetime.now(UTC) - timedelta(seconds=app_resources.settings.training_stale_seconds)
+    with app_resources.sessions() as session:
+        for job_id, heartbeat in (
+            ("a" * 32, beaten - timedelta(seconds=5)),
+            ("b" * 32, beaten + timedelta(seconds=30)),
+        ):
+            insert_training_job(session, id=job_id, model_name="eclo", kind="eclo", status="running",
+                                request={}, heartbeat_at=heartbeat)  # fmt: skip
+        session.commit()
+    stopped = versions.partial_folder("eclo", "a" * 32)
+    alive = versions.partial_folder("eclo", "b" * 32)
+    assert reconcile(app_resources)["training_failed"] == ["a" * 32]
+    with app_resources.sessions() as session:
+        failed, running = get_training_job(session, job_id="a" * 32), get_training_job(session, job_id="b" * 32)
+        assert failed is not None and failed.status == "failure" and "worker was killed" in (failed.error or "")
+        assert running is not None and running.status == "running"
+    assert not stopped.exists() and alive.exists()
