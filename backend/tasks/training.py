@@ -140,8 +140,9 @@ def run_training(resources: Resources, job_id: str) -> dict[str, Any]:
                 _train_congestion(resources, name, request, champion, partial, job_log)
             job_log.stage("publishing the version", 0.97)
             version = versions.publish(name, partial)
-        job_log(f"version {version} is ready; promote it with PUT /api/models/{name}/aliases/champion")
-        _finish(resources, job_id, "success", version=version, stage="done", fraction=1.0)
+        # Whole and in place: a cancel asked now comes too late (no cancel check on this last line).
+        done = [*job_log.lines, f"version {version} is ready; promote it with PUT /api/models/{name}/aliases/champion"]
+        _finish(resources, job_id, "success", version=version, stage="done", fraction=1.0, log=done[-MAX_LOG_LINES:])
         return {"job_id": job_id, "status": "success", "version": version}
     except TrainingCancelled:
         versions.discard(partial)
