@@ -76,6 +76,11 @@ class ModelRegistry:
             return served
         return self._version(name, version)
 
+    def default_version(self, name: str) -> str:
+        """The version of the model folder `name` under the model folder: what is served without a champion."""
+        self.get(name)  # ModelNotFound
+        return self._defaults[name].version
+
     def challenger(self, name: str) -> PredictiveModel | None:
         return self._challengers.get(name)
 

@@ -84,21 +84,15 @@ class ModelLifecycle:
         with self._session("read the model aliases") as session:
             return records.read_aliases(session).get(name, {})
 
-    def _default_version(self, name: str) -> str:
-        self.registry.get(name)  # ModelNotFound (404)
-        versions = self.versions_store.list(name)
-        return versions[0].version if versions else self.registry.get(name).version
-
     def champion(self, name: str) -> str:
-        return self._aliases(name).get(CHAMPION) or self._default_version(name)
+        return self._aliases(name).get(CHAMPION) or self.registry.default_version(name)
 
     # Versions
 
     def versions(self, name: str) -> VersionList:
-        self.registry.get(name)
         aliases = self._aliases(name)
+        champion = aliases.get(CHAMPION) or self.registry.default_version(name)
         found = self.versions_store.list(name)
-        champion = aliases.get(CHAMPION) or (found[0].version if found else self.registry.get(name).version)
         challenger = aliases.get(CHALLENGER)
         kept = {v.version for v in found[-self.settings.model_keep_versions :]}
         return VersionList(
@@ -287,7 +281,7 @@ class ModelLifecycle:
         none other."""
         with self._session("read the alias history") as session:
             previous = records.previous_champion(session, model_name=name, current=current)
-        previous = previous or self._default_version(name)
+        previous = previous or self.registry.default_version(name)
         return previous if previous != current else None
 
     def rollback(self, name: str, key_id: str | None) -> AliasMoved:
@@ -308,7 +302,7 @@ class ModelLifecycle:
     def shadow(self, name: str) -> ShadowSummary:
         kind = self.registry.get(name).kind
         aliases = self._aliases(name)
-        champion = aliases.get(CHAMPION) or self._default_version(name)
+        champion = aliases.get(CHAMPION) or self.registry.default_version(name)
         challenger = aliases.get(CHALLENGER)
         summary: dict[str, Any] = {"count": 0, "mean_abs_difference": None, "mean_difference": None,
                                    "largest_difference": None, "level_differs_share": None, "first": None,
