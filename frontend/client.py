@@ -248,9 +248,11 @@ class ApiClient:
         model: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        """A page of records, newest first, with the `total` that match (`since`, `until`: UTC, no zone)."""
-        params = {"page": page, "size": size, **record_filters(model, since, until)}
+        """A page of records, newest first, with the `total` that match (more than it when `total_exact` is
+        false) and the `next` cursor (`since`, `until`: UTC, no zone)."""
+        params = {"page": page, "size": size, "cursor": cursor, **record_filters(model, since, until)}  # None: left out
         return self.request("GET", "/api/predictions", params=params)
 
     def predictions_csv(
@@ -266,8 +268,11 @@ class ApiClient:
     def sensor(self, sensor_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/traffic/sensors/{quote(sensor_id, safe='')}")
 
-    def sensor_readings(self, sensor_id: str, since: str, until: str, page: int = 1, size: int = 1000) -> dict:
-        params = {"since": since, "until": until, "page": page, "size": size}
+    def sensor_readings(
+        self, sensor_id: str, since: str, until: str, cursor: str | None = None, size: int = 1000
+    ) -> dict[str, Any]:
+        """A page of the sensor's readings, oldest first; the page after it is asked with the answer's `next`."""
+        params = {"since": since, "until": until, "size": size, "cursor": cursor}
         return self.request("GET", f"/api/traffic/sensors/{quote(sensor_id, safe='')}/readings", params=params)
 
     def speed_profile(self, sensor_id: str, weekday: int, weeks: int = 8) -> dict[str, Any]:

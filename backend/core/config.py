@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, ge=1)
     # How often Celery beat runs the reconciliation of stuck batches and lost dataset jobs.
     reconcile_interval_seconds: int = Field(default=60, ge=1)
+    # How often Celery beat keeps the stores: partitions made ahead, readings rolled up, retention applied.
+    maintenance_interval_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    # Days of raw readings and of prediction records kept (0: for ever). Readings are rolled up hourly before they
+    # go: the usual-speed profile reads the roll-ups.
+    readings_retention_days: int = Field(default=0, ge=0, le=100 * 366)
+    records_retention_days: int = Field(default=0, ge=0, le=100 * 366)
     # The queue batches go through: stacks sharing one Redis stay apart by their queue (and KEY_PREFIX).
     celery_queue: str = "batches"
 

@@ -85,7 +85,8 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
         Index("ix_predictions_key_id_created_at", "key_id", "created_at"),
-        Index("ix_predictions_record_id", "record_id", unique=True),
+        # With created_at: on PostgreSQL the table is partitioned by it, and a unique index must hold the key.
+        Index("ix_predictions_record_id", "record_id", "created_at", unique=True),
         Index("ix_predictions_model_name_created_at", "model_name", "created_at"),
     )
 
@@ -145,6 +146,10 @@ class Sensor(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# A reading as stored in bulk: (sensor_id, UTC timestamp, speed_mph, volume, occupancy, utc_offset_minutes).
+ReadingRow = tuple[str, datetime, float, float | None, float | None, int]
+
+
 class TrafficReading(Base):
     """One sensor reading, stored in UTC with the offset it came in; the first of a (sensor, timestamp) is kept,
     a re-sent one is a duplicate and stored nowhere. The unique constraint is also the sensor + time index.
@@ -165,6 +170,20 @@ class TrafficReading(Base):
     utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     __table_args__ = (Index("ix_traffic_readings_timestamp", "timestamp", postgresql_using="brin"),)
+
+
+class LatestStoredReading(Base):
+    """Each sensor's newest stored reading, kept by the statement that stores readings (`backend.db.readings`):
+    the network's current state is read from here in O(sensors), not from the whole history."""
+
+    __tablename__ = "latest_readings"
+
+    sensor_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timestamp: Mapped[datetime]
+    speed_mph: Mapped[float] = mapped_column(Float)
+    volume: Mapped[float | None] = mapped_column(Float)
+    occupancy: Mapped[float | None] = mapped_column(Float)
+    utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
 
 class Dataset(Base):
@@ -357,3 +376,34 @@ class ShadowScore(Base):
     challenger_level: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_shadow_scores_model_name_created_at", "model_name", "created_at"),)
+
+
+class ReadingRollup(Base):
+    """One sensor's readings of one UTC hour sent with one offset, summed up (`backend.db.rollups`): they outlive
+    the raw readings, and the usual-speed profile is read from them. `missing` counts the speeds <= 0, the speed
+    figures are over the others; `quarters` holds, for each local quarter hour the hour covers (4, or 5 when the
+    offset is not a multiple of 15 minutes), the histogram of its speeds in tenths of a mph: [[tenths, count]...]."""
+
+    __tablename__ = "reading_rollups"
+
+    sensor_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    readings: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer)
+    speed_sum: Mapped[float] = mapped_column(Float)
+    speed_min: Mapped[float | None] = mapped_column(Float)
+    speed_max: Mapped[float | None] = mapped_column(Float)
+    quarters: Mapped[list[list[list[int]]]] = mapped_column(JSON)
+
+
+class RollupMark(Base):
+    """An hour whose readings changed since it was rolled up: one row per hour of each ingest call, never merged,
+    so that a roll-up deletes only the marks it read and one made meanwhile survives."""
+
+    __tablename__ = "reading_rollup_marks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[datetime]
+
+    __table_args__ = (Index("ix_reading_rollup_marks_hour", "hour"),)

@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db import datasets
+from backend.db.models import utcnow
 from backend.db.records import insert_batch_job_if_absent, insert_predictions, save_batch_rows, upsert_batch_job
 from backend.db.session import session_scope
 
@@ -208,6 +209,7 @@ class Recorder:
 
     def record_prediction(self, row: dict[str, Any]) -> None:
         row["record_id"] = f"{self._id_prefix}{next(self._id_counter):016x}"
+        row.setdefault("created_at", utcnow())  # part of the record's key: a retried write must carry the same
         if len(self._predictions) >= self.max_buffer:  # the writer thread is far behind: off to the spill file
             count = min(self.max_batch, len(self._predictions))
             self._keep([("predictions", [self._predictions.popleft() for _ in range(count)])])

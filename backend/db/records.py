@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarResult, Select, func, insert, select
+from sqlalchemy import ScalarResult, Select, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from backend.db.listings import Order, Slice, slice_of
 from backend.db.models import BatchJob, BatchRow, Prediction, utcnow
+from backend.db.partitions import days_of, ensure_days
 
 
 def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
@@ -22,6 +24,10 @@ def insert_predictions(session: Session, *, rows: Sequence[dict[str, Any]]) -> N
     if not rows:
         return
     connection = session.connection()
+    now = utcnow()
+    for row in rows:
+        row.setdefault("created_at", now)
+    ensure_days(connection, "predictions", days_of({row["created_at"] for row in rows}))
     plan = _record_insert_plan(connection.dialect)
     if plan is None:
         session.execute(insert(Prediction.__table__), [{**RECORD_DEFAULTS, **row} for row in rows])
@@ -49,7 +55,7 @@ class _RecordInsert:
         self.group = "(" + ", ".join([placeholder] * len(self.columns)) + ")"
         quote = dialect.identifier_preparer.quote
         self.head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in self.columns)}) VALUES "
-        self.tail = " ON CONFLICT (record_id) DO NOTHING"
+        self.tail = " ON CONFLICT (record_id, created_at) DO NOTHING"
         self.rows_per_statement = max(1, min(1000, max_parameters // len(self.columns)))
 
     def statement(self, count: int) -> str:
@@ -99,22 +105,26 @@ def _predictions_query(
     return query
 
 
+PREDICTIONS_ORDER: Order = ((Prediction.created_at, True), (Prediction.id, True))  # newest first
+
+
 def list_predictions(
     session: Session,
     *,
-    page: int,
     size: int,
+    offset: int = 0,
+    after: tuple[datetime, int] | None = None,
+    count_limit: int | None = None,
     model: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     key_id: str | None = None,
-) -> tuple[list[Prediction], int]:
+) -> Slice[Prediction]:
+    """Newest first, `offset` rows in or after the (created_at, id) `after`; served by the created_at indexes
+    (alone, or after the model's or the key's)."""
     query = _predictions_query(model, since, until, key_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(
-        query.order_by(Prediction.created_at.desc(), Prediction.id.desc()).offset((page - 1) * size).limit(size)
-    ).all()
-    return list(items), total
+    return slice_of(session, query, order=PREDICTIONS_ORDER, size=size, offset=offset, after=after,
+                    count_limit=count_limit)  # fmt: skip
 
 
 def iter_predictions(
@@ -174,12 +184,20 @@ def get_batch_job(session: Session, *, batch_id: str) -> BatchJob | None:
     return session.scalar(select(BatchJob).where(BatchJob.id == batch_id).options(selectinload(BatchJob.rows)))
 
 
-def list_batch_jobs(session: Session, *, page: int, size: int, status: str | None = None) -> tuple[list[BatchJob], int]:
+BATCH_JOBS_ORDER: Order = ((BatchJob.created_at, True), (BatchJob.id, False))  # newest first
+
+
+def list_batch_jobs(
+    session: Session,
+    *,
+    size: int,
+    offset: int = 0,
+    after: tuple[datetime, str] | None = None,
+    count_limit: int | None = None,
+    status: str | None = None,
+) -> Slice[BatchJob]:
     query = select(BatchJob)
     if status is not None:
         query = query.where(BatchJob.status == status)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(
-        query.order_by(BatchJob.created_at.desc(), BatchJob.id).offset((page - 1) * size).limit(size)
-    ).all()
-    return list(items), total
+    return slice_of(session, query, order=BATCH_JOBS_ORDER, size=size, offset=offset, after=after,
+                    count_limit=count_limit)  # fmt: skip

@@ -206,7 +206,8 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         return {
             "sensor": detail.model_dump(mode="json"),
             "readings": readings,
-            "left_out": max(0, page.total - len(readings)),
+            "left_out": max(0, page.total - len(readings)),  # with left_out_exact false: at least this many
+            "left_out_exact": page.total_exact,
             "profile": profile.model_dump(mode="json"),
         }
 
@@ -224,12 +225,16 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         ] = None,
         hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24,
         size: Annotated[int, Field(ge=1, le=100)] = 20,
+        cursor: Annotated[
+            str | None, Field(max_length=200, description="the `next` of an earlier answer: the records after it")
+        ] = None,
     ) -> dict[str, Any]:
-        """The newest prediction records (input, answer, who asked, when), newest first."""
+        """The newest prediction records (input, answer, who asked, when), newest first; `total` counts up to
+        10,000 (`total_exact` false: more than that)."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         with _session(kit) as session:
             page = history.list_predictions(
-                session=session, page=1, size=min(size, kit.max_rows), model=model, since=since
+                session=session, page=1, size=min(size, kit.max_rows), model=model, since=since, cursor=cursor
             )
         return page.model_dump(mode="json")
 

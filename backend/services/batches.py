@@ -31,7 +31,7 @@ from backend.schemas.batches import (
     BatchStatusResponse,
     BatchSummary,
 )
-from backend.schemas.pages import Page
+from backend.schemas.pages import Page, Position
 from backend.services.keys import ANYONE, Principal
 from backend.stores.batches import BatchRecord, BatchStore
 from backend.tasks.batches import score_batch
@@ -158,7 +158,7 @@ def _check_viewer(viewer: Principal, owner: str | None, batch_id: str) -> None:
 def _from_redis(store: BatchStore, record: BatchRecord) -> BatchStatusResponse:
     response = BatchStatusResponse(
         batch_id=record.batch_id,
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         progress=BatchProgress(done=min(record.done, record.total), total=record.total),
         model=record.model,
         created_at=from_epoch(record.created_at),
@@ -190,7 +190,7 @@ def _from_database(
                 return None
             response = BatchStatusResponse(
                 batch_id=job.id,
-                status=job.status,  # type: ignore[arg-type]
+                status=job.status,
                 progress=BatchProgress(done=job.done, total=job.total),
                 model=job.model_name,
                 created_at=job.created_at,
@@ -217,7 +217,15 @@ def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def list_batches(*, session: Session, page: int, size: int, status: str | None) -> Page[BatchSummary]:
-    jobs, total = list_batch_jobs(session, page=page, size=size, status=status)
-    items = [BatchSummary.model_validate(job, from_attributes=True) for job in jobs]
-    return Page[BatchSummary].build(items=items, total=total, page=page, size=size)
+def list_batches(
+    *, session: Session, page: int, size: int, status: str | None, cursor: str | None = None
+) -> Page[BatchSummary]:
+    at = Position.of("batches", page=page, size=size, cursor=cursor, tie=str)
+    found = list_batch_jobs(session, size=size, offset=at.offset, after=at.after, count_limit=at.count_limit,
+                            status=status)  # fmt: skip
+    last = found.items[-1] if found.more else None
+    return Page[BatchSummary].build(
+        items=[BatchSummary.model_validate(job, from_attributes=True) for job in found.items],
+        total=found.total, total_exact=found.total_exact, page=at.page, size=size,
+        next=None if last is None else at.cursor_after((last.created_at, last.id)),
+    )  # fmt: skip

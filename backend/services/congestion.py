@@ -48,7 +48,7 @@ class CongestionService:
         try:
             with self.sessions() as session:
                 newest = stored.newest_time(session)
-                recent = [] if newest is None else stored.window(session, None, newest - 2 * WINDOW, newest)
+                recent = [] if newest is None else stored.window(session, model.sensor_ids, newest - 2 * WINDOW, newest)
         except SQLAlchemyError as exc:
             raise DependencyUnavailable("database", "cannot read the stored readings") from exc
         by_sensor: dict[str, list[TrafficReading]] = {}

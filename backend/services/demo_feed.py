@@ -71,7 +71,8 @@ def decide(settings: Settings, sessions: sessionmaker[Session], model: Congestio
         return Decision(False, "off: DEMO_FEED=auto runs only with ENVIRONMENT=local (DEMO_FEED=on forces it)")
     try:
         with sessions() as session:  # each sensor's newest and oldest: a real history under a sample day shows
-            edges = [*stored.latest_per_sensor(session).values(), *stored.latest_per_sensor(session, True).values()]
+            newest = stored.latest_per_sensor(session)
+            edges = [*newest.values(), *stored.oldest_per_sensor(session, sorted(newest)).values()]
     except SQLAlchemyError:
         return Decision(False, "off: the database cannot be read")
     if not edges:

@@ -14,7 +14,7 @@ from backend.core.csv_stream import csv_chunks
 from backend.core.errors import DependencyUnavailable
 from backend.db import records as stored_records
 from backend.db.models import Prediction
-from backend.schemas.pages import Page
+from backend.schemas.pages import Page, Position
 from backend.schemas.records import PredictionRecord
 
 CSV_COLUMNS = ("created_at", "model_name", "model_version", "key_id", "request_id", "cached", "latency_ms", "eclo",
@@ -35,11 +35,19 @@ def list_predictions(
     since: datetime | None,
     until: datetime | None = None,
     key_id: str | None = None,
+    cursor: str | None = None,
 ) -> Page[PredictionRecord]:
-    records, total = stored_records.list_predictions(session, page=page, size=size, model=model, since=_utc(since),
-                                           until=_utc(until), key_id=key_id)  # fmt: skip
-    items = [PredictionRecord.model_validate(r, from_attributes=True) for r in records]
-    return Page[PredictionRecord].build(items=items, total=total, page=page, size=size)
+    at = Position.of("records", page=page, size=size, cursor=cursor, tie=int)
+    found = stored_records.list_predictions(
+        session, size=size, offset=at.offset, after=at.after, count_limit=at.count_limit,
+        model=model, since=_utc(since), until=_utc(until), key_id=key_id,
+    )  # fmt: skip
+    last = found.items[-1] if found.more else None
+    return Page[PredictionRecord].build(
+        items=[PredictionRecord.model_validate(r, from_attributes=True) for r in found.items],
+        total=found.total, total_exact=found.total_exact, page=at.page, size=size,
+        next=None if last is None else at.cursor_after((last.created_at, last.id)),
+    )  # fmt: skip
 
 
 def _cells(record: Prediction) -> list[Any]:

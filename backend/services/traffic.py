@@ -7,27 +7,26 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.errors import DependencyUnavailable, InvalidRequest, NotFound, TooLarge
 from backend.db import readings as stored
-from backend.db.models import Sensor, TrafficReading
+from backend.db import rollups
+from backend.db.models import Sensor
 from backend.db.readings import local_time
 from backend.ml.congestion.model import CongestionModel, congestion_level
-from backend.schemas.pages import Page
+from backend.schemas.pages import Page, Position
 from backend.schemas.traffic import (
     MAX_SENSORS_PER_CALL,
-    LatestReading,
     ProfileBin,
     ReadingOut,
     SensorDetail,
     SensorIn,
-    SensorOut,
     SensorsUpsertResult,
     SpeedProfile,
 )
@@ -35,16 +34,22 @@ from backend.schemas.traffic import (
 PROFILE_MINUTES = 15
 
 
-def _latest(reading: TrafficReading | None, free_flow: float | None, now: datetime) -> LatestReading | None:
+def _latest(reading: stored.NewestRow | None, free_flow: float | None, now: datetime) -> dict[str, Any] | None:
+    """A newest reading as LatestReading gives it."""
     if reading is None:
         return None
-    level = congestion_level(reading.speed_mph, free_flow) if free_flow and reading.speed_mph > 0 else None
-    return LatestReading(
-        timestamp=local_time(reading),
-        speed_mph=reading.speed_mph,
-        level=level,
-        age_seconds=round((now - reading.timestamp).total_seconds(), 1),
-    )
+    moment, speed, offset = reading
+    return {
+        "timestamp": moment.astimezone(_zone(offset)),
+        "speed_mph": speed,
+        "level": congestion_level(speed, free_flow) if free_flow and speed > 0 else None,
+        "age_seconds": round((now - moment).total_seconds(), 1),
+    }
+
+
+@cache
+def _zone(offset_minutes: int) -> timezone:
+    return timezone(timedelta(minutes=offset_minutes))
 
 
 def sensors_from_csv(text: str) -> list[dict[str, Any]]:
@@ -111,54 +116,73 @@ def register_model_sensors(sessions: sessionmaker[Session], model: CongestionMod
     return upsert_sensors(sessions, sensors)
 
 
-def _described(sensor: Sensor, newest: TrafficReading | None, now: datetime) -> dict[str, Any]:
+def _described(sensor: stored.SensorRow, newest: stored.NewestRow | None, now: datetime) -> dict[str, Any]:
     """A sensor's fields as SensorOut (and SensorDetail) give them, with its newest reading."""
-    return {"sensor_id": sensor.sensor_id, "latitude": sensor.latitude, "longitude": sensor.longitude,
-            "name": sensor.name, "free_flow_mph": sensor.free_flow_mph,
-            "latest": _latest(newest, sensor.free_flow_mph, now)}  # fmt: skip
+    sensor_id, latitude, longitude, name, free_flow = sensor
+    return {"sensor_id": sensor_id, "latitude": latitude, "longitude": longitude, "name": name,
+            "free_flow_mph": free_flow, "latest": _latest(newest, free_flow, now)}  # fmt: skip
 
 
-def list_sensors(session: Session) -> list[SensorOut]:
+def list_sensors(session: Session, with_readings_only: bool = False) -> list[dict[str, Any]]:
+    """Every registered sensor (SensorOut's fields) with its newest reading: one query of plain rows, since the
+    network's thousands of sensors are answered whole."""
     now = datetime.now(UTC)
-    latest = stored.latest_per_sensor(session)
-    return [SensorOut(**_described(s, latest.get(s.sensor_id), now))
-            for s in session.scalars(select(Sensor).order_by(Sensor.sensor_id))]  # fmt: skip
+    return [
+        _described(sensor, newest, now) for sensor, newest in stored.sensors_with_newest(session, with_readings_only)
+    ]
 
 
-def current(session: Session) -> list[SensorOut]:
-    """Sensors that have readings, each with its newest."""
-    return [s for s in list_sensors(session) if s.latest is not None]
+def current(session: Session) -> list[dict[str, Any]]:
+    """Sensors that have readings, each with its newest (SensorOut's fields)."""
+    return list_sensors(session, with_readings_only=True)
 
 
-def _page(items: list[TrafficReading], total: int, page: int, size: int) -> Page[ReadingOut]:
+def _page(
+    session: Session, start: datetime | None, end: datetime | None, sensor_id: str | None, at: Position[str], size: int
+) -> Page[ReadingOut]:
+    found = stored.page_of_readings(session, start=start, end=end, sensor_id=sensor_id, size=size, offset=at.offset,
+                                    after=at.after, count_limit=at.count_limit)  # fmt: skip
     out = [
         ReadingOut(sensor_id=r.sensor_id, timestamp=local_time(r), speed_mph=r.speed_mph, volume=r.volume,
                    occupancy=r.occupancy)
-        for r in items
+        for r in found.items
     ]  # fmt: skip
-    return Page[ReadingOut].build(items=out, total=total, page=page, size=size)
+    last = found.items[-1] if found.more else None
+    after = None if last is None else at.cursor_after((last.timestamp, last.sensor_id))
+    return Page[ReadingOut].build(items=out, total=found.total, total_exact=found.total_exact, page=at.page,
+                                  size=size, next=after)  # fmt: skip
 
 
 def readings_of_day(
-    session: Session, day: date, sensor_id: str | None, page: int, size: int, utc_offset_minutes: int = 0
+    session: Session,
+    day: date,
+    sensor_id: str | None,
+    page: int,
+    size: int,
+    utc_offset_minutes: int = 0,
+    cursor: str | None = None,
 ) -> Page[ReadingOut]:
     """Readings of one calendar day (in UTC unless an offset is given), optionally of one sensor."""
+    at = Position.of("readings", page=page, size=size, cursor=cursor, tie=str)
     start = datetime(day.year, day.month, day.day, tzinfo=timezone(timedelta(minutes=utc_offset_minutes)))
-    items, total = stored.page_of_readings(
-        session, start=start, end=start + timedelta(days=1), sensor_id=sensor_id, page=page, size=size
-    )
-    return _page(items, total, page, size)
+    return _page(session, start, start + timedelta(days=1), sensor_id, at, size)
 
 
 def readings_of_sensor(
-    session: Session, sensor_id: str, since: datetime | None, until: datetime | None, page: int, size: int
+    session: Session,
+    sensor_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    page: int,
+    size: int,
+    cursor: str | None = None,
 ) -> Page[ReadingOut]:
+    at = Position.of("readings", page=page, size=size, cursor=cursor, tie=str)
     _sensor_or_404(session, sensor_id)
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"{name} needs a time zone (Z or +hh:mm)", details=[{"field": name}])
-    items, total = stored.page_of_readings(session, start=since, end=until, sensor_id=sensor_id, page=page, size=size)
-    return _page(items, total, page, size)
+    return _page(session, since, until, sensor_id, at, size)
 
 
 def _sensor_or_404(session: Session, sensor_id: str) -> Sensor:
@@ -172,30 +196,34 @@ def sensor_detail(session: Session, sensor_id: str, neighbours: list[str]) -> Se
     """One sensor, its newest reading, and the neighbours the congestion model reads beside it."""
     sensor = _sensor_or_404(session, sensor_id)
     newest = stored.newest_of(session, sensor_id)
-    return SensorDetail(**_described(sensor, newest, datetime.now(UTC)), neighbours=neighbours)
+    row = (sensor.sensor_id, sensor.latitude, sensor.longitude, sensor.name, sensor.free_flow_mph)
+    last = None if newest is None else (newest.timestamp, newest.speed_mph, newest.utc_offset_minutes)
+    return SensorDetail(**_described(row, last, datetime.now(UTC)), neighbours=neighbours)
 
 
 def weekday_profile(session: Session, sensor_id: str, weekday: int | None, weeks: int) -> SpeedProfile:
     """The sensor's speeds on one weekday (by default its newest reading's) over the `weeks` weeks up to its newest
-    reading, by quarter hour of the local day: the 10th, 50th and 90th percentiles."""
+    reading, by quarter hour of the local day: the 10th, 50th and 90th percentiles. Read from the hourly roll-ups
+    and the hours not rolled up yet; once retention has dropped all its readings, up to its newest rolled-up hour."""
     _sensor_or_404(session, sensor_id)
     newest = stored.newest_of(session, sensor_id)
-    if newest is None:
+    end = (newest.timestamp, newest.utc_offset_minutes) if newest else rollups.newest_rolled(session, sensor_id)
+    if end is None:
         return SpeedProfile(sensor_id=sensor_id, weekday=weekday, weeks=weeks, days=0, bins=[])
+    until, offset = end
     if weekday is None:
-        weekday = local_time(newest).weekday()
-    speeds: dict[int, list[float]] = {}
+        weekday = until.astimezone(timezone(timedelta(minutes=offset))).weekday()
+    speeds: dict[int, dict[float, int]] = {}
     days: set[date] = set()
-    for reading in stored.window(session, [sensor_id], newest.timestamp - timedelta(weeks=weeks), newest.timestamp):
-        moment = local_time(reading)
-        if moment.weekday() != weekday or reading.speed_mph <= 0:
-            continue
-        days.add(moment.date())
-        speeds.setdefault((moment.hour * 60 + moment.minute) // PROFILE_MINUTES, []).append(reading.speed_mph)
+    since = until - timedelta(weeks=weeks)
+    for start, histogram in rollups.profile_histograms(session, sensor_id, since, until, weekday):
+        days.add(start.date())
+        merged = speeds.setdefault((start.hour * 60 + start.minute) // PROFILE_MINUTES, {})
+        for speed, count in histogram.items():
+            merged[speed] = merged.get(speed, 0) + count
     bins = []
     for slot in sorted(speeds):
-        values = sorted(speeds[slot])
-        low, median, high = (values[min(len(values) - 1, int(q * len(values)))] for q in (0.1, 0.5, 0.9))
+        low, median, high = rollups.quantiles(speeds[slot], (0.1, 0.5, 0.9))
         bins.append(ProfileBin(minute_of_day=slot * PROFILE_MINUTES, p10=low, median=median, p90=high,
-                               readings=len(values)))  # fmt: skip
+                               readings=sum(speeds[slot].values())))  # fmt: skip
     return SpeedProfile(sensor_id=sensor_id, weekday=weekday, weeks=weeks, days=len(days), bins=bins)

@@ -30,6 +30,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "backend.tasks.reconcile",
             "backend.tasks.shadow",
             "backend.tasks.training",
+            "backend.tasks.upkeep",
             "backend.tasks.worker",
         ],
         "task_default_queue": settings.celery_queue,
@@ -69,9 +70,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_track_started": True,
         "worker_concurrency": settings.worker_concurrency,
         # `celery beat` (make run and compose run one): batches that will never finish by themselves are
-        # re-queued or failed (backend.tasks.reconcile).
+        # re-queued or failed (backend.tasks.reconcile); the stores are kept (backend.tasks.upkeep).
         "beat_schedule": {
-            "reconcile": {"task": "batches.reconcile", "schedule": float(settings.reconcile_interval_seconds)}
+            "reconcile": {"task": "batches.reconcile", "schedule": float(settings.reconcile_interval_seconds)},
+            "upkeep": {"task": "storage.upkeep", "schedule": float(settings.maintenance_interval_seconds)},
         },
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
     }

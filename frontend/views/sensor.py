@@ -24,15 +24,15 @@ def free_flow(mph: float | None) -> str:
 
 
 def readings_between(sensor_id: str, since: datetime, until: datetime) -> pd.DataFrame:
-    """Every reading of the sensor in [since, until), page after page."""
+    """Every reading of the sensor in [since, until), page after page (each after the one before: `next`)."""
     items: list[dict[str, Any]] = []
-    page = 1
+    cursor = None
     while True:
-        answer = client().sensor_readings(sensor_id, since.isoformat(), until.isoformat(), page=page)
+        answer = client().sensor_readings(sensor_id, since.isoformat(), until.isoformat(), cursor=cursor)
         items += answer["items"]
-        if page >= answer["pages"]:
+        cursor = answer["next"]
+        if cursor is None:
             break
-        page += 1
     frame = pd.DataFrame(items, columns=["sensor_id", "timestamp", "speed_mph", "volume", "occupancy"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"].map(lambda t: wall_clock(t, since)))
     return frame

@@ -199,13 +199,15 @@ else:
         "until": datetime.combine(last + timedelta(days=1), time.min),
     }
     with api_call():
-        count = client().predictions(size=1, **chosen)["total"]
+        listing = client().predictions(size=1, **chosen)
+    count, exact = listing["total"], listing["total_exact"]  # not exact: more than `total`, counted no further
     limit = get_settings().records_export_max_rows
-    if count > limit:
+    if count > limit or not exact:
         query = urlencode(record_filters(**chosen))
-        st.info(f"{count:,} records: more than the dashboard hands out at once ({limit:,}). Choose fewer days, or "
-                f"fetch them from the API, which streams them: `GET {public_api_url()}/api/predictions.csv?{query}` "
-                "with a key of the `read` scope.")  # fmt: skip
+        counted = f"{count:,} records" if exact else f"More than {count:,} records (counted no further)"
+        st.info(f"{counted}: the dashboard hands out at most {limit:,} at once. Choose fewer days, or fetch them "
+                f"from the API, which streams them: `GET {public_api_url()}/api/predictions.csv?{query}` with a key "
+                "of the `read` scope.")  # fmt: skip
     else:
         st.download_button(
             f"Download records (CSV, {count:,})",

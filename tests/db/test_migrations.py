@@ -13,7 +13,7 @@ from backend.db.session import make_engine
 TABLES = {
     "predictions", "batch_jobs", "batch_rows", "sensors", "traffic_readings", "datasets", "dataset_jobs",
     "share_tokens", "api_keys", "conversations", "conversation_messages", "model_aliases", "model_alias_moves",
-    "training_jobs", "shadow_scores",
+    "training_jobs", "shadow_scores", "reading_rollups", "reading_rollup_marks", "latest_readings",
 }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, select, text
@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db.models import BatchRow, Prediction, Sensor, TrafficReading
+from backend.db.partitions import days_of, ensure_days, ensure_partitions
 from backend.db.readings import page_of_readings
 from backend.db.records import (
     get_batch_job,
@@ -36,21 +37,22 @@ def test_a_retried_prediction_write_lands_once(db_session: Session) -> None:
     db_session.commit()
     insert_predictions(db_session, rows=rows)
     db_session.commit()
-    assert sorted(p.request_id for p in list_predictions(db_session, page=1, size=10)[0]) == ["r0", "r1", "r2"]
+    assert sorted(p.request_id for p in list_predictions(db_session, size=10).items) == ["r0", "r1", "r2"]
 
 
 def test_prediction_pages_and_filters(db_session: Session) -> None:
     insert_predictions(db_session, rows=[_prediction(i, "eclo" if i < 30 else "other") for i in range(45)])
     db_session.commit()
-    items, total = list_predictions(db_session, page=1, size=20)
-    assert total == 45 and len(items) == 20
-    assert items[0].request_id == "r44"  # newest first
-    last, total = list_predictions(db_session, page=3, size=20)
-    assert total == 45 and [p.request_id for p in last] == [f"r{i}" for i in range(4, -1, -1)]
-    eclo, total = list_predictions(db_session, page=1, size=100, model="eclo")
-    assert total == 30 and {p.model_version for p in eclo} == {"v-eclo"}
-    recent, total = list_predictions(db_session, page=1, size=100, since=NOW + timedelta(minutes=40))
-    assert total == 5 and recent[0].inputs == {"weather": "맑음", "i": 44}
+    first = list_predictions(db_session, size=20)
+    assert first.total == 45 and first.total_exact and len(first.items) == 20 and first.more
+    assert first.items[0].request_id == "r44"  # newest first
+    last = list_predictions(db_session, size=20, offset=40)
+    assert last.total == 45 and [p.request_id for p in last.items] == [f"r{i}" for i in range(4, -1, -1)]
+    assert not last.more
+    eclo = list_predictions(db_session, size=100, model="eclo")
+    assert eclo.total == 30 and {p.model_version for p in eclo.items} == {"v-eclo"}
+    recent = list_predictions(db_session, size=100, since=NOW + timedelta(minutes=40))
+    assert recent.total == 5 and recent.items[0].inputs == {"weather": "맑음", "i": 44}
 
 
 def test_predictions_by_key_beside_records_spilled_before_key_ids(db_session: Session) -> None:
@@ -58,9 +60,9 @@ def test_predictions_by_key_beside_records_spilled_before_key_ids(db_session: Se
     rows = [{**_prediction(i, "eclo"), "key_id": "a1b2c3d4e5f6"} for i in range(3)]
     insert_predictions(db_session, rows=[rows[0], _prediction(9, "eclo"), *rows[1:]])
     db_session.commit()
-    mine, total = list_predictions(db_session, page=1, size=10, key_id="a1b2c3d4e5f6")
-    assert total == 3 and [p.request_id for p in mine] == ["r2", "r1", "r0"]
-    assert [p.key_id for p in list_predictions(db_session, page=1, size=10)[0]].count(None) == 1
+    mine = list_predictions(db_session, size=10, key_id="a1b2c3d4e5f6")
+    assert mine.total == 3 and [p.request_id for p in mine.items] == ["r2", "r1", "r0"]
+    assert [p.key_id for p in list_predictions(db_session, size=10).items].count(None) == 1
 
 
 def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: Session) -> None:
@@ -70,10 +72,10 @@ def test_records_of_two_model_kinds_are_written_in_one_executemany(db_session: S
     del congestion["eclo"], congestion["risk_level"]
     insert_predictions(db_session, rows=[_prediction(0, "eclo"), congestion, _prediction(2, "eclo")])
     db_session.commit()
-    (record,), total = list_predictions(db_session, page=1, size=10, model="congestion")
-    assert total == 1 and record.output == forecast and record.eclo is None and record.risk_level is None
-    eclo, total = list_predictions(db_session, page=1, size=10, model="eclo")
-    assert total == 2 and [p.eclo for p in eclo] == [3.02, 3.0] and {p.output for p in eclo} == {None}
+    (record,) = list_predictions(db_session, size=10, model="congestion").items
+    assert record.output == forecast and record.eclo is None and record.risk_level is None
+    eclo = list_predictions(db_session, size=10, model="eclo")
+    assert eclo.total == 2 and [p.eclo for p in eclo.items] == [3.02, 3.0] and {p.output for p in eclo.items} == {None}
     exported = list(iter_predictions(db_session, chunk=2))
     assert [p.model_name for p in exported] == ["eclo", "congestion", "eclo"]  # oldest first
     assert [p.request_id for p in iter_predictions(db_session, since=NOW, until=NOW + timedelta(minutes=2))] == [
@@ -96,7 +98,7 @@ def test_a_flush_of_records_is_one_multi_row_insert(db_session: Session) -> None
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
     placeholders = max(inserts[0].count("?"), inserts[0].count("%s"))  # SQLite's, psycopg2's
     assert len(inserts) == 1 and placeholders >= 300 * 10, inserts[0][:300]  # each row's own VALUES
-    assert list_predictions(db_session, page=1, size=1)[1] == 300
+    assert list_predictions(db_session, size=1).total == 300
 
 
 def test_a_flushed_record_is_stored_as_an_orm_write_stores_it(db_session: Session) -> None:
@@ -111,7 +113,7 @@ def test_a_flushed_record_is_stored_as_an_orm_write_stores_it(db_session: Sessio
     columns = "created_at, inputs, output, eclo, risk_level, cached, key_id, latency_ms"
     flushed, orm = db_session.execute(text(f"SELECT {columns} FROM predictions ORDER BY record_id")).all()
     assert tuple(flushed) == tuple(orm)
-    (stored,), _ = list_predictions(db_session, page=1, size=1, since=datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    (stored,) = list_predictions(db_session, size=1, since=datetime(2026, 11, 1, 12, 0, tzinfo=UTC)).items
     assert stored.created_at == datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC) and stored.cached is True
 
 
@@ -133,14 +135,15 @@ def test_batch_job_upsert_and_rows_are_written_once(db_session: Session) -> None
         (0, 3.2, True),
         (1, None, False),
     ]
-    jobs, total = list_batch_jobs(db_session, page=1, size=10, status="partial")
-    assert total == 1 and jobs[0].id == "b1"
-    assert list_batch_jobs(db_session, page=1, size=10, status="pending")[1] == 0
+    jobs = list_batch_jobs(db_session, size=10, status="partial")
+    assert jobs.total == 1 and jobs.items[0].id == "b1"
+    assert list_batch_jobs(db_session, size=10, status="pending").total == 0
     assert db_session.scalar(select(BatchRow.details).where(BatchRow.row_index == 1)) == [{"field": "weather"}]
 
 
 def test_a_reading_is_unique_per_sensor_and_time(db_session: Session) -> None:
     db_session.add(Sensor(sensor_id="773869", latitude=34.15497, longitude=-118.31829))
+    ensure_days(db_session.connection(), "traffic_readings", days_of([NOW]))  # (the ingest statement makes them)
     db_session.add(TrafficReading(sensor_id="773869", timestamp=NOW, speed_mph=61.5, volume=900, occupancy=8.0))
     db_session.commit()
     db_session.add(TrafficReading(sensor_id="773869", timestamp=NOW, speed_mph=40.0))
@@ -152,11 +155,12 @@ def test_times_in_any_zone_are_stored_and_compared_as_utc(db_session: Session) -
     """SQLite keeps no zone: a bound time in -08:00 must compare as its UTC instant, not as its wall clock."""
     la = timezone(timedelta(hours=-8))
     db_session.add(Sensor(sensor_id="s", latitude=34.0, longitude=-118.0))
+    ensure_partitions(db_session.connection(), "traffic_readings", date(2012, 3, 8), date(2012, 3, 8))
     for minutes in (0, 60, 120):
         moment = datetime(2012, 3, 7, 22, 0, tzinfo=la) + timedelta(minutes=minutes)
         db_session.add(TrafficReading(sensor_id="s", timestamp=moment, speed_mph=50.0 + minutes))
     db_session.commit()
-    items, total = page_of_readings(db_session, start=datetime(2012, 3, 7, 23, 0, tzinfo=la), end=None,
-                                    sensor_id="s", page=1, size=10)  # fmt: skip
-    assert total == 2 and [r.speed_mph for r in items] == [110.0, 170.0]
-    assert items[0].timestamp == datetime(2012, 3, 8, 7, 0, tzinfo=UTC)
+    found = page_of_readings(db_session, start=datetime(2012, 3, 7, 23, 0, tzinfo=la), end=None, sensor_id="s",
+                             size=10)  # fmt: skip
+    assert found.total == 2 and [r.speed_mph for r in found.items] == [110.0, 170.0]
+    assert found.items[0].timestamp == datetime(2012, 3, 8, 7, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from backend.api.deps import (
     SessionsDep,
     SettingsDep,
 )
-from backend.api.params import PageNumber
+from backend.api.params import Cursor, PageNumber
 from backend.schemas.batches import (
     BatchAccepted,
     BatchStatus,
@@ -70,9 +70,10 @@ def list_batches(
     page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
     status: BatchStatus | None = None,
+    cursor: Cursor = None,
 ) -> Page[BatchSummary]:
-    """Batches, newest first, optionally of one status."""
-    return batches.list_batches(session=session, page=page, size=size, status=status)
+    """Batches, newest first, optionally of one status; go on with `cursor` (a page's `next`)."""
+    return batches.list_batches(session=session, page=page, size=size, status=status, cursor=cursor)
 
 
 @router.get("/batch/{batch_id}/results", responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})

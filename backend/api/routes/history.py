@@ -6,7 +6,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.auth import AUTH_ERRORS, READ
 from backend.api.deps import SessionDep, SessionsDep
-from backend.api.params import PageNumber
+from backend.api.params import Cursor, PageNumber
 from backend.schemas.errors import ErrorResponse
 from backend.schemas.pages import Page
 from backend.schemas.records import PredictionRecord
@@ -31,10 +31,13 @@ def list_predictions(
     since: Since = None,
     until: Until = None,
     key_id: KeyId = None,
+    cursor: Cursor = None,
 ) -> Page[PredictionRecord]:
-    """Single predictions, newest first; optionally of one model, in a time range, asked with one key."""
+    """Single predictions, newest first; optionally of one model, in a time range, asked with one key. Go on with
+    `cursor` (a page's `next`); a page number reaches 10,000 rows in. `total` counts up to 10,000
+    (`total_exact`: false beyond)."""
     return history.list_predictions(session=session, page=page, size=size, model=model, since=since, until=until,
-                                    key_id=key_id)  # fmt: skip
+                                    key_id=key_id, cursor=cursor)  # fmt: skip
 
 
 @router.get(".csv", response_class=StreamingResponse, responses=ERRORS | {200: {"content": {"text/csv": {}}}})

@@ -1,15 +1,18 @@
 """Batches through a real uvicorn server, a real Redis and a real prefork Celery worker (concurrency 2)."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
 
 from backend.api.deps import get_predictions, get_registry
+from backend.db.models import BatchJob
 from backend.ml.eclo.model import EcloModel
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.registry import ModelRegistry
 from backend.predictions.entry import Predictions
+from backend.schemas.pages import Position
 from backend.tasks.batches import run_batch
 from backend.wiring import Resources
 from tests.fixtures.batches import submit, wait_for_batch
@@ -128,3 +131,26 @@ def test_ids_the_api_never_issued_are_404_and_reach_no_other_key(app_client: Tes
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
         assert len(response.json()["error"]["message"]) < 200
     assert app_client.get(f"/api/predict/batch/{batch_id}/results").json()["status"] == "pending"
+
+
+def test_the_batches_are_walked_by_cursor_newest_first_then_by_id(
+    app_client: TestClient, app_resources: Resources
+) -> None:
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    with app_resources.sessions() as session:
+        for i in range(11):  # three a minute: ties in created_at, broken by id
+            session.add(BatchJob(id=f"{(i * 4) % 11:032x}", model_name="echo", status=("success", "failure")[i % 2],
+                                 total=1, created_at=start + timedelta(minutes=i // 3)))  # fmt: skip
+        session.commit()
+    order = sorted(range(11), key=lambda i: (-(i // 3), f"{(i * 4) % 11:032x}"))
+    for status, size in ((None, 2), ("failure", 3)):
+        params = {"size": size} if status is None else {"size": size, "status": status}
+        pages = [app_client.get("/api/predict/batch", params=params).json()]
+        while pages[-1]["next"] is not None:
+            pages.append(app_client.get("/api/predict/batch", params={**params, "cursor": pages[-1]["next"]}).json())
+        expected = [f"{(i * 4) % 11:032x}" for i in order if status is None or i % 2]
+        assert [job["id"] for page in pages for job in page["items"]] == expected
+        assert {(page["total"], page["total_exact"]) for page in pages} == {(len(expected), True)}
+    records_cursor = Position.of("records", page=1, size=1, cursor=None, tie=int).cursor_after((start, 7))
+    refused = app_client.get("/api/predict/batch", params={"cursor": records_cursor})
+    assert refused.status_code == 422 and refused.json()["error"]["details"][0]["field"] == "cursor"

@@ -7,7 +7,8 @@ import io
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,9 +16,13 @@ import redis
 from fastapi.testclient import TestClient
 
 from backend.core.config import Settings
+from backend.db.records import insert_predictions
 from backend.dev.processes import free_port, wait_until
 from backend.main import create_app
 from backend.ml.eclo.model import EcloModel
+from backend.schemas import pages
+from backend.schemas.pages import Position
+from backend.wiring import Resources
 from tests.fixtures.batches import submit, wait_for_batch
 from tests.fixtures.stack import Stack
 
@@ -87,7 +92,7 @@ def test_pagination_totals(api: httpx.Client, classic_row: dict) -> None:
     last = api.get("/api/predictions", params={"page": first["pages"], "size": 2}).json()
     assert len(last["items"]) == total - 2 * (first["pages"] - 1)
     assert api.get("/api/predictions", params={"model": "nope"}).json() == {
-        "items": [], "total": 0, "page": 1, "size": 20, "pages": 0,
+        "items": [], "total": 0, "total_exact": True, "page": 1, "size": 20, "pages": 0, "next": None,
     }  # fmt: skip
     bad = api.get("/api/predictions", params={"size": 0, "since": "yesterday"})
     assert bad.status_code == 422
@@ -128,6 +133,70 @@ def test_batch_list_filters_by_status(api: httpx.Client) -> None:
 def test_a_page_beyond_any_listing_is_refused_by_name(app_client: TestClient, path: str) -> None:
     response = app_client.get(path, params={"page": 10**20})
     assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "page"
+
+
+def _stored_records(resources: Resources, count: int) -> None:
+    """`count` records, two a second (ties in created_at), alternately of each model."""
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rows = [{"created_at": start + timedelta(seconds=i // 2), "model_name": ("eclo", "congestion")[i // 2 % 2],
+             "model_version": "v1", "inputs": {"i": i}, "latency_ms": 0.5, "request_id": f"r{i:02d}",
+             "record_id": f"{i:032x}"} for i in range(count)]  # fmt: skip
+    with resources.sessions() as session:
+        insert_predictions(session, rows=rows)
+        session.commit()
+
+
+def _walk(client: TestClient, path: str, **params: Any) -> list[dict]:
+    answers = [client.get(path, params=params).json()]
+    while answers[-1]["next"] is not None:
+        answers.append(client.get(path, params={**params, "cursor": answers[-1]["next"]}).json())
+    return answers
+
+
+def test_the_records_are_walked_by_cursor_each_once_with_the_filters(
+    app_client: TestClient, app_resources: Resources
+) -> None:
+    _stored_records(app_resources, 23)
+    pages = _walk(app_client, "/api/predictions", size=5)
+    assert [r["request_id"] for p in pages for r in p["items"]] == [f"r{i:02d}" for i in range(22, -1, -1)]
+    assert [p["page"] for p in pages] == [1, None, None, None, None] and pages[-1]["next"] is None
+    assert {(p["total"], p["total_exact"], p["pages"]) for p in pages} == {(23, True, 5)}
+    until = "2026-11-01T12:00:09Z"
+    eclo = _walk(app_client, "/api/predictions", size=2, model="eclo", until=until)
+    assert [r["request_id"] for p in eclo for r in p["items"]] == [
+        f"r{i:02d}" for i in range(17, -1, -1) if i // 2 % 2 == 0
+    ]  # fmt: skip
+    assert {r["model_name"] for p in eclo for r in p["items"]} == {"eclo"} and eclo[0]["total"] == 10
+
+
+def test_a_bad_cursor_or_a_deep_page_is_refused_by_name(app_client: TestClient, app_resources: Resources) -> None:
+    _stored_records(app_resources, 3)
+    batches_cursor = Position.of("batches", page=1, size=1, cursor=None, tie=str).cursor_after(
+        (datetime(2026, 11, 1, tzinfo=UTC), "ab")
+    )
+    for cursor in ("not-a-cursor", batches_cursor, "x" * 201):
+        refused = app_client.get("/api/predictions", params={"cursor": cursor})
+        assert refused.status_code == 422, cursor
+        assert [d["field"] for d in refused.json()["error"]["details"]] == ["cursor"]
+    deep = app_client.get("/api/predictions", params={"page": 52, "size": 200})
+    assert deep.status_code == 422 and deep.json()["error"]["details"][0]["field"] == "page"
+    assert "cursor" in deep.json()["error"]["message"]
+    assert app_client.get("/api/predictions", params={"page": 51, "size": 200}).status_code == 200  # 10,000 in
+    answer = app_client.get("/api/predictions", params={"size": 1}).json()
+    both = app_client.get("/api/predictions", params={"size": 1, "page": 2, "cursor": answer["next"]})
+    assert both.status_code == 422 and both.json()["error"]["details"][0]["field"] == "page"
+
+
+def test_a_total_beyond_the_count_limit_says_more_than(
+    app_client: TestClient, app_resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stored_records(app_resources, 12)
+    monkeypatch.setattr(pages, "COUNT_LIMIT", 10)
+    answer = app_client.get("/api/predictions", params={"size": 4}).json()
+    assert (answer["total"], answer["total_exact"], answer["pages"]) == (10, False, 3)
+    assert app_client.get("/api/predictions", params={"model": "eclo"}).json()["total_exact"] is True
+    walked = _walk(app_client, "/api/predictions", size=5)
+    assert sum(len(p["items"]) for p in walked) == 12
 
 
 def test_an_export_while_the_database_is_down_is_a_503_naming_it(app_settings: Settings) -> None:

@@ -90,6 +90,30 @@ def test_history_pages_carry_totals(api: httpx.Client, sensors: list) -> None:
     assert api.get("/api/traffic/sensors/x/readings", params={"since": "2024-01-12T10:00:00"}).status_code in (404, 422)
 
 
+def _walk(api: httpx.Client, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    pages = [api.get(path, params=params).json()]
+    while pages[-1]["next"] is not None:
+        pages.append(api.get(path, params={**params, "cursor": pages[-1]["next"]}).json())
+    return pages
+
+
+def test_history_pages_go_on_by_cursor_each_reading_once_in_order(api: httpx.Client, sensors: list) -> None:
+    end = datetime(2024, 1, 13, 10, 0, tzinfo=LA)
+    assert _ingest(api, hour_of_readings(sensors[:3], end))["accepted"] == 36  # three sensors at each time
+    day = _walk(api, "/api/traffic/historical/2024-01-13", {"utc_offset_minutes": -480, "size": 5})
+    walked = [(datetime.fromisoformat(r["timestamp"]), r["sensor_id"]) for p in day for r in p["items"]]
+    assert walked == sorted(walked) and len(set(walked)) == 36 and len(day) == 8
+    assert [p["page"] for p in day] == [1] + [None] * 7 and {p["total"] for p in day} == {36}
+    window = {"since": (end - timedelta(minutes=30)).isoformat(), "until": end.isoformat(), "size": 4}
+    one = _walk(api, f"/api/traffic/sensors/{sensors[2]}/readings", window)
+    stamps = [r["timestamp"] for p in one for r in p["items"]]
+    assert len(stamps) == 6 and stamps == sorted(stamps) and one[0]["total"] == 6 and one[-1]["next"] is None
+    bad = api.get(f"/api/traffic/sensors/{sensors[2]}/readings", params={"cursor": "junk"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "cursor"
+    deep = api.get("/api/traffic/historical/2024-01-13", params={"page": 12, "size": 1000})
+    assert deep.status_code == 422 and deep.json()["error"]["details"][0]["field"] == "page"
+
+
 def test_current_state_shows_each_sensors_newest_reading_and_level(api: httpx.Client, sensors: list) -> None:
     newest = datetime(2025, 6, 1, 7, 0, tzinfo=LA)
     _ingest(api, [flat(sensors[-1], newest - timedelta(minutes=5), 60.0), flat(sensors[-1], newest, 12.0)])
