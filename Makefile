@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-upload smoke screenshots clean
+.PHONY: run test test-fast fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-scale bench-upload smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench-traffic: setup model
 
 bench-datasets: setup model
 	$(PY) bench/bench_datasets.py
+
+# Issue 37's scale benchmark: up to 10,000 sensors x 30 days and 10 M records in PostgreSQL (1-2 h, ~12 GB of disk).
+# BENCH_SCALE_ARGS=--quick tries it out in minutes.
+bench-scale: setup model
+	$(PY) bench/bench_scale.py $(BENCH_SCALE_ARGS)
 
 bench-upload: setup model
 	$(PY) bench/bench_upload_beside.py

@@ -27,6 +27,7 @@ figures of its own section, not across sections (earlier runs: `git log -p bench
 | peers | `make bench-peers` (`bench/peers/run.py`) |
 | bench_traffic | `make bench-traffic` (`bench/bench_traffic.py`) |
 | bench_datasets | `make bench-datasets` (`bench/bench_datasets.py`) |
+| bench_scale | `make bench-scale` (`bench/bench_scale.py`) |
 | bench_upload_beside | `make bench-upload` (`bench/bench_upload_beside.py`) |
 | bench_health | `python bench/bench_health.py` (no make target) |
 | bench_network_page | `python bench/bench_network_page.py`, against a running stack (no make target) |
