@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg2.errors
-from sqlalchemy import func, insert, select
+from sqlalchemy import Float, cast, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -48,25 +48,24 @@ _PG_LATEST_UPDATE = f"""UPDATE latest_readings l SET {", ".join(f'"{c}" = n."{c}
 _PG_LATEST_ADD = f"""INSERT INTO latest_readings (sensor_id, {", ".join(f'"{c}"' for c in _LATEST_COLUMNS)})
     SELECT * FROM ({_NEWEST_IN}) n WHERE NOT EXISTS (SELECT 1 FROM latest_readings l WHERE l.sensor_id = n.sensor_id)
     ON CONFLICT (sensor_id) DO NOTHING"""
-# Should two calls' updates deadlock (rows locked in different orders), this one locks them in sensor order.
-_PG_LATEST_SORTED = f"""INSERT INTO latest_readings (sensor_id, {", ".join(f'"{c}"' for c in _LATEST_COLUMNS)})
-    {_NEWEST_IN}
-    ON CONFLICT (sensor_id) DO UPDATE SET {", ".join(f'"{c}" = excluded."{c}"' for c in _LATEST_COLUMNS)}
-    WHERE excluded."timestamp" > latest_readings."timestamp"
-"""
+# Two calls updating the same sensors' rows in different orders would deadlock: they take turns, from here to
+# their commit (their readings are stored by then, side by side).
+_PG_LATEST_LOCK = "SELECT pg_advisory_xact_lock(hashtext('latest_readings'))"
 
 
 def _pg_store(cursor: Any) -> int:
     """The staged readings stored, the newest of each sensor kept and their hours marked; returns how many were
-    new. Each fast statement runs under a savepoint, its careful twin after a rollback to it."""
+    new."""
     inserted = _attempt(cursor, _PG_INSERT, _PG_MERGE, psycopg2.errors.UniqueViolation)
-    _attempt(cursor, _PG_LATEST_UPDATE, _PG_LATEST_SORTED, psycopg2.errors.DeadlockDetected)
+    cursor.execute(_PG_LATEST_LOCK)
+    cursor.execute(_PG_LATEST_UPDATE)
     cursor.execute(_PG_LATEST_ADD)
     cursor.execute(rollups.PG_MARK_PENDING)
     return inserted
 
 
 def _attempt(cursor: Any, fast: str, careful: str, failure: type[Exception]) -> int:
+    """`fast` under a savepoint; after `failure`, rolled back to it and `careful` instead."""
     cursor.execute("SAVEPOINT store_readings")
     try:
         cursor.execute(fast)
@@ -134,16 +133,22 @@ def latest_per_sensor(session: Session) -> dict[str, LatestStoredReading]:
 
 
 SensorRow = tuple[str, float, float, str | None, float | None]  # id, latitude, longitude, name, free-flow speed
-NewestRow = tuple[datetime, float, int]  # UTC timestamp, speed, utc_offset_minutes
+NewestRow = tuple[float, float, int]  # POSIX time, speed, utc_offset_minutes
 
 
 def sensors_with_newest(session: Session, with_readings_only: bool) -> list[tuple[SensorRow, NewestRow | None]]:
-    """Every registered sensor, by id, with its newest reading (None when it has none)."""
+    """Every registered sensor, by id, with its newest reading (None when it has none). Plain rows, the time as
+    POSIX seconds (PostgreSQL's own arithmetic): a whole network's times are not parsed one by one."""
     newest = LatestStoredReading
-    query = select(Sensor.sensor_id, Sensor.latitude, Sensor.longitude, Sensor.name, Sensor.free_flow_mph,
-                   newest.timestamp, newest.speed_mph, newest.utc_offset_minutes)  # fmt: skip
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    at = cast(func.extract("epoch", newest.timestamp), Float) if postgresql else newest.timestamp
+    query = select(Sensor.sensor_id, Sensor.latitude, Sensor.longitude, Sensor.name, Sensor.free_flow_mph, at,
+                   newest.speed_mph, newest.utc_offset_minutes)  # fmt: skip
     joined = query.join(newest, newest.sensor_id == Sensor.sensor_id, isouter=not with_readings_only)
-    rows = session.connection().execute(joined.order_by(Sensor.sensor_id))  # Core rows: no ORM per row
+    rows = session.connection().execute(joined.order_by(Sensor.sensor_id)).all()
+    if not postgresql:
+        return [((s, lat, lon, name, free), None if at is None else (at.timestamp(), speed, offset))
+                for s, lat, lon, name, free, at, speed, offset in rows]  # fmt: skip
     return [((s, lat, lon, name, free), None if at is None else (at, speed, offset))
             for s, lat, lon, name, free, at, speed, offset in rows]  # fmt: skip
 

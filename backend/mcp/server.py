@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from backend.core.config import Settings
 from backend.ml.eclo.vocabulary import ENGLISH
 from backend.schemas.models import ModelInfo
+from backend.schemas.traffic import SensorOut
 from backend.services import traffic
 from backend.services.bundle import Services
 
@@ -64,7 +65,7 @@ def _resources(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         kit.admit("read")
         with kit.services.resources.sessions() as session:
             listed = traffic.list_sensors(session)
-        return json.dumps([s.model_dump(mode="json") for s in listed])
+        return json.dumps([SensorOut.model_validate(s).model_dump(mode="json") for s in listed])
 
     @server.resource("eclo://vocabulary", name="ECLO input values", mime_type="application/json")
     def vocabulary() -> str:

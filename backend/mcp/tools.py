@@ -22,6 +22,7 @@ from backend.ml.eclo.vocabulary import ENGLISH
 from backend.predictions.entry import Caller
 from backend.schemas.eclo import EcloInput
 from backend.schemas.models import ModelInfo
+from backend.schemas.traffic import SensorOut
 from backend.services import batches, history, traffic
 
 from .toolkit import Toolkit, bounded
@@ -161,7 +162,7 @@ def register(kit: Toolkit, allowed: dict[str, list[str]]) -> None:
         """The road network now: how many sensors are at each congestion level by their newest reading, and the
         slowest sensors (speed against their free-flow speed)."""
         with _session(kit) as session:
-            sensors = traffic.current(session)
+            sensors = [SensorOut.model_validate(s) for s in traffic.current(session)]
         levels = Counter(s.latest.level or "unknown" for s in sensors if s.latest)
         ranked = sorted(sensors, key=lambda s: s.latest.speed_mph / (s.free_flow_mph or s.latest.speed_mph or 1))
         slow = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
@@ -34,16 +35,16 @@ from backend.schemas.traffic import (
 PROFILE_MINUTES = 15
 
 
-def _latest(reading: stored.NewestRow | None, free_flow: float | None, now: datetime) -> dict[str, Any] | None:
-    """A newest reading as LatestReading gives it."""
+def _latest(reading: stored.NewestRow | None, free_flow: float | None, now: float) -> dict[str, Any] | None:
+    """A newest reading as LatestReading gives it (`now` in POSIX seconds)."""
     if reading is None:
         return None
-    moment, speed, offset = reading
+    at, speed, offset = reading
     return {
-        "timestamp": moment.astimezone(_zone(offset)),
+        "timestamp": datetime.fromtimestamp(at, _zone(offset)),
         "speed_mph": speed,
         "level": congestion_level(speed, free_flow) if free_flow and speed > 0 else None,
-        "age_seconds": round((now - moment).total_seconds(), 1),
+        "age_seconds": round(now - at, 1),
     }
 
 
@@ -116,7 +117,7 @@ def register_model_sensors(sessions: sessionmaker[Session], model: CongestionMod
     return upsert_sensors(sessions, sensors)
 
 
-def _described(sensor: stored.SensorRow, newest: stored.NewestRow | None, now: datetime) -> dict[str, Any]:
+def _described(sensor: stored.SensorRow, newest: stored.NewestRow | None, now: float) -> dict[str, Any]:
     """A sensor's fields as SensorOut (and SensorDetail) give them, with its newest reading."""
     sensor_id, latitude, longitude, name, free_flow = sensor
     return {"sensor_id": sensor_id, "latitude": latitude, "longitude": longitude, "name": name,
@@ -126,7 +127,7 @@ def _described(sensor: stored.SensorRow, newest: stored.NewestRow | None, now: d
 def list_sensors(session: Session, with_readings_only: bool = False) -> list[dict[str, Any]]:
     """Every registered sensor (SensorOut's fields) with its newest reading: one query of plain rows, since the
     network's thousands of sensors are answered whole."""
-    now = datetime.now(UTC)
+    now = time.time()
     return [
         _described(sensor, newest, now) for sensor, newest in stored.sensors_with_newest(session, with_readings_only)
     ]
@@ -197,8 +198,8 @@ def sensor_detail(session: Session, sensor_id: str, neighbours: list[str]) -> Se
     sensor = _sensor_or_404(session, sensor_id)
     newest = stored.newest_of(session, sensor_id)
     row = (sensor.sensor_id, sensor.latitude, sensor.longitude, sensor.name, sensor.free_flow_mph)
-    last = None if newest is None else (newest.timestamp, newest.speed_mph, newest.utc_offset_minutes)
-    return SensorDetail(**_described(row, last, datetime.now(UTC)), neighbours=neighbours)
+    last = None if newest is None else (newest.timestamp.timestamp(), newest.speed_mph, newest.utc_offset_minutes)
+    return SensorDetail(**_described(row, last, time.time()), neighbours=neighbours)
 
 
 def weekday_profile(session: Session, sensor_id: str, weekday: int | None, weeks: int) -> SpeedProfile:

@@ -233,32 +233,37 @@ def test_migration_to_the_partitioned_layout_and_back_keeps_the_rows() -> None:
 
 
 def test_concurrent_calls_over_the_same_sensors_keep_the_newest(database_url: str) -> None:
-    """Two writers storing every sensor at once, call after call (each holding the rows of its sensors' newest
-    while the other waits): none fails, and the newest of each sensor is the last time written."""
+    """Three writers storing every sensor at once, call after call, each in its own order of sensors: none fails
+    (no deadlock over the newest readings' rows), and the newest of each sensor is the last time written."""
     engine = make_engine(database_url)
-    sensors = [f"s{i:04d}" for i in range(500)]
+    sensors = [f"s{i:04d}" for i in range(2000)]
+    writers_count, steps = 3, 8
     errors: list[BaseException] = []
     try:
         _sensors(engine, sensors)
 
-        def write(offset: int) -> None:
+        def write(writer: int) -> None:
+            order = sensors[writer * 500 :] + sensors[: writer * 500]
+            if writer % 2:
+                order.reverse()
             try:
-                for step in range(15):
-                    moment = DAY0 + timedelta(minutes=2 * step + offset)
-                    _ingest(engine, [(s, moment, 40.0 + offset, None, None, 0) for s in reversed(sensors[offset:])]
-                            + [(s, moment, 40.0 + offset, None, None, 0) for s in sensors[:offset]])  # fmt: skip
+                for step in range(steps):
+                    moment = DAY0 + timedelta(minutes=writers_count * step + writer)
+                    _ingest(engine, [(s, moment, 40.0 + writer, None, None, 0) for s in order])
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 errors.append(exc)
 
-        writers = [threading.Thread(target=write, args=(offset,)) for offset in (0, 1)]
-        for writer in writers:
-            writer.start()
-        for writer in writers:
-            writer.join(timeout=120)
+        threads = [threading.Thread(target=write, args=(writer,)) for writer in range(writers_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=180)
         assert not errors, errors
+        last = DAY0 + timedelta(minutes=writers_count * (steps - 1) + writers_count - 1)
         with session_factory(engine)() as session:
             latest = readings.latest_per_sensor(session)
-            assert {r.timestamp for r in latest.values()} == {DAY0 + timedelta(minutes=29)}
-            assert session.scalar(select(func.count()).select_from(TrafficReading)) == 2 * 15 * len(sensors)
+            assert len(latest) == len(sensors) and {r.timestamp for r in latest.values()} == {last}
+            stored = session.scalar(select(func.count()).select_from(TrafficReading))
+            assert stored == writers_count * steps * len(sensors)
     finally:
         engine.dispose()

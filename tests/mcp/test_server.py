@@ -134,3 +134,27 @@ def test_tool_calls_take_the_keys_rate_limit(limited_client: TestClient) -> None
     assert [a.is_error for a in answers] == [False, False, True]
     assert "429" in answers[2].content[0].text and "rate limit" in answers[2].content[0].text
     assert not _call(limited_client, "model_info", {}, other).is_error  # another key's bucket
+
+
+def test_network_status_and_the_sensors_resource_say_what_the_rest_routes_list(app_client: TestClient) -> None:
+    sensors = app_client.app.state.resources.registry.get("congestion").sensor_ids[:3]  # type: ignore[attr-defined]
+    table = [{"sensor_id": s, "latitude": 34.1, "longitude": -118.3, "free_flow_mph": 65.0} for s in sensors]
+    assert app_client.put("/api/traffic/sensors", json={"sensors": table}).status_code == 200
+    stored = app_client.post("/api/traffic/readings", json={"readings": hour_of_readings(sensors, datetime.now(LA))})
+    assert stored.status_code == 200 and stored.json()["accepted"] == 36, stored.text
+    current = app_client.get("/api/traffic/current").json()
+    status = _call(app_client, "network_status", {"slowest": 2})
+    assert not status.is_error, status.content
+    assert status.structured_content["sensors_reporting"] == len(current) >= 3
+    assert sum(status.structured_content["levels"].values()) == len(current)
+    assert len(status.structured_content["slowest"]) == 2
+
+    async def read(client: Client) -> Any:
+        return await client.read_resource("traffic://sensors")
+
+    def without_age(sensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**s, "latest": s["latest"] and {k: v for k, v in s["latest"].items() if k != "age_seconds"}}
+                for s in sensors]  # fmt: skip
+
+    listed = json.loads(_in_app_loop(app_client, read).contents[0].text)
+    assert without_age(listed) == without_age(app_client.get("/api/traffic/sensors").json())
