@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast fuzz setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-scale bench-upload smoke screenshots clean
+.PHONY: run test test-fast fuzz drill setup model lint bench bench-http bench-peers bench-traffic bench-datasets bench-scale bench-upload smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test-fast: setup
 # The schemathesis run alone (it is part of `make test` too).
 fuzz: setup
 	$(PY) -m pytest tests/reliability/test_fuzz.py
+
+# The multi-host drill alone (root, network namespaces; it is part of `make test` too): prints what it measured.
+drill: setup model
+	$(PY) -m pytest -s -p no:randomly -rs tests/reliability/test_multi_host_drill.py
 
 lint: setup
 	$(PY) -m ruff check .

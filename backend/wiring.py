@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.redis import sync_redis
-from backend.core.storage import LocalStorage
+from backend.core.storage import storage_from_settings
 from backend.db.lifecycle import read_aliases
 from backend.db.recorder import SpillFile
 from backend.db.session import make_engine, session_factory
@@ -84,7 +84,7 @@ def open_resources(settings: Settings) -> Resources:
         engine=engine,
         sessions=sessions,
         dataset_jobs=DatasetJobStore(client, settings.key_prefix, settings.batch_result_ttl_seconds),
-        dataset_files=DatasetFiles(LocalStorage(settings.data_dir)),
+        dataset_files=DatasetFiles(storage_from_settings(settings)),
         spill=SpillFile(settings.data_dir / "spill" / "records.jsonl", settings.spill_max_bytes),
         # The workers' entry: no cache, no prediction records (a batch and a dataset job are their own records).
         predictions=Predictions(registry, servings(sessions, settings.congestion_min_readings)),

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.database",
     "tests.fixtures.fake_llm",
+    "tests.fixtures.object_store",
     "tests.fixtures.stack",
     "tests.fixtures.app",
     "tests.fixtures.traffic",

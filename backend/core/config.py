@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# s3://bucket[/prefix]: a bucket name as S3 allows it (3-63 of a-z 0-9 . -), a prefix of path segments.
+STORAGE_URL_PATTERN = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[^?#]*))?")
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,13 @@ class Settings(BaseSettings):
     # Extra model kinds, as a JSON object kind -> "package.module:loader" (a test double's kind, a plug-in).
     model_plugins: dict[str, str] = {}
     data_dir: Path = PROJECT_ROOT / "var"
+    # Where uploaded datasets and their results live: empty, the DATA_DIR folder; `s3://bucket/prefix`, an
+    # S3-compatible object store (S3_ENDPOINT_URL for one not on AWS, e.g. MinIO; no keys: boto3's own chain).
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     # Model lifecycle: trained versions under `<data_dir>/models/<name>/<version>`; every process serves the
     # `champion` alias's version within MODEL_RELOAD_SECONDS of a move.
@@ -188,6 +198,14 @@ class Settings(BaseSettings):
     # Where `make run` serves the dashboard (whose own settings are frontend/settings.py)
     streamlit_port: int = 8501
 
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_is_a_bucket(cls, value: str) -> str:
+        match = STORAGE_URL_PATTERN.fullmatch(value)
+        if value and (match is None or ".." in (match["prefix"] or "").split("/")):
+            raise ValueError(f"STORAGE_URL must be empty (files in DATA_DIR) or s3://bucket[/prefix], not {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
         if self.environment != "local":
@@ -203,6 +221,12 @@ class Settings(BaseSettings):
     @property
     def result_backend_url(self) -> str:
         return self.celery_result_backend or self.redis_url
+
+    @property
+    def storage_location(self) -> tuple[str, str] | None:
+        """STORAGE_URL's bucket and prefix; None for the DATA_DIR folder."""
+        match = STORAGE_URL_PATTERN.fullmatch(self.storage_url)
+        return (match["bucket"], (match["prefix"] or "").strip("/")) if match else None
 
     @property
     def versions_dir(self) -> Path:

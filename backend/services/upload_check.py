@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import struct
+import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
-from backend.core.storage import LocalStorage
+from backend.core.storage import storage_from_settings
 from backend.explore.tables import profile_table, read_csv_table, write_parquet
 from backend.ml.eclo.uploads import check_rows, file_format
 from backend.ml.errors import DataFileError
@@ -102,8 +105,12 @@ def _describe_table(files: DatasetFiles, dataset_id: str, encoding: str | None, 
     limits = {"max_columns": settings.dataset_max_columns, "max_cell_chars": settings.dataset_max_cell_chars,
               "max_bytes": settings.dataset_max_bytes}  # fmt: skip
     table = read_csv_table(source, encoding, **limits)
-    write_parquet(table, files.table_path(dataset_id))
-    profile = profile_table(files.table_path(dataset_id))
+    with tempfile.TemporaryDirectory(prefix="table-") as scratch:  # made here, then stored: the store may be remote
+        parquet = Path(scratch) / "table.parquet"
+        write_parquet(table, parquet)
+        profile = profile_table(parquet)
+        with storage.open_write(files.table(dataset_id)) as out, parquet.open("rb") as made:
+            shutil.copyfileobj(made, out)
     with storage.open_write(files.profile(dataset_id)) as out:
         out.write(profile.model_dump_json().encode())
     return DescribedTable(table.encoding, list(table.columns), len(table.frame))
@@ -161,7 +168,7 @@ _registry: ModelRegistry | None = None
 
 def _start(settings: Settings) -> None:
     global _settings, _files, _registry
-    _settings, _files, _registry = settings, DatasetFiles(LocalStorage(settings.data_dir)), open_registry(settings)
+    _settings, _files, _registry = settings, DatasetFiles(storage_from_settings(settings)), open_registry(settings)
 
 
 def _check(dataset_id: str, encoding: str | None, model_name: str | None, kind: str) -> CheckedUpload:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import redis
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from backend.core.logging import request_id_var
 from backend.db.recorder import record_or_spill
@@ -44,7 +44,18 @@ def score_batch(self: BatchTask, batch_id: str) -> dict[str, Any]:
     def report(done: int, total: int) -> None:
         self.update_state(state="PROGRESS", meta={"done": done, "total": total})
 
-    return run_batch(self.resources, batch_id, report)
+    try:
+        return run_batch(self.resources, batch_id, report)
+    except redis.RedisError as exc:
+        raise redeliver(exc) from exc
+
+
+def redeliver(exc: Exception) -> Reject:
+    """Redis (or the file store) went away mid-task, as behind a cut link: the message goes back on its queue, not
+    acknowledged as failed, and the next delivery resumes from what is stored. While Redis cannot be reached even
+    for that, the message stays unacknowledged and returns after the visibility timeout."""
+    log.warning("task given back for another delivery: %s: %s", type(exc).__name__, exc)
+    return Reject(exc, requeue=True)
 
 
 def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -91,9 +102,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
         finish_batch(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
         raise
     except redis.RedisError:
-        # Redis is gone: so is the acknowledgement. The message returns after the visibility timeout and the
-        # next delivery resumes from the rows already stored.
-        raise
+        raise  # the task gives its message back (redeliver); the next delivery resumes from the rows stored
     except Exception as exc:
         finish_batch(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -82,6 +83,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def configure_celery(app: Celery, settings: Settings) -> None:
     """Point the app at `settings` (the API's lifespan does this before its first publish)."""
     app.conf.update(celery_config(settings))
+    # beat opens its schedule file before any signal of its own: on a host whose DATA_DIR holds nothing yet (the
+    # files in an object store) the folder would be missing.
+    Path(app.conf.beat_schedule_filename).parent.mkdir(parents=True, exist_ok=True)
     app._pool = None  # connections made under other settings are not reused
     app.amqp._producer_pool = None
 

@@ -14,11 +14,12 @@ import orjson
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
+from backend.core.storage import STORE_UNREACHABLE
 from backend.db.recorder import record_or_spill
 from backend.ml.eclo.measures import rmse
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
 from backend.stores.dataset_jobs import JobRecord
-from backend.tasks.batches import BatchTask
+from backend.tasks.batches import BatchTask, redeliver
 from backend.tasks.celery_app import celery_app
 
 if TYPE_CHECKING:
@@ -30,7 +31,10 @@ log = logging.getLogger(__name__)
 @celery_app.task(name="datasets.score_chunk", bind=True, base=BatchTask)
 def score_chunk(self: BatchTask, job_id: str, chunk: int) -> dict[str, Any]:
     assert self.resources is not None, "worker resources are opened by worker_process_init"
-    return run_chunk(self.resources, job_id, chunk)
+    try:
+        return run_chunk(self.resources, job_id, chunk)
+    except (redis.RedisError, *STORE_UNREACHABLE) as exc:
+        raise redeliver(exc) from exc
 
 
 def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
@@ -57,8 +61,8 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
             lines = (orjson.dumps([index, o]) for (index, _, _), o in zip(rows, outcomes, strict=True))
             files.storage.put_if_absent(key, b"\n".join(lines) + b"\n")
         done = jobs.chunk_done(job_id, chunk, stop - start)
-    except (SoftTimeLimitExceeded, redis.RedisError):
-        raise  # the message comes back (acks late) and the next delivery resumes here
+    except (SoftTimeLimitExceeded, redis.RedisError, *STORE_UNREACHABLE):
+        raise  # the message comes back (acks late, or given back by the task) and the next delivery resumes here
     except Exception as exc:
         current = jobs.get(job_id)
         if current is None or current.is_final:  # cancelled meanwhile (a deleted dataset's files are gone)

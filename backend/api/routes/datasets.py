@@ -1,3 +1,4 @@
+from contextlib import ExitStack
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -76,8 +77,10 @@ async def upload_dataset(request: Request, service: DatasetServiceDep, settings:
     table is kept as `kind: "table"` to explore. Every dataset gets a columnar copy and a profile."""
     dataset_id = service.new_id()
     try:
-        with service.files.storage.open_write(service.source_key(dataset_id)) as out:
+        with ExitStack() as storing:
+            out = storing.enter_context(service.files.storage.open_write(service.source_key(dataset_id)))
             received = await receive_file(request, out.write, settings.dataset_max_bytes)
+            await run_in_threadpool(storing.close)  # the file is stored (sent, to an object store) off the event loop
     except UploadAborted:
         service.discard(dataset_id)
         return Response(status_code=400)

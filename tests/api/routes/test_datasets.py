@@ -26,6 +26,7 @@ from backend.services import datasets as datasets_service
 from backend.tasks.datasets import run_chunk
 from backend.wiring import Resources
 from tests.fixtures.datasets import dacon_file, read_results, upload
+from tests.fixtures.object_store import stored_keys
 
 pytestmark = pytest.mark.stack  # uploads are checked in a spawned process of their own (the app runs in-process)
 
@@ -38,9 +39,9 @@ def _score(client: TestClient, resources: Resources, dataset_id: str, chunk_rows
     return client.get(f"/api/datasets/{dataset_id}/predictions").json()
 
 
-def _left_behind(settings: Settings, resources: Resources) -> tuple[list[Path], int]:
-    folder = settings.data_dir / "datasets"
-    files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+def _left_behind(settings: Settings, resources: Resources) -> tuple[list[str], int]:
+    """Dataset files the storage still holds (DATA_DIR or the object store), and dataset records."""
+    files = stored_keys(settings, "datasets")
     with resources.sessions() as session:
         return files, len(session.scalars(select(Dataset)).all())
 
@@ -270,7 +271,7 @@ def test_delete_removes_the_file_its_results_and_links(
     dataset_id = upload(app_client, dacon_1000).json()["id"]
     _score(app_client, app_resources, dataset_id)
     share = app_client.post(f"/api/datasets/{dataset_id}/share").json()
-    assert (app_settings.data_dir / "datasets" / dataset_id / "jobs").is_dir()
+    assert any(key.startswith(f"datasets/{dataset_id}/jobs/") for key in stored_keys(app_settings, "datasets"))
     assert app_client.delete(f"/api/datasets/{dataset_id}").status_code == 204
     assert _left_behind(app_settings, app_resources) == ([], 0)
     assert app_client.get(share["url"]).status_code == 404
