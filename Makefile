@@ -31,9 +31,12 @@ TEST_WORKERS ?= 2
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
 # Every tier: unit, app (the app in-process), stack (real processes) and drill (outages, kills, fuzzing).
+# Then the dataset and batch tests again with their files in an object store (moto's S3 server: the stand-in).
+STORE_TESTS := tests/api/routes/test_datasets.py tests/tasks/test_datasets.py tests/tasks/test_batches.py
 test: setup
 	$(PY) -m ruff check .
 	$(PYTEST)
+	TEST_STORAGE=s3 $(PYTEST) $(STORE_TESTS)
 
 # The fast loop: unit and app tests only (no server or worker process started).
 test-fast: setup

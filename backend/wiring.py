@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.config import Settings
 from backend.core.redis import sync_redis
-from backend.core.storage import storage_from_settings
+from backend.core.storage import FileStorage, storage_from_settings
 from backend.db.lifecycle import read_aliases
 from backend.db.recorder import SpillFile
 from backend.db.session import make_engine, session_factory
 from backend.ml.kinds import MODEL_KINDS
 from backend.ml.protocol import ModelLoader
 from backend.ml.registry import ModelRegistry, ModelWatcher, get_registry, import_loader
+from backend.ml.versions import ModelVersions
 from backend.predictions.entry import Predictions
 from backend.predictions.kinds import servings
 from backend.stores.batches import BatchStore
@@ -31,9 +32,18 @@ def model_loaders(settings: Settings) -> dict[str, ModelLoader]:
     return {**MODEL_KINDS, **{kind: import_loader(path) for kind, path in settings.model_plugins.items()}}
 
 
-def open_registry(settings: Settings) -> ModelRegistry:
+def model_versions(settings: Settings, storage: FileStorage) -> ModelVersions:
+    """The trained versions, in the storage. A training writes beside them when they are in DATA_DIR (so a process
+    sharing the folder removes what a killed training left), else in a temporary folder of its host: with
+    STORAGE_URL nothing is written under DATA_DIR."""
+    work_dir = settings.versions_dir if settings.storage_location is None else None
+    return ModelVersions(settings.model_dir, storage, work_dir=work_dir)
+
+
+def open_registry(settings: Settings, storage: FileStorage | None = None) -> ModelRegistry:
     """The process-wide registry; predictions use one thread each (the API's event loop, a worker child)."""
-    return get_registry(settings.model_dir, model_loaders(settings), num_threads=1, versions_dir=settings.versions_dir)
+    versions = model_versions(settings, storage if storage is not None else storage_from_settings(settings))
+    return get_registry(settings.model_dir, model_loaders(settings), num_threads=1, versions=versions)
 
 
 def model_watcher(registry: ModelRegistry, sessions: sessionmaker[Session], settings: Settings) -> ModelWatcher:
@@ -75,7 +85,8 @@ def open_resources(settings: Settings) -> Resources:
     client = sync_redis(settings.redis_url, settings)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    registry = open_registry(settings)
+    storage = storage_from_settings(settings)
+    registry = open_registry(settings, storage)
     return Resources(
         settings=settings,
         registry=registry,
@@ -84,7 +95,7 @@ def open_resources(settings: Settings) -> Resources:
         engine=engine,
         sessions=sessions,
         dataset_jobs=DatasetJobStore(client, settings.key_prefix, settings.batch_result_ttl_seconds),
-        dataset_files=DatasetFiles(storage_from_settings(settings)),
+        dataset_files=DatasetFiles(storage),
         spill=SpillFile(settings.data_dir / "spill" / "records.jsonl", settings.spill_max_bytes),
         # The workers' entry: no cache, no prediction records (a batch and a dataset job are their own records).
         predictions=Predictions(registry, servings(sessions, settings.congestion_min_readings)),

@@ -229,12 +229,13 @@ def make_challenger(versions_dir: Path) -> str:
     (the same features, vocabulary and cost per row, other bytes: another version), put where trained versions go."""
     import lightgbm as lgb
 
+    from backend.core.storage import LocalStorage
     from backend.ml.artifacts import METADATA_FILE, file_version, read_metadata, write_json_atomic
     from backend.ml.eclo.model import SEVERE_MODEL_FILE
     from backend.ml.versions import ModelVersions
 
     default = ROOT / "model" / "eclo"
-    store = ModelVersions(ROOT / "model", versions_dir)
+    store = ModelVersions(ROOT / "model", LocalStorage(versions_dir.parent), work_dir=versions_dir)
     partial_folder = store.partial_folder("eclo", "bench")
     booster = lgb.Booster(model_file=str(default / "model.txt"))
     booster.save_model(str(partial_folder / "model.txt"), num_iteration=booster.num_trees() - 1)

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
 
-    # Model lifecycle: trained versions under `<data_dir>/models/<name>/<version>`; every process serves the
+    # Model lifecycle: trained versions under `models/<name>/<version>` of the file storage; every process serves the
     # `champion` alias's version within MODEL_RELOAD_SECONDS of a move.
     model_reload_seconds: float = Field(default=5.0, gt=0, le=3600)
     model_keep_versions: int = Field(default=5, ge=1, le=1000)

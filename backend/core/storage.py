@@ -45,6 +45,19 @@ class FileStorage(Protocol):
         """Where `key` can be read as a local file (an embedded engine reads files by path)."""
         ...
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under the folder `prefix` (at any depth), sorted, relative to the storage's root."""
+        ...
+
+    def local_folder(self, prefix: str) -> Path | None:
+        """The local folder whose files are the keys under `prefix`, when the storage is a local folder; None when
+        they are elsewhere (to be read with `open_read`)."""
+        ...
+
+    def url(self) -> str:
+        """Where the files are (`file:///...`, `s3://bucket/prefix`): two storages with one URL hold the same files."""
+        ...
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -96,6 +109,23 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path:
         return self._path(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        root = self.root.resolve()
+        return sorted(
+            path.relative_to(root).as_posix()
+            for path in folder.rglob("*")
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".part"))  # being written
+        )
+
+    def local_folder(self, prefix: str) -> Path | None:
+        return self._path(prefix)
+
+    def url(self) -> str:
+        return self.root.resolve().as_uri()
 
 
 # An upload is kept in memory up to this size, then in a temporary file, until it goes to the store whole.
@@ -226,6 +256,20 @@ class S3Storage:
             if older.is_file() and older != path and not older.name.startswith("."):
                 older.unlink(missing_ok=True)  # a reader holding it open keeps reading it
         return path
+
+    def list_keys(self, prefix: str) -> list[str]:
+        name = self._key(prefix)
+        folder = name if not name or name.endswith("/") else f"{name}/"
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
+            keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def local_folder(self, prefix: str) -> Path | None:
+        return None
+
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
 
 class _RangedObject(io.RawIOBase):

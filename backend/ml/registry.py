@@ -110,7 +110,7 @@ class ModelRegistry:
         loader = self.loaders.get(str(found.metadata.get("kind", name)))
         if loader is None:
             raise VersionNotFound(name, version)
-        model = loader(found.folder, num_threads=self.num_threads)
+        model = loader(self.versions.local_folder(found), num_threads=self.num_threads)
         model.name = name
         return model
 
@@ -191,18 +191,17 @@ def import_loader(path: str) -> ModelLoader:
     return target  # type: ignore[return-value]
 
 
-_registries: dict[tuple[Path, int, tuple[str, ...], Path | None], ModelRegistry] = {}
+_registries: dict[tuple[Path, int, tuple[str, ...], str | None], ModelRegistry] = {}
 _registries_lock = threading.Lock()
 
 
 def get_registry(
-    model_dir: Path, loaders: Mapping[str, ModelLoader], num_threads: int = 1, versions_dir: Path | None = None
+    model_dir: Path, loaders: Mapping[str, ModelLoader], num_threads: int = 1, versions: ModelVersions | None = None
 ) -> ModelRegistry:
-    """The process-wide registry of a model folder (a singleton per folder, set of kinds and versions folder)."""
-    root = Path(versions_dir).resolve() if versions_dir is not None else None
-    key = (Path(model_dir).resolve(), num_threads, tuple(sorted(loaders)), root)
+    """The process-wide registry of a model folder (a singleton per folder, set of kinds and place of the trained
+    versions; `versions` is used when it makes the registry)."""
+    key = (Path(model_dir).resolve(), num_threads, tuple(sorted(loaders)), versions.location if versions else None)
     with _registries_lock:
         if key not in _registries:
-            versions = ModelVersions(key[0], root) if root is not None else None
             _registries[key] = ModelRegistry(key[0], loaders, num_threads=num_threads, versions=versions)
         return _registries[key]

@@ -8,7 +8,9 @@ A batch is stuck once no delivery of its task could still be running or still co
   again), and failed after that.
 - Only the database knows it (Redis lost the record): nothing can score it any more; failed, saying why.
 Dataset jobs the database holds as running but Redis has forgotten are failed the same way, and training jobs
-whose process stopped beating for TRAINING_STALE_SECONDS (killed with their worker), their partial folder removed.
+whose process stopped beating for TRAINING_STALE_SECONDS (killed with their worker), their partial folder removed
+when this host can reach it (in the shared DATA_DIR, or its own temporary folder); a trainer host also removes its
+own before each training. No version is left in the storage: a training publishes only a whole one.
 """
 
 from __future__ import annotations

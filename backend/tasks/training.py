@@ -2,7 +2,8 @@
 
 At most once: a worker killed mid-training does not hand the job to another (the message is acknowledged when
 it starts); the job's heartbeat stops, and the API fails it after TRAINING_STALE_SECONDS. The version is written
-into a partial folder and moved into place only when whole: a failure, a cancel or a kill leaves no version.
+into a local partial folder and published to the file storage only when whole (its metadata last): a failure, a
+cancel or a kill leaves no version, and every API and worker host can serve it once published.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def run_training(resources: Resources, job_id: str) -> dict[str, Any]:
     versions = resources.registry.versions
     assert versions is not None
     job_log = JobLog(resources, job_id, kind)
+    # What trainings killed on this host left (none can run past the hard time limit).
+    versions.clean_partials(name, older_than_seconds=settings.training_time_limit_seconds + 60)
     partial = versions.partial_folder(name, job_id)
     try:
         with Heartbeat(resources, job_id, max(0.5, settings.training_stale_seconds / 5)):

@@ -101,6 +101,7 @@ def test_delete_prefix_removes_a_folder_of_many_files_and_nothing_beside_it(stor
     storage.put_if_absent("datasets/a/source.csv", b"a")
     storage.put_if_absent("datasets/ab/source.csv", b"ab")
     storage.put_if_absent("datasets/a.csv", b"beside")
+    assert storage.list_keys("datasets/a/jobs") == keys  # past one listing page of 1,000
 
     storage.delete_prefix("datasets/a")
 
@@ -122,6 +123,39 @@ def test_local_path_holds_the_current_bytes(storage: FileStorage) -> None:
     path = storage.local_path("t/table.parquet")
     assert path.read_bytes() == b"version 2"
     assert path.suffix == ".parquet"
+
+
+def test_list_keys_lists_a_folder_at_any_depth_and_nothing_beside_it(storage: FileStorage) -> None:
+    inside = ["m/a/1/metadata.json", "m/a/1/sub/model.txt", "m/a/2/x"]
+    for key in [*inside, "m/ab/y", "m/a.txt", "top"]:
+        storage.put_if_absent(key, b"x")
+    assert storage.list_keys("m/a") == inside
+    assert storage.list_keys("m/a/") == inside
+    assert storage.list_keys("m/a/1/metadata.json") == []  # a file, not a folder
+    assert storage.list_keys("m/never") == []
+    assert storage.list_keys("") == sorted([*inside, "m/ab/y", "m/a.txt", "top"])
+    with pytest.raises(ValueError, match="outside the storage folder"):
+        storage.list_keys("../m")
+
+
+def test_a_local_listing_leaves_out_files_being_written(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put_if_absent("v/done.txt", b"x")
+    with storage.open_write("v/half.txt") as out:
+        out.write(b"half")
+        assert storage.list_keys("v") == ["v/done.txt"]
+    assert storage.list_keys("v") == ["v/done.txt", "v/half.txt"]
+
+
+def test_only_a_local_storage_has_local_folders(storage: FileStorage) -> None:
+    storage.put_if_absent("m/a/1/model.txt", b"x")
+    folder = storage.local_folder("m/a/1")
+    if isinstance(storage, LocalStorage):
+        assert folder is not None and (folder / "model.txt").read_bytes() == b"x"
+        assert storage.url().startswith("file:///")
+    else:
+        assert folder is None
+        assert storage.url() == f"s3://{storage.bucket}/{PREFIX}/"  # type: ignore[attr-defined]
 
 
 def test_keys_cannot_leave_the_folder(storage: FileStorage) -> None:

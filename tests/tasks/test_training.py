@@ -8,13 +8,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.core.config import Settings
 from backend.dev.processes import wait_until
 from backend.ml.eclo.datagen import write_dacon_csv
 from tests.fixtures.datasets import upload
+from tests.fixtures.object_store import stored_keys
 from tests.fixtures.stack import Stack
 from tests.services.test_models import wait_for_training
 
 pytestmark = pytest.mark.drill
+
+STORAGE_SETTINGS = ("STORAGE_URL", "S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
 
 
 def test_a_training_killed_with_its_worker_fails_and_leaves_no_version(own_stack: Stack, tmp_path: Path) -> None:
@@ -36,3 +40,5 @@ def test_a_training_killed_with_its_worker_fails_and_leaves_no_version(own_stack
         assert len(api.get("/api/models/eclo/versions").json()["versions"]) == 1
     versions = Path(own_stack.env["DATA_DIR"]) / "models" / "eclo"
     assert not list(versions.glob(".partial-*")) and not [p for p in versions.glob("*") if p.is_dir()]
+    storage = {name.lower(): own_stack.env[name] for name in STORAGE_SETTINGS if name in own_stack.env}
+    assert stored_keys(Settings(data_dir=own_stack.env["DATA_DIR"], **storage), "models/eclo") == []

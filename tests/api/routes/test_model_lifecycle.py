@@ -4,7 +4,6 @@ worker would), compare, promote, roll back, shadow scoring and drift."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from backend.tasks.shadow import run_shadow_scores
 from backend.tasks.training import run_training
 from backend.wiring import Resources
 from tests.fixtures.datasets import upload
+from tests.fixtures.object_store import stored_keys
 
 
 def _dataset(client: TestClient, folder: Path, rows: int, seed: int, drop: tuple[str, ...] = ()) -> str:
@@ -63,6 +63,22 @@ def test_a_version_trained_from_a_dataset_is_listed_with_its_comparison(
     assert comparison["champion"]["version"] == default["version"]
     for model in ("new", "champion"):
         assert 0 < comparison[model]["rmsle"] < 5 and 0 <= comparison[model]["severe_auc"] <= 1
+
+
+def test_a_trained_version_is_in_the_storage_and_nothing_of_it_in_data_dir_with_an_object_store(
+    app_resources: Resources, trained: dict[str, Any]
+) -> None:
+    settings, version = app_resources.settings, trained["version"]
+    assert stored_keys(settings, f"models/eclo/{version}") == [
+        f"models/eclo/{version}/{file}" for file in ("metadata.json", "model.txt", "severe.txt")
+    ]
+    served = app_resources.registry.get("eclo", version)
+    assert served.version == version and served.name == "eclo"
+    versions = app_resources.registry.versions
+    assert versions is not None and not list((versions.work_dir / "eclo").glob(".partial-*"))
+    if settings.storage_location is not None:  # TEST_STORAGE=s3: the version served from this host's copy
+        assert not (settings.data_dir / "models").exists()
+        assert versions.local_folder(versions.get("eclo", version)).is_relative_to(versions.cache_dir)
 
 
 def test_promote_then_roll_back(app_client: TestClient, app_resources: Resources, trained: dict[str, Any],
@@ -120,7 +136,9 @@ def test_too_few_rows_fail_naming_why_and_leave_no_version(
     job = _train(app_client, app_resources, {"dataset_ids": [dataset_id], "holdout_from_year": 2021})
     assert job["status"] == "failure" and "rows" in job["error"] and job["version"] is None
     assert len(app_client.get("/api/models/eclo/versions").json()["versions"]) == 1
-    assert not list((app_resources.settings.versions_dir / "eclo").glob(".partial-*"))
+    versions = app_resources.registry.versions
+    assert versions is not None and not list((versions.work_dir / "eclo").glob(".partial-*"))
+    assert stored_keys(app_resources.settings, "models/eclo") == []
 
 
 def test_cancel_a_pending_job(app_client: TestClient, app_resources: Resources, tmp_path: Path) -> None:
@@ -235,16 +253,20 @@ def test_a_congestion_version_from_stored_readings_beats_copy_last(
 def test_only_versions_beyond_the_kept_ones_and_without_an_alias_are_deleted(
     app_client: TestClient, app_resources: Resources, trained: dict[str, Any]
 ) -> None:
-    folder = app_resources.settings.versions_dir / "eclo"
-    older = folder / ("0" * 16)  # a version trained before the kept ones
-    shutil.copytree(folder / trained["version"], older)
-    metadata = json.loads((older / "metadata.json").read_text())
-    (older / "metadata.json").write_text(json.dumps({**metadata, "trained_at": "2020-01-01T00:00:00+00:00"}))
+    storage, settings = app_resources.dataset_files.storage, app_resources.settings
+    older = "0" * 16  # a version trained before the kept ones
+    for key in stored_keys(settings, f"models/eclo/{trained['version']}"):
+        with storage.open_read(key) as handle:
+            data = handle.read()
+        if key.endswith("/metadata.json"):
+            data = json.dumps({**json.loads(data), "trained_at": "2020-01-01T00:00:00+00:00"}).encode()
+        storage.put_if_absent(key.replace(trained["version"], older), data)
     app_resources.settings.model_keep_versions = 1
     listing = {v["version"]: v for v in app_client.get("/api/models/eclo/versions").json()["versions"]}
-    assert listing[older.name]["deletable"] and not listing[trained["version"]]["deletable"]
+    assert listing[older]["deletable"] and not listing[trained["version"]]["deletable"]
     refused = app_client.delete(f"/api/models/eclo/versions/{trained['version']}")
     assert refused.status_code == 409 and "MODEL_KEEP_VERSIONS" in refused.json()["error"]["message"]
-    assert app_client.delete(f"/api/models/eclo/versions/{older.name}").status_code == 204
-    assert not older.exists()
-    assert app_client.delete(f"/api/models/eclo/versions/{older.name}").status_code == 404
+    assert app_client.delete(f"/api/models/eclo/versions/{older}").status_code == 204
+    assert stored_keys(settings, f"models/eclo/{older}") == []
+    assert stored_keys(settings, f"models/eclo/{trained['version']}")
+    assert app_client.delete(f"/api/models/eclo/versions/{older}").status_code == 404
