@@ -31,8 +31,10 @@ TEST_WORKERS ?= 2
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
 # Every tier: unit, app (the app in-process), stack (real processes) and drill (outages, kills, fuzzing).
-# Then the dataset and batch tests again with their files in an object store (moto's S3 server: the stand-in).
-STORE_TESTS := tests/api/routes/test_datasets.py tests/tasks/test_datasets.py tests/tasks/test_batches.py
+# Then the tests of what the file storage holds (datasets, their chunks, explore tables, model versions) again with
+# the files in an object store (moto's S3 server: the stand-in).
+STORE_TESTS := tests/api/routes/test_datasets.py tests/tasks/test_datasets.py tests/api/routes/test_explore.py \
+	tests/api/routes/test_model_lifecycle.py tests/tasks/test_training.py
 test: setup
 	$(PY) -m ruff check .
 	$(PYTEST)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.errors import ServiceError
+from backend.core.storage import STORE_UNREACHABLE
 from backend.ml.errors import InvalidRow, ModelNotFound, VersionNotFound
 from backend.schemas.health import HealthResponse
 
@@ -96,6 +97,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
+async def _store_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("file storage unreachable: %s: %s", type(exc).__name__, exc)  # names the endpoint: logged only
+    return error_response(503, "dependency_unavailable", "storage is unavailable: the file store did not answer",
+                          [{"dependency": "storage"}])  # fmt: skip
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error; it has been logged")
@@ -108,4 +115,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelNotFound, _model_not_found)
     app.add_exception_handler(VersionNotFound, _version_not_found)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unreachable in STORE_UNREACHABLE:
+        app.add_exception_handler(unreachable, _store_unreachable)
     app.add_exception_handler(Exception, _unexpected)

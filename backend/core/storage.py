@@ -327,6 +327,7 @@ def storage_from_settings(settings: Settings) -> FileStorage:
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key_id,
         aws_secret_access_key=secret.get_secret_value() if secret is not None else None,
-        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+        # A stalled read must end as the store's error (another delivery), well before a task's soft time limit.
+        config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 3, "mode": "standard"}),
     )
     return S3Storage(client, *location)

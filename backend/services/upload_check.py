@@ -25,7 +25,7 @@ import orjson
 
 from backend.core.config import Settings
 from backend.core.errors import DependencyUnavailable
-from backend.core.storage import storage_from_settings
+from backend.core.storage import STORE_UNREACHABLE, storage_from_settings
 from backend.explore.tables import profile_table, read_csv_table, write_parquet
 from backend.ml.eclo.uploads import check_rows, file_format
 from backend.ml.errors import DataFileError
@@ -74,6 +74,8 @@ def check_upload(
         if checked.refusal is None:
             try:
                 _describe_table(files, dataset_id, checked.encoding, settings)
+            except STORE_UNREACHABLE:
+                raise  # the store's outage, not the file's: the upload fails as unavailable, to be sent again
             except Exception as exc:  # the rows are usable: the dataset is kept, without its explore table
                 log.warning("dataset %s: no columnar table: %s: %s", dataset_id, type(exc).__name__, exc)
             return checked
@@ -84,6 +86,8 @@ def check_upload(
         table = _describe_table(files, dataset_id, encoding, settings)
     except DataFileError as exc:  # not a table either: the layout's reason first (binary, empty, wrong encoding)
         return CheckedUpload(refusal=layout_refusal or f"the file cannot be used: {exc}")
+    except STORE_UNREACHABLE:
+        raise
     except Exception as exc:  # the reader's own failure on an odd file: a refusal, never a 500
         log.warning("dataset %s: not readable as a table: %s: %s", dataset_id, type(exc).__name__, exc)
         return CheckedUpload(refusal=layout_refusal or "the file cannot be used: it could not be read as a table")

@@ -18,6 +18,7 @@ from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from backend.core.logging import request_id_var
+from backend.core.storage import STORE_UNREACHABLE
 from backend.db.recorder import record_or_spill
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
 from backend.stores.batches import BatchRecord
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from backend.wiring import Resources
 
 log = logging.getLogger(__name__)
+GIVE_BACK_PAUSE_SECONDS = 5.0
 
 
 class BatchTask(Task):
@@ -46,15 +48,18 @@ def score_batch(self: BatchTask, batch_id: str) -> dict[str, Any]:
 
     try:
         return run_batch(self.resources, batch_id, report)
-    except redis.RedisError as exc:
+    except (redis.RedisError, *STORE_UNREACHABLE) as exc:
         raise redeliver(exc) from exc
 
 
 def redeliver(exc: Exception) -> Reject:
-    """Redis (or the file store) went away mid-task, as behind a cut link: the message goes back on its queue, not
-    acknowledged as failed, and the next delivery resumes from what is stored. While Redis cannot be reached even
-    for that, the message stays unacknowledged and returns after the visibility timeout."""
-    log.warning("task given back for another delivery: %s: %s", type(exc).__name__, exc)
+    """Redis (or the file store) went away mid-task, as behind a cut link: after a pause, the message goes back on
+    its queue, not acknowledged as failed, and the next delivery resumes from what is stored. While Redis cannot be
+    reached even for that, the message stays unacknowledged and returns after the visibility timeout. Each delivery
+    counts toward BATCH_MAX_DELIVERIES: the pause keeps a short outage from using them all up at once."""
+    log.warning("task given back for another delivery in %.0f s: %s: %s", GIVE_BACK_PAUSE_SECONDS,
+                type(exc).__name__, exc)  # fmt: skip
+    time.sleep(GIVE_BACK_PAUSE_SECONDS)
     return Reject(exc, requeue=True)
 
 
@@ -101,7 +106,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
     except SoftTimeLimitExceeded:
         finish_batch(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
         raise
-    except redis.RedisError:
+    except (redis.RedisError, *STORE_UNREACHABLE):
         raise  # the task gives its message back (redeliver); the next delivery resumes from the rows stored
     except Exception as exc:
         finish_batch(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")

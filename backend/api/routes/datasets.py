@@ -82,9 +82,12 @@ async def upload_dataset(request: Request, service: DatasetServiceDep, settings:
             received = await receive_file(request, out.write, settings.dataset_max_bytes)
             await run_in_threadpool(storing.close)  # the file is stored (sent, to an object store) off the event loop
     except UploadAborted:
-        service.discard(dataset_id)
+        await run_in_threadpool(service.discard, dataset_id)
         return Response(status_code=400)
-    except BaseException:
+    except Exception:
+        await run_in_threadpool(service.discard, dataset_id)  # an object store's deletes: off the event loop
+        raise
+    except BaseException:  # cancelled: nothing may be awaited any more
         service.discard(dataset_id)
         raise
     return await run_in_threadpool(

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -326,3 +327,16 @@ def test_korean_file_names_are_kept_and_control_characters_refused(app_client: T
     assert nul_name.status_code == 422 and nul_name.json()["error"]["details"] == [{"field": "filename"}]
     nul_field = upload(app_client, raw, name="x\x00y")
     assert nul_field.status_code == 422 and nul_field.json()["error"]["details"] == [{"field": "name"}]
+
+
+def test_an_upload_while_the_file_store_is_unreachable_is_503_naming_no_host(
+    app_client: TestClient, app_resources: Resources, dacon_1000: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*_: object, **__: object) -> None:
+        raise EndpointConnectionError(endpoint_url="http://10.0.0.2:9000/traffic")
+
+    monkeypatch.setattr(app_resources.dataset_files.storage, "open_write", unreachable)
+    monkeypatch.setattr(app_resources.dataset_files.storage, "delete_prefix", unreachable)
+    answer = upload(app_client, dacon_1000)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["details"] == [{"dependency": "storage"}] and "10.0.0.2" not in answer.text
