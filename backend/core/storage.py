@@ -243,7 +243,7 @@ class S3Storage:
         path = folder / f"{etag}{posixpath.splitext(name)[1]}"
         if path.exists():
             return path
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # uploads of users: for this service's user only
         partial = folder / f".{uuid.uuid4().hex}.part"
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=name, IfMatch=head["ETag"])

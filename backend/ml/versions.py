@@ -140,8 +140,11 @@ class ModelVersions:
         partial = target.with_name(f".{found.version}.{uuid.uuid4().hex}.part")
         try:
             for file in keys:
-                path = partial / file[len(key) + 1 :]
-                path.parent.mkdir(parents=True, exist_ok=True)
+                relative = file[len(key) + 1 :]
+                if not relative or relative.endswith("/") or ".." in relative.split("/"):
+                    continue  # a folder marker, or a name that would leave the copy's folder: not a model file
+                path = partial / relative
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 with self.storage.open_read(file) as source, path.open("wb") as out:
                     shutil.copyfileobj(source, out, COPY_BUFFER_BYTES)
             if target.exists() and not _is_copy_of(target, found):

@@ -214,3 +214,15 @@ def test_a_version_trained_on_one_host_is_listed_and_served_by_another(
     finally:
         shutil.rmtree(served.cache_dir, ignore_errors=True)
         shutil.rmtree(trained.work_dir, ignore_errors=True)
+
+
+def test_a_download_keeps_to_the_versions_folder(object_store: ObjectStore, defaults: Path, tmp_path: Path) -> None:
+    """Keys in the bucket are literal: one written there as `../../x` by someone else must not leave the copy."""
+    client, bucket = object_store.client(), object_store.new_bucket()
+    versions = host(defaults, S3Storage(client, bucket, "files"), tmp_path / "host")
+    versions.publish("echo", echo_version(versions, "job-1", "abcdef01"))
+    for stray in ("../../escaped.txt", "weights/../../../escaped.txt", "folder-marker/"):
+        client.put_object(Bucket=bucket, Key=f"files/models/echo/abcdef01/{stray}", Body=b"not a model file")
+    folder = versions.local_folder(versions.get("echo", "abcdef01"))
+    assert (folder / "weights" / "table.bin").read_bytes() == b"abcdef01" * 3
+    assert not list(tmp_path.rglob("escaped.txt")) and not (folder / "folder-marker").exists()
