@@ -5,7 +5,7 @@ traffic routes. PostgreSQL: COPY into a temporary table, then INSERT ... SELECT 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -146,10 +146,8 @@ def sensors_with_newest(session: Session, with_readings_only: bool) -> list[tupl
                    newest.speed_mph, newest.utc_offset_minutes)  # fmt: skip
     joined = query.join(newest, newest.sensor_id == Sensor.sensor_id, isouter=not with_readings_only)
     rows = session.connection().execute(joined.order_by(Sensor.sensor_id)).all()
-    if not postgresql:
-        return [((s, lat, lon, name, free), None if at is None else (at.timestamp(), speed, offset))
-                for s, lat, lon, name, free, at, speed, offset in rows]  # fmt: skip
-    return [((s, lat, lon, name, free), None if at is None else (at, speed, offset))
+    seconds: Callable[[Any], float] = float if postgresql else datetime.timestamp
+    return [((s, lat, lon, name, free), None if at is None else (seconds(at), speed, offset))
             for s, lat, lon, name, free, at, speed, offset in rows]  # fmt: skip
 
 

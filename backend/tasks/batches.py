@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 GIVE_BACK_PAUSE_SECONDS = 5.0
+# Redis or the file store went away (a cut link, a restart): worth another delivery, not a failed batch or job.
+GIVEN_BACK_FOR = (redis.RedisError, *STORE_UNREACHABLE)
 
 
 class BatchTask(Task):
@@ -48,7 +50,7 @@ def score_batch(self: BatchTask, batch_id: str) -> dict[str, Any]:
 
     try:
         return run_batch(self.resources, batch_id, report)
-    except (redis.RedisError, *STORE_UNREACHABLE) as exc:
+    except GIVEN_BACK_FOR as exc:
         raise redeliver(exc) from exc
 
 
@@ -106,7 +108,7 @@ def run_batch(resources: Resources, batch_id: str, report: Callable[[int, int], 
     except SoftTimeLimitExceeded:
         finish_batch(resources, record, FAILURE, f"timed out after {settings.batch_soft_time_limit_seconds} s")
         raise
-    except (redis.RedisError, *STORE_UNREACHABLE):
+    except GIVEN_BACK_FOR:
         raise  # the task gives its message back (redeliver); the next delivery resumes from the rows stored
     except Exception as exc:
         finish_batch(resources, record, FAILURE, f"{type(exc).__name__}: {exc}")

@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
-from backend.core.storage import STORE_UNREACHABLE
 from backend.db.recorder import record_or_spill
 from backend.ml.eclo.measures import rmse
 from backend.schemas.batches import FAILURE, PARTIAL, PROCESSING, SUCCESS
 from backend.stores.dataset_jobs import JobRecord
-from backend.tasks.batches import BatchTask, redeliver
+from backend.tasks.batches import GIVEN_BACK_FOR, BatchTask, redeliver
 from backend.tasks.celery_app import celery_app
 
 if TYPE_CHECKING:
@@ -33,7 +31,7 @@ def score_chunk(self: BatchTask, job_id: str, chunk: int) -> dict[str, Any]:
     assert self.resources is not None, "worker resources are opened by worker_process_init"
     try:
         return run_chunk(self.resources, job_id, chunk)
-    except (redis.RedisError, *STORE_UNREACHABLE) as exc:
+    except GIVEN_BACK_FOR as exc:
         raise redeliver(exc) from exc
 
 
@@ -61,7 +59,7 @@ def run_chunk(resources: Resources, job_id: str, chunk: int) -> dict[str, Any]:
             lines = (orjson.dumps([index, o]) for (index, _, _), o in zip(rows, outcomes, strict=True))
             files.storage.put_if_absent(key, b"\n".join(lines) + b"\n")
         done = jobs.chunk_done(job_id, chunk, stop - start)
-    except (SoftTimeLimitExceeded, redis.RedisError, *STORE_UNREACHABLE):
+    except (SoftTimeLimitExceeded, *GIVEN_BACK_FOR):
         raise  # the message comes back (acks late, or given back by the task) and the next delivery resumes here
     except Exception as exc:
         current = jobs.get(job_id)
